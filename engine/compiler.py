@@ -1,0 +1,273 @@
+"""Rules -> durable_rules ruleset definitions, plus the recipe for the facts the rules read.
+
+Nothing here imports durable_rules: the output is plain data (rule name -> `{"all": [...], "pri": n}`)
+and a `FactShape` that turns a lead's attributes, the current event and the derived scores into the
+flat fields the conditions were compiled against. Pattern and substring tests become 0/1 fields
+computed in Python, because the engine's regex dialect is not Python's; numbers, equality,
+membership and presence are tested by the engine itself.
+
+Forward chaining, in one engine call per event:
+  input fact ("k": "i")  -> scoring rules (s:*) and BANT rules (b:*) fire, then `collect` (last)
+  collect                -> posts a gate event ("k": "g") carrying stage, scores and BANT count
+  gate event             -> at most one transition rule (g:*) fires; a promotion posts the next gate
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .conditions import (All, AnyOf, Condition, EventCount, Leaf, Not, canon, lookup, number, text_test,
+                         walk)
+from .ruleset import RuleSet
+
+PRI_FIRST, PRI_RULE, PRI_LAST = 1, 10, 900
+
+# Transitions driven by feedback and outcome events, ahead of the score-based gates.
+FEEDBACK_TRANSITIONS = (
+    ("accept", "sql_accepted", ("sql",), "accepted"),
+    ("reject", "sql_rejected", ("sql",), "rejected"),
+    ("won", "deal_won", ("new", "mql", "sql", "accepted", "recycled"), "won"),
+    ("lost", "deal_lost", ("new", "mql", "sql", "accepted", "recycled"), "lost"),
+)
+
+
+@dataclass
+class Role:
+    kind: str  # score | bant | collect | gate | gate_end
+    name: str = ""
+    to: str = ""  # for gates: the stage reached
+    chain: bool = False  # for gates: re-check the gates after this transition
+    rule: Any = None  # for score: the ScoringRule
+    cond: Any = None  # for gates and BANT: the condition, for explanations
+
+
+@dataclass
+class FactShape:
+    """How to build the flat fields the compiled conditions read."""
+
+    attr_fields: dict = field(default_factory=dict)  # attribute path -> index
+    data_fields: dict = field(default_factory=dict)  # event data path -> index
+    text_tests: list = field(default_factory=list)  # (namespace, path, predicate) by index
+    event_windows: dict = field(default_factory=dict)  # (type, within) -> index
+    keep_times: dict = field(default_factory=dict)  # type -> how many recent times to keep
+
+    def attribute_fields(self, attrs: dict) -> dict:
+        out: dict = {}
+        for path, i in self.attr_fields.items():
+            _put(out, "a", i, lookup(attrs, path))
+        for i, (ns, path, test) in enumerate(self.text_tests):
+            if ns == "a":
+                out[f"p{i}"] = 1 if test(lookup(attrs, path)) else 0
+        return out
+
+    def data_fields_of(self, data: dict) -> dict:
+        out: dict = {}
+        for path, i in self.data_fields.items():
+            _put(out, "d", i, lookup(data, path))
+        for i, (ns, path, test) in enumerate(self.text_tests):
+            if ns == "d":
+                out[f"p{i}"] = 1 if test(lookup(data, path)) else 0
+        return out
+
+    def event_fields(self, counts: dict, times: dict, now: float) -> dict:
+        out = {}
+        for (etype, within), i in self.event_windows.items():
+            if within is None:
+                out[f"e{i}"] = counts.get(etype, 0)
+            else:
+                out[f"e{i}"] = sum(1 for t in times.get(etype, ()) if now - t <= within)
+        return out
+
+
+def _put(out: dict, ns: str, i: int, value: Any) -> None:
+    c = canon(value)
+    if c is not None:
+        out[f"{ns}s{i}"] = c
+    n = number(value)
+    if n is not None:
+        out[f"{ns}n{i}"] = n
+
+
+@dataclass
+class Compiled:
+    rules: RuleSet
+    definition: dict  # durable_rules ruleset definition without actions
+    roles: dict  # rule name -> Role
+    shape: FactShape
+
+    @property
+    def name(self) -> str:
+        return f"leadflow_{self.rules.version}"
+
+
+class _Compiler:
+    def __init__(self, shape: FactShape):
+        self.shape = shape
+        self.pattern_index: dict = {}
+
+    def channel(self, ns: str, path: str) -> int:
+        table = self.shape.attr_fields if ns == "a" else self.shape.data_fields
+        return table.setdefault(path, len(table))
+
+    def expr(self, cond: Condition, ns: str, negate: bool = False) -> dict:
+        if isinstance(cond, All) or isinstance(cond, AnyOf):
+            parts = [self.expr(c, ns, negate) for c in cond.items]
+            conj = isinstance(cond, All) != negate
+            return parts[0] if len(parts) == 1 else {"$and" if conj else "$or": parts}
+        if isinstance(cond, Not):
+            return self.expr(cond.item, ns, not negate)
+        if isinstance(cond, EventCount):
+            key = (cond.type, cond.within)
+            i = self.shape.event_windows.setdefault(key, len(self.shape.event_windows))
+            if cond.within is not None:
+                keep = self.shape.keep_times
+                keep[cond.type] = max(keep.get(cond.type, 0), cond.at_least)
+            return {"$lt" if negate else "$gte": {f"e{i}": cond.at_least}}
+        return self.leaf(cond, ns, negate)
+
+    def leaf(self, leaf: Leaf, ns: str, negate: bool) -> dict:
+        op, arg = leaf.op, leaf.arg
+        if leaf.field.startswith("$"):
+            return self.special(leaf, negate)
+        if op in ("matches", "contains"):
+            key = (ns, leaf.field, op, arg)
+            if key not in self.pattern_index:
+                self.pattern_index[key] = len(self.shape.text_tests)
+                self.shape.text_tests.append((ns, leaf.field, text_test(leaf)))
+            return {f"p{self.pattern_index[key]}": 0 if negate else 1}
+        i = self.channel(ns, leaf.field)
+        s, n = f"{ns}s{i}", f"{ns}n{i}"
+        if op == "exists":
+            present = arg != negate
+            return {"$ex" if present else "$nex": {s: 1}}
+        if op in ("at_least", "at_most", "between"):
+            pos = _numeric(n, op, arg)
+            if not negate:
+                return pos
+            return {"$or": [{"$nex": {n: 1}}, _numeric(n, op, arg, negate=True)]}
+        values = [canon(v) for v in (arg if op in ("in", "not_in") else [arg])]
+        member = values[0] if len(values) == 1 else None
+        positive = op != "not_in"
+        if positive != negate:  # value must be one of `values`
+            return {s: member} if member else {"$or": [{s: v} for v in values]}
+        # present and not one of `values`; negated membership also holds when the field is missing
+        differs = [{"$neq": {s: v}} for v in values]
+        body = differs[0] if len(differs) == 1 else {"$and": differs}
+        if op == "not_in":  # negate(not_in): missing or one of the values
+            return {"$or": [{"$nex": {s: 1}}] + [{s: v} for v in values]}
+        return {"$or": [{"$nex": {s: 1}}, body]}
+
+    def special(self, leaf: Leaf, negate: bool) -> dict:
+        name = {"$score": "score", "$fit": "fit", "$engagement": "engagement", "$bant": "bantc",
+                "$stage": "stage"}.get(leaf.field) or "bb_" + leaf.field.split(".", 1)[1]
+        if leaf.field == "$stage":
+            values = leaf.arg if leaf.op in ("in", "not_in") else [leaf.arg]
+            inside = leaf.op != "not_in"
+            if inside != negate:
+                return {"$or": [{name: v} for v in values]} if len(values) > 1 else {name: values[0]}
+            parts = [{"$neq": {name: v}} for v in values]
+            return parts[0] if len(parts) == 1 else {"$and": parts}
+        if leaf.op in ("at_least", "at_most", "between"):
+            return _numeric(name, leaf.op, leaf.arg, negate)
+        if leaf.op in ("equals", "in", "not_in"):
+            values = leaf.arg if leaf.op != "equals" else [leaf.arg]
+            inside = leaf.op != "not_in"
+            if inside != negate:
+                return {"$or": [{name: v} for v in values]} if len(values) > 1 else {name: values[0]}
+            parts = [{"$neq": {name: v}} for v in values]
+            return parts[0] if len(parts) == 1 else {"$and": parts}
+        raise ValueError(f"unsupported test {leaf.op} on {leaf.field}")
+
+
+def _numeric(name: str, op: str, arg: Any, negate: bool = False) -> dict:
+    if op == "at_least":
+        return {"$lt" if negate else "$gte": {name: arg}}
+    if op == "at_most":
+        return {"$gt" if negate else "$lte": {name: arg}}
+    low, high = arg
+    if negate:
+        return {"$or": [{"$lt": {name: low}}, {"$gt": {name: high}}]}
+    return {"$and": [{"$gte": {name: low}}, {"$lte": {name: high}}]}
+
+
+def _rule(kind_value: str, *conds: dict | None, pri: int) -> dict:
+    parts = [{"k": kind_value}] + [c for c in conds if c]
+    return {"all": [{"m": parts[0] if len(parts) == 1 else {"$and": parts}}], "pri": pri}
+
+
+def compile_rules(rules: RuleSet) -> Compiled:
+    """Compile a checked rule set; the ruleset name carries the rule version."""
+    shape = FactShape()
+    comp = _Compiler(shape)
+    definition: dict = {}
+    roles: dict = {}
+    for r in rules.rules:
+        name = f"s:{r.id}"
+        if r.when is not None:
+            definition[name] = _rule("i", {"u": 1}, comp.expr(r.when, "a"), pri=PRI_RULE)
+        else:
+            where = comp.expr(r.where, "d") if r.where is not None else None
+            definition[name] = _rule("i", {"t": r.on}, where, pri=PRI_RULE)
+        roles[name] = Role("score", r.id, rule=r)
+    for bname, cond in rules.bant.items():
+        definition[f"b:{bname}"] = _rule("i", comp.expr(cond, "a"), pri=PRI_RULE)
+        roles[f"b:{bname}"] = Role("bant", bname, cond=cond)
+    definition["collect"] = _rule("i", pri=PRI_LAST)
+    roles["collect"] = Role("collect")
+    for i, (name, etype, sources, to) in enumerate(FEEDBACK_TRANSITIONS):
+        stage = {"stage": sources[0]} if len(sources) == 1 else {"$or": [{"stage": s} for s in sources]}
+        definition[f"g:{name}"] = _rule("g", {"t": etype}, stage, pri=PRI_FIRST + i)
+        roles[f"g:{name}"] = Role("gate", name, to=to)
+    if rules.sql is not None:
+        definition["g:sql"] = _rule("g", {"stage": "mql"}, comp.expr(rules.sql, "a"), pri=PRI_RULE)
+        roles["g:sql"] = Role("gate", "sql", to="sql", cond=rules.sql)
+    if rules.mql is not None:
+        definition["g:mql"] = _rule("g", {"stage": "new"}, comp.expr(rules.mql, "a"), pri=PRI_RULE + 1)
+        roles["g:mql"] = Role("gate", "mql", to="mql", chain=True, cond=rules.mql)
+    if rules.demote_below is not None:
+        definition["g:demote"] = _rule("g", {"stage": "mql"}, {"$lt": {"score": rules.demote_below}},
+                                       pri=PRI_RULE + 2)
+        roles["g:demote"] = Role("gate", "demote", to="new")
+    definition["gate_end"] = _rule("g", pri=PRI_LAST)
+    roles["gate_end"] = Role("gate_end")
+    return Compiled(rules, definition, roles, shape)
+
+
+def tracked_event_types(compiled: Compiled) -> set:
+    return {etype for etype, _ in compiled.shape.event_windows}
+
+
+def describe(cond: Condition | None) -> str:
+    """A condition as a short readable phrase, for explanations ("score >= 50 and bant >= 3")."""
+    if cond is None:
+        return "always"
+    if isinstance(cond, All):
+        return " and ".join(_wrap(describe(c)) for c in cond.items)
+    if isinstance(cond, AnyOf):
+        return " or ".join(_wrap(describe(c)) for c in cond.items)
+    if isinstance(cond, Not):
+        return f"not {_wrap(describe(cond.item))}"
+    if isinstance(cond, EventCount):
+        times = f"{cond.at_least}x " if cond.at_least > 1 else ""
+        from .timeutil import format_duration
+
+        window = f" within {format_duration(cond.within)}" if cond.within else ""
+        return f"{times}{cond.type}{window}"
+    name = cond.field.lstrip("$")
+    symbols = {"at_least": ">=", "at_most": "<=", "equals": "=", "in": "in", "not_in": "not in",
+               "matches": "matches", "contains": "contains"}
+    if cond.op == "between":
+        return f"{name} between {cond.arg[0]} and {cond.arg[1]}"
+    if cond.op == "exists":
+        return f"{name} {'is set' if cond.arg else 'is missing'}"
+    if name.startswith("bant."):
+        return f"{name.split('.', 1)[1]} {'holds' if cond.arg else 'does not hold'}"
+    arg = ", ".join(map(str, cond.arg)) if isinstance(cond.arg, list) else cond.arg
+    return f"{name} {symbols[cond.op]} {arg}"
+
+
+def _wrap(text: str) -> str:
+    return f"({text})" if " and " in text or " or " in text else text
+
+
+__all__ = ["Compiled", "FactShape", "Role", "compile_rules", "describe", "tracked_event_types", "walk"]

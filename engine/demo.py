@@ -1,0 +1,105 @@
+"""`leadflow demo`: generated leads through the whole path, in a fresh SQLite file, then a report."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+
+from .generate import demo_leads
+from .leadview import story
+from .pipeline import Pipeline
+from .store import Store
+
+
+@dataclass
+class DemoReport:
+    db: str
+    rules_version: str
+    applied: int
+    duplicates: int
+    rejected: int
+    stages: dict
+    sqls: list = field(default_factory=list)  # (lead, persona, reason)
+    disqualified: list = field(default_factory=list)
+    demoted: list = field(default_factory=list)
+    rejections: list = field(default_factory=list)
+    fired: dict = field(default_factory=dict)
+    example: str = ""
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "example"}
+
+    def text(self) -> str:
+        out = [f"leadflow demo: {self.applied} events applied, {self.duplicates} duplicates ignored, "
+               f"{self.rejected} rejected (rules {self.rules_version}, database {self.db})", "",
+               "Leads by stage: " + ", ".join(f"{k} {v}" for k, v in sorted(self.stages.items())), ""]
+        out.append(f"New SQLs ({len(self.sqls)}), each queued for routing to a rep:")
+        out += [f"  {lead} ({persona}): {reason}" for lead, persona, reason in self.sqls[:10]]
+        if len(self.sqls) > 10:
+            out.append(f"  ... and {len(self.sqls) - 10} more")
+        out.append(f"Disqualified ({len(self.disqualified)}):")
+        out += [f"  {lead}: {reason}" for lead, reason in self.disqualified[:5]]
+        out.append(f"Demoted back to new after their interest faded ({len(self.demoted)}):")
+        out += [f"  {lead}: {reason}" for lead, reason in self.demoted[:5]]
+        out.append("Rejected input (kept as dead letters):")
+        out += [f"  line {line}: {fld + ': ' if fld else ''}{reason}" for _, line, fld, reason in self.rejections]
+        never = [r for r, n in self.fired.items() if n == 0]
+        out.append(f"Rules that fired: {sum(1 for n in self.fired.values() if n)} of {len(self.fired)}"
+                   + (f" (never: {', '.join(never)})" if never else ""))
+        out += ["", "One SQL explained (leadflow leads explain):", self.example, "",
+                f"Try: leadflow --db {self.db} leads list --stage sql"]
+        return "\n".join(out)
+
+
+def run_demo(db_path: str, rules_dir: str, n_leads: int = 60, seed: int = 7) -> DemoReport:
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(db_path + suffix):
+            os.remove(db_path + suffix)
+    leads = demo_leads(n_leads, seed)
+    persona = {lead: p for lead, p, _ in leads}
+    events = sorted((e for _, _, evs in leads for e in evs), key=lambda e: e["at"])
+    lines = [json.dumps(e) for e in events]
+    # What real feeds send too: a retried delivery and two broken events.
+    lines.insert(5, lines[3])
+    lines.append('{"id": "bad-1", "lead": "lead-0001", "type": "page_view", "at": "yesterday"}')
+    lines.append('{"id": "bad-2", "type": "page_view", "at": "2026-11-02T09:00:00Z"')
+    pipeline = Pipeline(Store(db_path), _compiled(rules_dir))
+    counts = pipeline.apply_lines(enumerate(lines, 1), source="demo")
+    # The reps answer: the first SQLs are accepted, one is rejected, one turns into a deal.
+    store = pipeline.store
+    sql_leads = [r["id"] for r in store.list_leads("sql")]
+    feedback = []
+    for i, lead in enumerate(sorted(sql_leads)):
+        kind = "sql_rejected" if i % 4 == 3 else "sql_accepted"
+        feedback.append({"id": f"{lead}-fb", "lead": lead, "type": kind, "at": "2026-12-20T10:00:00Z",
+                         "data": {"rep": "alice", "reason": "no_budget"} if kind == "sql_rejected" else {"rep": "alice"}})
+        if i == 0:
+            feedback.append({"id": f"{lead}-won", "lead": lead, "type": "deal_won", "at": "2026-12-28T10:00:00Z",
+                             "data": {"amount": 24000}})
+    more = pipeline.apply_lines(enumerate((json.dumps(e) for e in feedback), 1), source="demo-feedback")
+    report = DemoReport(db_path, pipeline.version, counts.applied + more.applied, counts.duplicates,
+                        counts.rejected, store.stage_counts(), rejections=counts.rejections)
+    for row in store.db.query("SELECT lead, reason, to_stage FROM stage_history WHERE to_stage IN "
+                              "('sql', 'disqualified') OR (from_stage = 'mql' AND to_stage = 'new') ORDER BY id"):
+        if row["to_stage"] == "sql":
+            report.sqls.append((row["lead"], persona.get(row["lead"], "?"), row["reason"]))
+        elif row["to_stage"] == "disqualified":
+            report.disqualified.append((row["lead"], row["reason"]))
+        else:
+            report.demoted.append((row["lead"], row["reason"]))
+    fired = {rid: 0 for rid in pipeline.compiled.rules.rule_ids}
+    for row in store.db.query("SELECT trace FROM decisions"):
+        for rid in json.loads(row["trace"])["fired"]:
+            if rid in fired:
+                fired[rid] += 1
+    report.fired = fired
+    if report.sqls:
+        report.example = story(store, pipeline.compiled.rules, report.sqls[0][0]) or ""
+    return report
+
+
+def _compiled(rules_dir: str):
+    from .checker import load_rules
+    from .compiler import compile_rules
+
+    return compile_rules(load_rules(rules_dir))

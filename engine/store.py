@@ -1,0 +1,193 @@
+"""The SQLite store: the only module that writes SQL.
+
+The event log is the truth; lead rows are derived from it. Everything one event causes (the event,
+the lead row, its decision, contributions, stage changes, outbox rows) is written inside one
+transaction, and a batch of events is one transaction of per-event savepoints, so a crash loses
+whole events (never half of one) and an event id is never applied twice.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import sqlite_utils
+
+from .leadstate import LeadState
+
+SCHEMA_VERSION = 1
+
+
+class Store:
+    def __init__(self, path: str):
+        self.path = path
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        self.db = sqlite_utils.Database(self.conn)
+        self._ensure_schema()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- schema -----------------------------------------------------------------------------------
+    def _ensure_schema(self) -> None:
+        db = self.db
+        with self.transaction():
+            if "events" not in db.table_names():
+                db["events"].create({"seq": int, "id": str, "lead": str, "type": str, "at": float, "at_text": str,
+                                     "data": str, "source": str, "received_at": float}, pk="seq")
+                db["events"].create_index(["id"], unique=True)
+                db["events"].create_index(["lead", "at"])
+            if "leads" not in db.table_names():
+                db["leads"].create({"id": str, "stage": str, "score": float, "fit": float, "engagement": float,
+                                    "owner": str, "disqualified": str, "created_at": float, "updated_at": float,
+                                    "rules_version": str, "state": str}, pk="id")
+                db["leads"].create_index(["stage"])
+            if "contributions" not in db.table_names():
+                db["contributions"].create({"id": int, "event_id": str, "lead": str, "rule": str, "points": float,
+                                            "at": float}, pk="id")
+                db["contributions"].create_index(["lead"])
+            if "stage_history" not in db.table_names():
+                db["stage_history"].create({"id": int, "lead": str, "from_stage": str, "to_stage": str, "at": float,
+                                            "reason": str, "rule": str, "rules_version": str, "event_id": str},
+                                           pk="id")
+                db["stage_history"].create_index(["lead"])
+                db["stage_history"].create_index(["to_stage", "at"])
+            if "decisions" not in db.table_names():
+                db["decisions"].create({"event_id": str, "lead": str, "at": float, "rules_version": str,
+                                        "trace": str}, pk="event_id")
+                db["decisions"].create_index(["lead"])
+            if "dead_letters" not in db.table_names():
+                db["dead_letters"].create({"id": int, "received_at": float, "source": str, "line": int,
+                                           "raw": str, "reason": str, "field": str}, pk="id")
+            if "rule_versions" not in db.table_names():
+                db["rule_versions"].create({"version": str, "loaded_at": float, "files": str}, pk="version")
+            if "outbox" not in db.table_names():
+                db["outbox"].create({"id": int, "key": str, "kind": str, "lead": str, "payload": str,
+                                     "created_at": float, "status": str, "attempts": int, "next_at": float,
+                                     "last_error": str}, pk="id")
+                db["outbox"].create_index(["key"], unique=True)
+                db["outbox"].create_index(["status", "next_at"])
+            self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    # -- transactions -----------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        if self.conn.in_transaction:
+            yield
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        self.conn.execute("SAVEPOINT one_event")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK TO one_event")
+            self.conn.execute("RELEASE one_event")
+            raise
+        self.conn.execute("RELEASE one_event")
+
+    # -- events and leads -------------------------------------------------------------------------
+    def has_event(self, event_id: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM events WHERE id = ?", (event_id,)).fetchone() is not None
+
+    def load_state(self, lead_id: str) -> LeadState | None:
+        row = self.conn.execute("SELECT state FROM leads WHERE id = ?", (lead_id,)).fetchone()
+        return LeadState.from_json(json.loads(row[0])) if row else None
+
+    def record(self, event: dict, at: float, source: str, state: LeadState, decision: Any,
+               created: bool) -> None:
+        """Write one evaluated event and everything it caused (call inside a transaction)."""
+        now = time.time()
+        c = self.conn
+        c.execute("INSERT INTO events (id, lead, type, at, at_text, data, source, received_at) VALUES (?,?,?,?,?,?,?,?)",
+                  (event["id"], event["lead"], event["type"], at, event["at"],
+                   json.dumps(event.get("data") or {}, separators=(",", ":")), source, now))
+        c.execute("INSERT INTO leads (id, stage, score, fit, engagement, owner, disqualified, created_at, updated_at,"
+                  " rules_version, state) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET"
+                  " stage=excluded.stage, score=excluded.score, fit=excluded.fit, engagement=excluded.engagement,"
+                  " owner=excluded.owner, disqualified=excluded.disqualified, updated_at=excluded.updated_at,"
+                  " rules_version=excluded.rules_version, state=excluded.state",
+                  (state.id, state.stage, state.score, state.fit, state.engagement, state.owner, state.disqualified,
+                   at, at, decision.rules_version, json.dumps(state.to_json(), separators=(",", ":"))))
+        c.execute("INSERT INTO decisions (event_id, lead, at, rules_version, trace) VALUES (?,?,?,?,?)",
+                  (event["id"], state.id, at, decision.rules_version,
+                   json.dumps(decision.trace(), separators=(",", ":"))))
+        if decision.added:
+            c.executemany("INSERT INTO contributions (event_id, lead, rule, points, at) VALUES (?,?,?,?,?)",
+                          [(event["id"], state.id, rule, points, at) for rule, points in decision.added])
+        if created:
+            c.execute("INSERT INTO stage_history (lead, from_stage, to_stage, at, reason, rule, rules_version, event_id)"
+                      " VALUES (?,?,?,?,?,?,?,?)", (state.id, None, "new", at, "first event", None,
+                                                    decision.rules_version, event["id"]))
+        for t in decision.transitions:
+            c.execute("INSERT INTO stage_history (lead, from_stage, to_stage, at, reason, rule, rules_version, event_id)"
+                      " VALUES (?,?,?,?,?,?,?,?)", (state.id, t["from"], t["to"], state.clock, t["reason"], t["rule"],
+                                                    decision.rules_version, event["id"]))
+            if t["to"] == "sql":
+                self.add_outbox(f"route:{state.id}:{event['id']}", "route_sql", state.id,
+                                {"lead": state.id, "event_id": event["id"], "score": state.score})
+
+    def add_outbox(self, key: str, kind: str, lead: str, payload: dict) -> None:
+        self.conn.execute("INSERT OR IGNORE INTO outbox (key, kind, lead, payload, created_at, status, attempts, next_at)"
+                          " VALUES (?,?,?,?,?,?,?,?)", (key, kind, lead, json.dumps(payload), time.time(), "pending", 0,
+                                                        time.time()))
+
+    def dead_letter(self, raw: str, reason: str, field: str, source: str, line: int | None) -> None:
+        self.conn.execute("INSERT INTO dead_letters (received_at, source, line, raw, reason, field) VALUES (?,?,?,?,?,?)",
+                          (time.time(), source, line, raw, reason, field))
+
+    def note_rules(self, version: str, files: dict) -> None:
+        with self.transaction():
+            self.conn.execute("INSERT OR IGNORE INTO rule_versions (version, loaded_at, files) VALUES (?,?,?)",
+                              (version, time.time(), json.dumps(files)))
+
+    # -- reads ------------------------------------------------------------------------------------
+    def lead_row(self, lead_id: str) -> dict | None:
+        rows = list(self.db.query("SELECT * FROM leads WHERE id = ?", [lead_id]))
+        return rows[0] if rows else None
+
+    def history(self, lead_id: str) -> list[dict]:
+        return list(self.db.query("SELECT from_stage, to_stage, at, reason, rule, rules_version, event_id"
+                                  " FROM stage_history WHERE lead = ? ORDER BY id", [lead_id]))
+
+    def decisions(self, lead_id: str) -> list[dict]:
+        return list(self.db.query("SELECT d.event_id, d.at, d.rules_version, d.trace, e.type FROM decisions d"
+                                  " JOIN events e ON e.id = d.event_id WHERE d.lead = ? ORDER BY e.seq", [lead_id]))
+
+    def list_leads(self, stage: str | None = None, limit: int | None = None) -> list[dict]:
+        sql = "SELECT id, stage, score, owner FROM leads"
+        params: list = []
+        if stage:
+            sql += " WHERE stage = ?"
+            params.append(stage)
+        sql += " ORDER BY score DESC, id"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return list(self.db.query(sql, params))
+
+    def stage_counts(self) -> dict[str, int]:
+        return {row["stage"]: row["n"] for row in self.db.query("SELECT stage, count(*) AS n FROM leads GROUP BY stage")}
+
+    def dead_letters(self, limit: int = 100) -> list[dict]:
+        return list(self.db.query("SELECT * FROM dead_letters ORDER BY id DESC LIMIT ?", [limit]))
+
+    def count(self, table: str) -> int:
+        return self.db[table].count
+
+    def outbox(self, kind: str | None = None) -> list[dict]:
+        if kind:
+            return list(self.db.query("SELECT * FROM outbox WHERE kind = ? ORDER BY id", [kind]))
+        return list(self.db.query("SELECT * FROM outbox ORDER BY id"))

@@ -187,6 +187,9 @@ class _Builder:
                     rs.sql = self._cond(doc, "stage", sql["when"], ("stages", "sql", "when"), event_tests)
         self._routing(rs)
         known = set(rs.events) | {r.on for r in rs.rules if r.on} | set(BUILTIN_EVENTS)
+        unparsed = any(p.code in ("YAML_SYNTAX", "FILE_ENCODING", "FILE_UNREADABLE") for p in self.problems)
+        if unparsed and events_doc is None:
+            event_tests = []  # the file that did not parse may be the one declaring them; do not guess
         for test, doc in event_tests:
             if test.type not in known:
                 self.problem(doc, "UNKNOWN_EVENT", f"unknown event type '{test.type}'", test.path,
@@ -239,7 +242,7 @@ class _Builder:
         if has_when:
             rule.when = self._cond(doc, "attributes", item["when"], path + ("when",), event_tests)
             for key in ("repeat", "max_points", "where"):
-                if key in item:
+                if key in item and group == "negative":  # fit rules: the schema walk reports the key
                     self.problem(doc, "EVENT_ONLY_KEY", f"'{key}' applies only to rules with 'on'", path + (key,),
                                  "attribute rules are recomputed, they never accumulate", key=True)
         if has_on:
@@ -260,7 +263,8 @@ class _Builder:
             rule.points = float(item["points"])
             if group == "negative" and rule.points >= 0:
                 self.problem(doc, "NEGATIVE_POINTS", f"negative rule '{rule.id}' has points {item['points']}",
-                             path + ("points",), f"write points: -{abs(item['points'])}")
+                             path + ("points",), f"write points: -{abs(item['points'])}" if item["points"] else
+                             "a rule worth 0 points does nothing; give it negative points or remove it")
         if has_dq:
             rule.disqualify = item["disqualify"]
         repeat = item.get("repeat")
@@ -296,7 +300,8 @@ class _Builder:
                     continue
                 if "when" in entry:
                     self._cond(doc, "attributes", entry["when"], ("routing", i, "when"), [])
-                for j, rep in enumerate(entry.get("pool") or []):
+                pool = entry.get("pool")
+                for j, rep in enumerate(pool if isinstance(pool, list) else []):
                     if isinstance(rep, str) and rep not in ids:
                         self.problem(doc, "UNKNOWN_REP", f"unknown rep '{rep}'", ("routing", i, "pool", j),
                                      did_you_mean(rep, ids) or "reps are declared under 'reps:'")

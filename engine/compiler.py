@@ -146,16 +146,12 @@ class _Compiler:
                 return pos
             return {"$or": [{"$nex": {n: 1}}, _numeric(n, op, arg, negate=True)]}
         values = [canon(v) for v in (arg if op in ("in", "not_in") else [arg])]
-        member = values[0] if len(values) == 1 else None
-        positive = op != "not_in"
-        if positive != negate:  # value must be one of `values`
-            return {s: member} if member else {"$or": [{s: v} for v in values]}
-        # present and not one of `values`; negated membership also holds when the field is missing
-        differs = [{"$neq": {s: v}} for v in values]
-        body = differs[0] if len(differs) == 1 else {"$and": differs}
-        if op == "not_in":  # negate(not_in): missing or one of the values
-            return {"$or": [{"$nex": {s: 1}}] + [{s: v} for v in values]}
-        return {"$or": [{"$nex": {s: 1}}, body]}
+        one_of = values_expr(s, values)
+        none_of = [{"$neq": {s: v}} for v in values]  # $neq is false on a missing field
+        none_of_expr = none_of[0] if len(none_of) == 1 else {"$and": none_of}
+        if op == "not_in":
+            return {"$or": [{"$nex": {s: 1}}, one_of]} if negate else none_of_expr
+        return {"$or": [{"$nex": {s: 1}}, none_of_expr]} if negate else one_of
 
     def special(self, leaf: Leaf, negate: bool) -> dict:
         name = {"$score": "score", "$fit": "fit", "$engagement": "engagement", "$bant": "bantc",
@@ -177,6 +173,10 @@ class _Compiler:
             parts = [{"$neq": {name: v}} for v in values]
             return parts[0] if len(parts) == 1 else {"$and": parts}
         raise ValueError(f"unsupported test {leaf.op} on {leaf.field}")
+
+
+def values_expr(name: str, values: list) -> dict:
+    return {name: values[0]} if len(values) == 1 else {"$or": [{name: v} for v in values]}
 
 
 def _numeric(name: str, op: str, arg: Any, negate: bool = False) -> dict:

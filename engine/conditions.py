@@ -232,9 +232,9 @@ class ConditionParser:
         if numeric_field and op in ("matches", "contains", "exists"):
             return self._bad(path, f"'{field[1:]}' is a number; '{op}' does not apply to it")
         if field == "$stage":
-            for s in (arg if isinstance(arg, list) else [arg]):
+            for i, s in enumerate(arg if isinstance(arg, list) else [arg]):
                 if s not in STAGES:
-                    self.problem("UNKNOWN_STAGE", f"unknown stage '{s}'", path,
+                    self.problem("UNKNOWN_STAGE", f"unknown stage '{s}'", path + ((i,) if isinstance(arg, list) else ()),
                                  did_you_mean(s, STAGES) or f"stages are: {', '.join(STAGES)}")
                     return None
         return Leaf(field, op, arg, path)
@@ -289,7 +289,7 @@ class ConditionParser:
                     return None
             if isinstance(least, bool) or not isinstance(least, int) or least < 1:
                 return self._bad(path + ("at_least",), f"'at_least' takes a whole number >= 1, not {_show(least)}")
-            node = EventCount(etype, seconds, least, path)
+            node = EventCount(etype, seconds, least, path + ("type",))
         else:
             return self._bad(path, "'event' takes an event type or { type, within, at_least }")
         self.events.append(node)

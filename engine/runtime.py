@@ -66,6 +66,7 @@ class _Evaluation:
         self.matched_event: list = []
         self.bant: dict = {}
         self.chain = 0
+        self.attr_fields: dict = {}
         self.errors: list = []
         self.decision = Decision(event["id"], state.id, at, "")
 
@@ -117,7 +118,8 @@ class Engine:
         ev = _Evaluation(state, event, at, changed)
         ev.decision.rules_version = rules.version
         fact = {"sid": SID, "id": f"{event['id']}", "k": "i", "t": etype, "u": 1 if changed else 0}
-        fact.update(shape.attribute_fields(state.attrs))
+        ev.attr_fields = shape.attribute_fields(state.attrs)
+        fact.update(ev.attr_fields)
         if etype != "lead_updated":
             fact.update(shape.data_fields_of(event.get("data") or {}))
         fact.update(shape.event_fields(state.counts, state.times, now))
@@ -155,7 +157,10 @@ class Engine:
 
     @staticmethod
     def _on_score(c: Any, ev: _Evaluation, compiled: Compiled, role: Role) -> None:
-        (ev.matched_attr if role.rule.when is not None else ev.matched_event).append(role.rule)
+        # durable_rules fires a rule once per matching branch of an `$or`; a rule counts once.
+        matched = ev.matched_attr if role.rule.when is not None else ev.matched_event
+        if role.rule not in matched:
+            matched.append(role.rule)
 
     @staticmethod
     def _on_bant(c: Any, ev: _Evaluation, compiled: Compiled, role: Role) -> None:
@@ -202,7 +207,7 @@ class Engine:
         for name, value in state.bant.items():
             fact[f"bb_{name}"] = 1 if value else 0
         shape = compiled.shape
-        fact.update(shape.attribute_fields(state.attrs))
+        fact.update(ev.attr_fields)
         fact.update(shape.event_fields(state.counts, state.times, state.clock))
         return fact
 

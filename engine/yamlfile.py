@@ -92,7 +92,7 @@ def load_text(text: str, file: str) -> tuple[Document | None, list[Problem]]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        msg = f"{exc.problem or exc.context}"
+        msg = "; ".join(str(m) for m in (exc.context, exc.problem) if m)
         return None, [Problem("YAML_SYNTAX", f"YAML syntax error: {msg}", Location(file, line, col))]
     except yaml.YAMLError as exc:
         return None, [Problem("YAML_SYNTAX", f"YAML error: {exc}", Location(file, 1, 1))]

@@ -1,0 +1,80 @@
+"""`leadflow bench`: the full ingest path against plain durable_rules, on generated visit traffic.
+
+The full path is what production does per event: parse the JSON line, validate it, load the lead's
+state from SQLite, evaluate it in the engine (forward chaining through scoring, BANT and gates),
+write the event, lead, decision, contributions and stage changes in one transaction. The baseline is
+durable_rules' own `assert_fact` on the same compiled conditions with empty actions, so the ratio shows
+what our work around the engine costs.
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import tempfile
+import time
+from typing import Callable
+
+from .checker import load_rules
+from .compiler import compile_rules
+from .generate import bench_events
+from .leadstate import LeadState, merge_attributes
+from .pipeline import Pipeline
+from .store import Store
+from .timeutil import parse_time
+
+
+def peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def run_bench(rules_dir: str, n_leads: int, per_lead: int, seed: int = 1, db_path: str | None = None,
+              progress: Callable[[str], None] | None = None) -> dict:
+    compiled = compile_rules(load_rules(rules_dir))
+    tmp = None
+    if db_path is None:
+        tmp = tempfile.mkdtemp(prefix="leadflow-bench-")
+        db_path = os.path.join(tmp, "bench.db")
+    try:
+        pipeline = Pipeline(Store(db_path), compiled)
+        total = n_leads * per_lead
+        done = [0]
+        last = [time.perf_counter()]
+
+        def tick(n: int) -> None:
+            done[0] += n
+            if progress and time.perf_counter() - last[0] > 5:
+                last[0] = time.perf_counter()
+                progress(f"{done[0]:,}/{total:,} events, peak RSS {peak_rss_mb()} MB")
+
+        lines = ((i, json.dumps(e)) for i, e in enumerate(bench_events(n_leads, per_lead, seed), 1))
+        start = time.perf_counter()
+        counts = pipeline.apply_lines(lines, source="bench", progress=tick)
+        elapsed = time.perf_counter() - start
+        raw = _raw_rate(pipeline, compiled, min(total, 20000), seed)
+        rate = counts.applied / elapsed if elapsed else 0.0
+        return {"events": counts.applied, "leads": n_leads, "rejected": counts.rejected,
+                "seconds": round(elapsed, 1), "events_per_s": round(rate), "raw_engine_events_per_s": round(raw),
+                "ratio": round(rate / raw, 3) if raw else None, "peak_rss_mb": peak_rss_mb(),
+                "db_mb": round(os.path.getsize(db_path) / 1e6, 1), "rules_version": compiled.rules.version}
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _raw_rate(pipeline: Pipeline, compiled, n: int, seed: int) -> float:
+    """Build the same input facts the full path asserts, then time durable_rules on them alone."""
+    shape = compiled.shape
+    states: dict = {}
+    facts = []
+    for i, event in enumerate(bench_events(max(1, n // 5), 5, seed + 1)):
+        state = states.setdefault(event["lead"], LeadState(event["lead"]))
+        if event["type"] == "lead_updated":
+            state.attrs = merge_attributes(state.attrs, event["data"])
+        fact = {"sid": "0", "id": f"raw{i}", "k": "i", "t": event["type"], "u": 1 if event["type"] == "lead_updated" else 0}
+        fact.update(shape.attribute_fields(state.attrs))
+        fact.update(shape.data_fields_of(event["data"]))
+        fact.update(shape.event_fields(state.counts, state.times, parse_time(event["at"])))
+        facts.append(fact)
+    return pipeline.engine.raw_rate(compiled, facts)

@@ -1,0 +1,665 @@
+"""`leadflow rules check`: every problem code, pointed at the right line and column.
+
+Each case writes a small rule directory containing one mistake, runs the real CLI in a subprocess and
+checks the `FILE:LINE:COL: CODE:` header, the quoted source line, the caret under the offending key or
+value and the hint. Expected positions are written out by hand on purpose: the checker must point at
+the right place, not merely at some place. As a guard against typos in the hand-computed positions,
+every case also names the token that must start at that column.
+
+Cases named BUG-* are regressions: each once pointed at the wrong place or reported noise.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from engine.schema import render_json_schema, render_reference
+from engine.yamlfile import load_file, load_text
+
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLED = ROOT / "rules"
+HEADER = re.compile(r"^(?P<file>\S.*?):(?P<line>\d+):(?P<col>\d+): (?P<code>[A-Z_]+): ")
+
+
+def y(text: str) -> str:
+    """A YAML snippet written indented in this file, as it sits in the rule file."""
+    return textwrap.dedent(text).lstrip("\n")
+
+
+def check(*args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEADFLOW_")}
+    return subprocess.run([sys.executable, "-m", "engine.cli", "rules", "check", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def write_rules(directory: Path, files: dict) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        if isinstance(content, bytes):
+            (directory / name).write_bytes(content)
+        else:
+            (directory / name).write_text(content, encoding="utf-8")
+    return directory
+
+
+def headers(stderr: str) -> list[tuple]:
+    """(file, line, column, code) of every problem header printed, in order."""
+    found = []
+    for text in stderr.splitlines():
+        m = HEADER.match(text)
+        if m:
+            found.append((m["file"], int(m["line"]), int(m["col"]), m["code"]))
+    return found
+
+
+def assert_reported(stderr: str, path: str, line: int, col: int, code: str, source: str, hint: str | None) -> None:
+    """The header, then the source line, the caret under column `col`, and the hint (or none)."""
+    lines = stderr.splitlines()
+    prefix = f"{path}:{line}:{col}: {code}: "
+    at = [i for i, text in enumerate(lines) if text.startswith(prefix)]
+    assert at, f"expected a line starting with {prefix!r} in:\n{stderr}"
+    i = at[0]
+    assert lines[i + 1] == "    " + source, stderr
+    assert lines[i + 2] == "    " + " " * (col - 1) + "^", stderr
+    following = lines[i + 3] if i + 3 < len(lines) else ""
+    if hint is None:
+        assert not following.startswith("  hint:"), stderr
+    else:
+        assert following == f"  hint: {hint}", stderr
+
+
+def problem_count_line(n: int) -> str:
+    return f"{n} problem{'s' if n != 1 else ''} found"
+
+
+# ---- one mistake per case -------------------------------------------------------------------------
+
+RULES = "rules.yaml"
+
+def case(case_id: str, files, line: int, col: int, code: str, token: str, hint: str | None = None,
+         count: int = 1, file: str = RULES, message: str = "", marks=()):
+    if isinstance(files, (str, bytes)):
+        files = {RULES: files}
+    return pytest.param(files, file, line, col, code, token, hint, count, message, id=case_id, marks=marks)
+
+
+CASES = [
+    case("YAML_SYNTAX", y("""
+        leadflow: 1
+        events:
+          page_view: a page
+         bad: x
+        """), 4, 2, "YAML_SYNTAX", "bad", message="expected <block end>"),
+    case("YAML_SYNTAX-flow", y("""
+        leadflow: 1
+        events:
+          page_view: [unclosed
+          other: x
+        """), 4, 8, "YAML_SYNTAX", ": x", message="expected ',' or ']'"),
+    case("DUPLICATE_KEY", y("""
+        leadflow: 1
+        events:
+          page_view: a page view
+          demo: a demo
+          page_view: again
+        """), 5, 3, "DUPLICATE_KEY", "page_view: again",
+         "remove one of them; YAML would silently keep only the last", message="key 'page_view' appears twice"),
+    case("MISSING_VERSION", y("""
+        # scoring rules
+        events:
+          page_view: a page view
+        """), 2, 1, "MISSING_VERSION", "events", "add 'leadflow: 1' as the first line"),
+    case("MISSING_VERSION-empty", "# nothing here yet\n", 1, 1, "MISSING_VERSION", "#",
+         "start it with 'leadflow: 1'", message="the file is empty"),
+    case("BAD_VERSION", "leadflow: 2\n", 1, 11, "BAD_VERSION", "2", "allowed: 1"),
+    case("UNKNOWN_KEY-did-you-mean", y("""
+        leadflow: 1
+        scoring:
+          fit:
+            - id: big
+              when: { employees: { at_least: 100 } }
+              pionts: 10
+        """), 6, 7, "UNKNOWN_KEY", "pionts", "did you mean 'points'?", count=2,  # + MISSING_KEY points
+         message="unknown key 'pionts'"),
+    case("UNKNOWN_KEY-section", y("""
+        leadflow: 1
+        # routing
+        fallback: { channel: "#sales" }
+        routng: []
+        """), 4, 1, "UNKNOWN_KEY", "routng", "did you mean 'routing'?"),
+    case("UNKNOWN_KEY-allowed-keys", y("""
+        leadflow: 1
+        scoring:
+          decay: { half_life: 30d, zzz: 1 }
+        """), 3, 28, "UNKNOWN_KEY", "zzz", "allowed keys: half_life"),
+    case("MISSING_KEY", y("""
+        leadflow: 1
+        scoring:
+          decay: {}
+        """), 3, 10, "MISSING_KEY", "{}", message="missing required key 'half_life'"),
+    case("MISSING_KEY-list-item", y("""
+        leadflow: 1
+        reps:
+          - id: alice
+          - name: Bob
+            slack: U0BOB0001
+        """), 4, 5, "MISSING_KEY", "name: Bob", message="missing required key 'id'"),
+    case("WRONG_TYPE-number", y("""
+        leadflow: 1
+        scoring:
+          fit:
+            - id: big
+              when: { employees: { at_least: 100 } }
+              points: "10"
+        """), 6, 15, "WRONG_TYPE", '"10"', message="expected a number, got the text '10'"),
+    case("WRONG_TYPE-string", y("""
+        leadflow: 1
+        reps:
+          - id: alice
+            name: 42
+        """), 4, 11, "WRONG_TYPE", "42", "quote text that looks like a number or boolean"),
+    case("WRONG_TYPE-list", y("""
+        leadflow: 1
+        managers: U0MGR0001
+        """), 2, 11, "WRONG_TYPE", "U0MGR0001", "start each item with '- '"),
+    case("WRONG_TYPE-condition-list", y("""
+        leadflow: 1
+        scoring:
+          fit:
+            - id: north_america
+              when: { country: [US, CA] }
+              points: 10
+        """), 5, 24, "WRONG_TYPE", "[US, CA]", "to test membership write { in: [...] }"),
+    case("BAD_NAME", y("""
+        leadflow: 1
+        reps:
+          - id: 1st-rep
+        """), 3, 9, "BAD_NAME", "1st-rep", "use letters, digits, _ . - and start with a letter"),
+    case("BAD_DURATION", y("""
+        leadflow: 1
+        scoring:
+          decay:
+            half_life: 30 days
+        """), 4, 16, "BAD_DURATION", "30 days", message="'30 days' is not a duration"),
+    case("BAD_DURATION-event-within", y("""
+        leadflow: 1
+        events:
+          pricing_inquiry: asked about pricing
+        stages:
+          sql:
+            when: { event: { type: pricing_inquiry, within: two weeks } }
+        """), 6, 53, "BAD_DURATION", "two weeks"),
+    case("BAD_VALUE", y("""
+        leadflow: 1
+        sla:
+          accept_within: 4h
+          on_timeout: reasign
+        """), 4, 15, "BAD_VALUE", "reasign", "allowed: reassign, escalate, nothing"),
+    case("BAD_VALUE-max_points-0", y("""
+        leadflow: 1
+        scoring:
+          engagement:
+            - id: docs
+              on: page_view
+              points: 3
+              max_points: 0
+        """), 7, 19, "BAD_VALUE", "0", message="max_points of 0"),
+    case("SECTION_TWICE", {
+        "a.yaml": y("""
+            leadflow: 1
+            events:
+              page_view: a page view
+            """),
+        "b.yaml": y("""
+            leadflow: 1
+            # more events
+            events:
+              demo: a demo
+            """)},
+         3, 1, "SECTION_TWICE", "events", "a section may appear in one file only; merge the two", file="b.yaml",
+         message="section 'events' is already defined in {dir}/a.yaml:2:1"),
+    case("DUPLICATE_ID-rule", y("""
+        leadflow: 1
+        scoring:
+          fit:
+            - id: big
+              when: { employees: { at_least: 100 } }
+              points: 10
+          engagement:
+            - id: big
+              on: page_view
+              points: 1
+        """), 8, 11, "DUPLICATE_ID", "big", "rule ids are unique across the rule set",
+         message="rule id 'big' is already used at {dir}/rules.yaml:4:11"),
+    case("DUPLICATE_ID-rep", y("""
+        leadflow: 1
+        reps:
+          - id: alice
+          - { id: alice, name: Alice Two }
+        """), 4, 11, "DUPLICATE_ID", "alice, name", message="rep id 'alice' appears twice"),
+    case("WHEN_OR_ON", y("""
+        leadflow: 1
+        scoring:
+          negative:
+            - id: spam
+              points: -5
+        """), 4, 11, "WHEN_OR_ON", "spam", "use 'when' for who the lead is, 'on' for what the lead did"),
+    case("POINTS_OR_DISQUALIFY", y("""
+        leadflow: 1
+        scoring:
+          negative:
+            - id: spam
+              when: { spam: true }
+        """), 4, 11, "POINTS_OR_DISQUALIFY", "spam",
+         "points lower the score; disqualify ends the lead with a reason"),
+    case("NEGATIVE_POINTS", y("""
+        leadflow: 1
+        scoring:
+          negative:
+            - id: spam
+              when: { spam: true }
+              points: 10
+        """), 6, 15, "NEGATIVE_POINTS", "10", "write points: -10"),
+    case("EVENT_ONLY_KEY", y("""
+        leadflow: 1
+        scoring:
+          negative:
+            - id: spam
+              when: { spam: true }
+              points: -10
+              repeat: once
+        """), 7, 7, "EVENT_ONLY_KEY", "repeat", "attribute rules are recomputed, they never accumulate"),
+    case("RESERVED_EVENT", y("""
+        leadflow: 1
+        scoring:
+          engagement:
+            - id: touched
+              on: lead_updated
+              points: 1
+        """), 5, 11, "RESERVED_EVENT", "lead_updated", "score attributes with a 'when' rule instead"),
+    case("WHERE_NEEDS_ON", y("""
+        leadflow: 1
+        scoring:
+          negative:
+            - id: careers
+              where: { url: { contains: /careers } }
+              points: -10
+        """), 5, 7, "WHERE_NEEDS_ON", "where", count=2),  # + WHEN_OR_ON
+    case("UNKNOWN_EVENT", y("""
+        leadflow: 1
+        events:
+          demo_requested: the lead asked for a demo
+        stages:
+          mql:
+            when: { score: { at_least: 50 } }
+          sql:
+            when: { event: demo_requsted }
+        """), 8, 20, "UNKNOWN_EVENT", "demo_requsted", "did you mean 'demo_requested'?"),
+    case("UNKNOWN_STAGE", y("""
+        leadflow: 1
+        stages:
+          sql:
+            when: { stage: mgl }
+        """), 4, 20, "UNKNOWN_STAGE", "mgl", "did you mean 'mql'?"),
+    case("UNKNOWN_BANT", y("""
+        leadflow: 1
+        stages:
+          sql:
+            when: { bant: { budgett: true } }
+        """), 4, 21, "UNKNOWN_BANT", "budgett", "did you mean 'budget'?"),
+    case("UNKNOWN_OPERATOR", y("""
+        leadflow: 1
+        scoring:
+          fit:
+            - id: big
+              when: { employees: { at_leest: 100 } }
+              points: 10
+        """), 5, 28, "UNKNOWN_OPERATOR", "at_leest", "did you mean 'at_least'?"),
+    case("BAD_REGEX", y("""
+        leadflow: 1
+        scoring:
+          fit:
+            - id: senior
+              when: { title: { matches: "(vp|director" } }
+              points: 10
+        """), 5, 33, "BAD_REGEX", '"(vp|director"',
+         "patterns follow Python's re module; escape special characters with \\\\",
+         message="invalid regular expression: missing ), unterminated subpattern at position 0"),
+    case("CONDITION_TYPE", y("""
+        leadflow: 1
+        scoring:
+          fit:
+            - id: anyone
+              when: {}
+              points: 1
+        """), 5, 13, "CONDITION_TYPE", "{}", "for example: { country: { in: [US, CA] } }"),
+    case("CONDITION_TYPE-empty-all", y("""
+        leadflow: 1
+        bant:
+          need:
+            when:
+              all: []
+        """), 5, 12, "CONDITION_TYPE", "[]", message="'all' takes a non-empty list of conditions"),
+    case("FIELD_NOT_ALLOWED", y("""
+        leadflow: 1
+        scoring:
+          fit:
+            - id: hot
+              when: { score: { at_least: 50 } }
+              points: 5
+        """), 5, 15, "FIELD_NOT_ALLOWED", "score",
+         "score, fit, engagement, bant and stage are only available in stage gates (stages:)"),
+    case("UNKNOWN_REP", y("""
+        leadflow: 1
+        reps:
+          - id: alice
+          - id: bob
+        routing:
+          - pool: [alice, bbo]
+        """), 6, 19, "UNKNOWN_REP", "bbo", "did you mean 'bob'?"),
+    # Codes outside the brief's list that the checker can emit as well.
+    case("FILE_ENCODING", b"leadflow: 1\nevents:\n  caf\xe9: latin-1, not UTF-8\n", 1, 1, "FILE_ENCODING",
+         "leadflow"),
+    case("TOO_MANY_FIELDS", "leadflow: 1\nscoring:\n  fit:\n    - id: wide\n      when: {"
+         + ", ".join(f"f{i}: 1" for i in range(101)) + "}\n      points: 1\n",
+         1, 1, "TOO_MANY_FIELDS", "leadflow", message="the rules test 101 distinct fields"),
+
+    # ---- engine bugs: correct expectations, failing today ----------------------------------------
+    case("BUG-UNKNOWN_EVENT-mapping-form", y("""
+        leadflow: 1
+        events:
+          demo_requested: the lead asked for a demo
+        stages:
+          sql:
+            when:
+              event:
+                within: 14d
+                type: demo_requsted
+        """), 9, 15, "UNKNOWN_EVENT", "demo_requsted", "did you mean 'demo_requested'?"),
+    case("BUG-UNKNOWN_STAGE-in-list", y("""
+        leadflow: 1
+        stages:
+          sql:
+            when: { stage: { in: [new, mgl] } }
+        """), 4, 32, "UNKNOWN_STAGE", "mgl", "did you mean 'mql'?"),
+    case("BUG-pool-not-a-list", y("""
+        leadflow: 1
+        reps:
+          - id: bob
+        routing:
+          - pool: alice
+        """), 5, 11, "WRONG_TYPE", "alice", "start each item with '- '"),
+]
+
+
+@pytest.mark.parametrize("files, file, line, col, code, token, hint, count, message", CASES)
+def test_problem_is_reported_at_its_position(tmp_path, files, file, line, col, code, token, hint, count, message):
+    directory = write_rules(tmp_path / "rules", files)
+    result = check(str(directory))
+
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    content = files[file]
+    text = content.decode("utf-8", errors="replace") if isinstance(content, bytes) else content
+    source = text.splitlines()[line - 1]
+    # guard against a mistake in the hand-computed position itself
+    assert source[col - 1:].startswith(token), f"test case error: {token!r} is not at column {col} of {source!r}"
+    path = os.path.join(str(directory), file)
+    assert_reported(result.stderr, path, line, col, code, source, hint)
+    if message:
+        header = next(t for t in result.stderr.splitlines() if t.startswith(f"{path}:{line}:{col}: {code}: "))
+        assert message.format(dir=str(directory)) in header
+    assert len(headers(result.stderr)) == count, result.stderr
+    assert result.stderr.splitlines()[-1] == problem_count_line(count)
+
+
+def test_negative_points_zero_hint(tmp_path):
+    directory = write_rules(tmp_path / "rules", {RULES: y("""
+        leadflow: 1
+        scoring:
+          negative:
+            - id: spam
+              when: { spam: true }
+              points: 0
+        """)})
+    result = check(str(directory))
+    assert result.returncode == 1
+    assert headers(result.stderr) == [(os.path.join(str(directory), RULES), 6, 15, "NEGATIVE_POINTS")]
+    assert "-0" not in result.stderr
+
+
+@pytest.mark.parametrize("layout", ["no-yaml-files", "only-rule-tests", "missing-directory"])
+def test_no_rule_files(tmp_path, layout):
+    directory = tmp_path / "rules"
+    if layout == "no-yaml-files":
+        write_rules(directory, {"notes.txt": "leadflow: 1\n"})
+    elif layout == "only-rule-tests":
+        write_rules(directory, {"scoring_test.yaml": "leadflow: 1\n"})
+    result = check(str(directory))
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    # a directory-level problem: no line or column, no source line, no caret
+    assert result.stderr.splitlines() == [
+        f"{directory}: NO_RULE_FILES: no rule files (*.yaml) in '{directory}'",
+        "  hint: create one starting with 'leadflow: 1'",
+        "1 problem found",
+    ]
+
+
+# ---- several problems -----------------------------------------------------------------------------
+
+MULTI = {
+    # problems are found in this order: c.yaml's syntax error (while loading), the schema walk of a.yaml
+    # (9:13, 11:34) and b.yaml, then cross-file checks (11:14 unknown rep, 6:20 unknown event)
+    "a.yaml": y("""
+        leadflow: 1
+        events:
+          demo_requested: the lead asked for a demo
+        stages:
+          sql:
+            when: { event: demo_requsted }
+        reps:
+          - id: alice
+            weight: heavy
+        routing:
+          - { pool: [alce], description: 5 }
+        """),
+    "b.yaml": y("""
+        leadflow: 1
+        sla:
+          on_timeout: later
+        feedbak: {}
+        """),
+    "c.yaml": "leadflow: 1\nmanagers: [U0MGR0001\n",
+    "c_test.yaml": "this: [is not read\n",  # rule tests are not rule files
+}
+MULTI_EXPECTED = [
+    ("a.yaml", 6, 20, "UNKNOWN_EVENT"),
+    ("a.yaml", 9, 13, "WRONG_TYPE"),
+    ("a.yaml", 11, 14, "UNKNOWN_REP"),
+    ("a.yaml", 11, 34, "WRONG_TYPE"),
+    ("b.yaml", 3, 15, "BAD_VALUE"),
+    ("b.yaml", 4, 1, "UNKNOWN_KEY"),
+    ("c.yaml", 3, 1, "YAML_SYNTAX"),  # end of stream, past the last line: no source line to show
+]
+
+
+def test_every_problem_is_reported_sorted_by_file_line_column(tmp_path):
+    directory = write_rules(tmp_path / "rules", MULTI)
+    result = check(str(directory))
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    found = headers(result.stderr)
+    expected = [(os.path.join(str(directory), f), line, col, code) for f, line, col, code in MULTI_EXPECTED]
+    assert found == expected, result.stderr
+    assert found == sorted(found)
+    assert result.stderr.splitlines()[-1] == "7 problems found"
+    a = MULTI["a.yaml"].splitlines()
+    assert_reported(result.stderr, expected[2][0], 11, 14, "UNKNOWN_REP", a[10], "did you mean 'alice'?")
+    assert_reported(result.stderr, expected[3][0], 11, 34, "WRONG_TYPE", a[10],
+                    "quote text that looks like a number or boolean")
+    assert_reported(result.stderr, expected[1][0], 9, 13, "WRONG_TYPE", a[8], None)
+    assert_reported(result.stderr, expected[5][0], 4, 1, "UNKNOWN_KEY", "feedbak: {}", "did you mean 'feedback'?")
+
+
+def test_json_output_shape(tmp_path):
+    directory = write_rules(tmp_path / "rules", MULTI)
+    result = check("--json", str(directory))
+
+    assert result.returncode == 1
+    assert result.stderr == ""  # --json: the problems are data, on stdout
+    data = json.loads(result.stdout)
+    assert set(data) == {"valid", "problems"}
+    assert data["valid"] is False
+    assert len(data["problems"]) == len(MULTI_EXPECTED)
+    for problem in data["problems"]:
+        assert set(problem) == {"code", "message", "location", "hint"}
+        assert set(problem["location"]) == {"file", "line", "column"}
+        assert isinstance(problem["code"], str) and isinstance(problem["message"], str) and problem["message"]
+        assert isinstance(problem["hint"], str)
+        assert isinstance(problem["location"]["line"], int) and isinstance(problem["location"]["column"], int)
+    got = [(p["location"]["file"], p["location"]["line"], p["location"]["column"], p["code"])
+           for p in data["problems"]]
+    assert got == [(os.path.join(str(directory), f), line, col, code) for f, line, col, code in MULTI_EXPECTED]
+    first = data["problems"][0]
+    assert first["message"] == "unknown event type 'demo_requsted'"
+    assert first["hint"] == "did you mean 'demo_requested'?"
+    assert data["problems"][1]["hint"] == ""  # no hint is an empty string, not a missing key
+
+
+def test_json_output_when_valid():
+    result = check("--json", str(BUNDLED))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert json.loads(result.stdout) == {"valid": True, "problems": []}
+
+
+def test_json_output_no_rule_files(tmp_path):
+    result = check("--json", str(tmp_path))
+    assert result.returncode == 1
+    assert json.loads(result.stdout) == {"valid": False, "problems": [{
+        "code": "NO_RULE_FILES", "message": f"no rule files (*.yaml) in '{tmp_path}'",
+        "location": {"file": str(tmp_path), "line": 0, "column": 0},
+        "hint": "create one starting with 'leadflow: 1'"}]}
+
+
+# ---- the bundled rules ----------------------------------------------------------------------------
+
+def test_bundled_rules_check_silently():
+    result = check(str(BUNDLED))
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+def test_bundled_rules_are_the_default_directory():
+    result = subprocess.run([sys.executable, "-m", "engine.cli", "rules", "check"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60,
+                            env={k: v for k, v in os.environ.items() if not k.startswith("LEADFLOW_")})
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+# ---- YAML 1.2 scalars -----------------------------------------------------------------------------
+
+def test_yaml_1_2_scalars():
+    doc, problems = load_text(y("""
+        on: page_view
+        answers: [yes, no, No, Yes, on, off, YES, n, y]
+        booleans: [true, false, True, FALSE]
+        date: 2026-11-02
+        hex: 0x1F
+        octal: 0o17
+        decimal: 012
+        nothing: ~
+        null_word: null
+        empty:
+        float: 1.5
+        sexagesimal: 1:30
+        underscored: 1_000
+        """), "x.yaml")
+    assert problems == []
+    data = doc.data
+    assert "on" in data and True not in data
+    assert data["on"] == "page_view"
+    assert data["answers"] == ["yes", "no", "No", "Yes", "on", "off", "YES", "n", "y"]
+    assert all(isinstance(v, str) for v in data["answers"])
+    assert data["booleans"] == [True, False, True, False]
+    assert all(v is True or v is False for v in data["booleans"])
+    assert data["date"] == "2026-11-02" and isinstance(data["date"], str)
+    assert data["hex"] == 31 and type(data["hex"]) is int
+    assert data["octal"] == 15
+    assert data["decimal"] == 12
+    assert data["nothing"] is None and data["null_word"] is None and data["empty"] is None
+    assert data["float"] == 1.5
+    assert data["sexagesimal"] == "1:30"
+    assert data["underscored"] == "1_000"
+
+
+def test_yaml_positions_of_keys_and_values():
+    doc, _ = load_text("leadflow: 1\nreps:\n  - { id: alice, weight: 2 }\n", "x.yaml")
+    assert doc.keys[("reps",)] == (2, 1)
+    assert doc.values[("reps", 0, "id")] == (3, 11)
+    assert doc.keys[("reps", 0, "weight")] == (3, 18)
+    assert str(doc.at(("reps", 0, "weight"))) == "x.yaml:3:26"
+    assert str(doc.at(("reps", 0, "weight"), key=True)) == "x.yaml:3:18"
+
+
+# ---- generated files and the JSON Schema ----------------------------------------------------------
+
+def test_generated_schema_and_reference_are_current():
+    assert (BUNDLED / "schema.json").read_text(encoding="utf-8") == render_json_schema(), \
+        "rules/schema.json is stale: run `leadflow rules schema --write rules`"
+    assert (BUNDLED / "REFERENCE.md").read_text(encoding="utf-8") == render_reference(), \
+        "rules/REFERENCE.md is stale: run `leadflow rules schema --write rules`"
+
+
+@pytest.fixture(scope="module")
+def validator():
+    schema = json.loads((BUNDLED / "schema.json").read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+BUNDLED_FILES = sorted(p.name for p in BUNDLED.glob("*.yaml"))
+
+
+def test_there_are_bundled_rule_files():
+    assert BUNDLED_FILES, "no rule files in rules/: the schema tests below would check nothing"
+
+
+@pytest.mark.parametrize("name", BUNDLED_FILES)
+def test_bundled_rule_file_matches_json_schema(validator, name):
+    doc, problems = load_file(str(BUNDLED / name))
+    assert problems == []
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(doc.data)]
+    assert errors == []
+
+
+def test_unknown_key_fails_json_schema(validator):
+    doc, _ = load_text(y("""
+        leadflow: 1
+        scoring:
+          fit:
+            - id: big
+              when: { employees: { at_least: 100 } }
+              points: 10
+              pionts: 10
+        """), "x.yaml")
+    errors = list(validator.iter_errors(doc.data))
+    assert [(list(e.absolute_path), e.validator) for e in errors] == [(["scoring", "fit", 0], "additionalProperties")]
+    assert "'pionts' was unexpected" in errors[0].message
+
+
+def test_unknown_section_fails_json_schema(validator):
+    doc, _ = load_text("leadflow: 1\nroutng: []\n", "x.yaml")
+    errors = list(validator.iter_errors(doc.data))
+    assert len(errors) == 1 and errors[0].validator == "additionalProperties"
+    assert "'routng' was unexpected" in errors[0].message

@@ -132,11 +132,24 @@ class Engine:
             raise _engine_error(exc) from exc
         finally:
             self._current = None
-        if isinstance(result, dict) and result.get("exception"):
-            raise EngineError("ENGINE_ACTION", f"an engine action failed: {result['exception']}")
-        if ev.errors:
-            raise ev.errors[0]
+        failure = ev.errors[0] if ev.errors else None
+        if failure is None and isinstance(result, dict) and result.get("exception"):
+            failure = EngineError("ENGINE_ACTION", f"an engine action failed: {result['exception']}")
+        if failure is not None:
+            self._clear_session(compiled)
+            raise failure
         return ev.decision
+
+    def _clear_session(self, compiled: Compiled) -> None:
+        """After a failed call, retract whatever the chain left so the next event starts clean."""
+        try:
+            for fact in self._host.get_facts(compiled.name, SID):
+                self._host.retract_fact(compiled.name, fact)
+            state = self._host.get_state(compiled.name, SID)
+            if state.pop("exception", None) is not None:
+                self._host.update_state(compiled.name, {**state, "id": f"sid-{SID}"})
+        except Exception:  # the session is best-effort here; the store is the truth
+            pass
 
     def _action(self, compiled: Compiled, role: Role) -> Callable[[Any], None]:
         handlers = {"score": self._on_score, "bant": self._on_bant, "collect": self._on_collect,

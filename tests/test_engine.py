@@ -1,0 +1,136 @@
+"""The engine wrapper: rule versions, errors inside actions, and what stays resident."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from engine.checker import load_rules
+from engine.compiler import Role, compile_rules
+from engine.errors import EngineError
+from engine.leadstate import LeadState
+from engine.pipeline import Pipeline
+from engine.runtime import Engine
+from engine.store import Store
+from engine.timeutil import parse_time
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write(dir_: Path, text: str) -> Path:
+    dir_.mkdir(parents=True, exist_ok=True)
+    (dir_ / "rules.yaml").write_text(textwrap.dedent(text))
+    return dir_
+
+
+RULES = """\
+    leadflow: 1
+    scoring:
+      fit:
+        - id: senior
+          when: { title: { matches: "(?i)vp" } }
+          points: {points}
+      engagement:
+        - id: pricing
+          on: page_view
+          where:
+            any:
+              - { url: { contains: "/pricing" } }
+              - { url: { contains: "pricing" } }
+          points: 10
+    stages:
+      mql:
+        when: { score: { at_least: 25 } }
+    """
+
+
+def event(i: int, etype: str, data: dict, at: str = "2026-11-02T09:00:00Z") -> dict:
+    return {"id": f"e{i}", "lead": "L", "type": etype, "at": at, "data": data}
+
+
+def test_rule_counts_once_when_several_any_branches_match(tmp_path):
+    # durable_rules fires a rule once per matching `$or` branch; the runtime must count it once.
+    compiled = compile_rules(load_rules(str(write(tmp_path / "r", RULES.replace("{points}", "20")))))
+    engine, state = Engine(), LeadState("L")
+    engine.evaluate(compiled, state, event(1, "page_view", {"url": "/pricing"}), parse_time("2026-11-02T09:00:00Z"))
+    assert state.engagement == 10
+    assert state.tallies["pricing"][1] == 1
+
+
+def test_a_new_rule_version_loads_beside_the_old_and_recomputes_fit(tmp_path):
+    old = compile_rules(load_rules(str(write(tmp_path / "a", RULES.replace("{points}", "20")))))
+    new = compile_rules(load_rules(str(write(tmp_path / "b", RULES.replace("{points}", "30")))))
+    assert old.rules.version != new.rules.version and old.name != new.name
+    engine, state = Engine(), LeadState("L")
+    at = parse_time("2026-11-02T09:00:00Z")
+    engine.evaluate(old, state, event(1, "lead_updated", {"title": "VP"}), at)
+    assert state.fit == 20 and state.stage == "new"
+    engine.evaluate(new, state, event(2, "page_view", {"url": "/"}), at)
+    assert state.fit == 30 and state.stage == "mql" and state.rules_version == new.rules.version
+    engine.evaluate(old, state, event(3, "page_view", {"url": "/"}), at)  # the old version is still loaded
+    assert state.fit == 20
+    assert engine.resident_facts(old) == 0 and engine.resident_facts(new) == 0
+
+
+def test_an_exception_inside_an_action_is_raised_not_swallowed(tmp_path):
+    compiled = compile_rules(load_rules(str(write(tmp_path / "r", RULES.replace("{points}", "20")))))
+    compiled.roles["collect"] = Role("score", "broken", rule=None)  # an action that cannot work
+    engine = Engine()
+    with pytest.raises(EngineError) as info:
+        engine.evaluate(compiled, LeadState("L"), event(1, "lead_updated", {"title": "VP"}),
+                        parse_time("2026-11-02T09:00:00Z"))
+    assert info.value.code == "ENGINE_ACTION"
+    assert engine.resident_facts(compiled) == 0  # the failed call's fact was cleared
+
+
+def test_an_engine_failure_becomes_a_dead_letter_and_the_rest_goes_on(tmp_path):
+    compiled = compile_rules(load_rules(str(write(tmp_path / "r", RULES.replace("{points}", "20")))))
+    compiled.roles["s:pricing"] = Role("score", "broken", rule=None)
+    pipeline = Pipeline(Store(str(tmp_path / "t.db")), compiled)
+    lines = [(1, json.dumps(event(1, "lead_updated", {"title": "VP"}))),
+             (2, json.dumps(event(2, "page_view", {"url": "/pricing"}))),
+             (3, json.dumps(event(3, "lead_updated", {"title": "CEO"})))]
+    counts = pipeline.apply_lines(lines, source="t")
+    assert (counts.applied, counts.rejected) == (2, 1)
+    dead = pipeline.store.dead_letters()
+    assert len(dead) == 1 and "ENGINE_ACTION" in dead[0]["reason"] and '"e2"' in dead[0]["raw"]
+    assert not pipeline.store.has_event("e2")  # the failed event left nothing behind
+    assert pipeline.store.load_state("L").fit == 0  # the CEO update applied after it
+
+
+def test_state_survives_a_new_process(tmp_path):
+    rules = write(tmp_path / "r", RULES.replace("{points}", "20"))
+    db = tmp_path / "t.db"
+    events = tmp_path / "e.jsonl"
+    events.write_text(json.dumps(event(1, "lead_updated", {"title": "VP"})) + "\n")
+    more = tmp_path / "f.jsonl"
+    more.write_text(json.dumps(event(2, "page_view", {"url": "/pricing"})) + "\n")
+    cmd = [sys.executable, "-m", "engine.cli", "--db", str(db), "--rules", str(rules)]
+    subprocess.run(cmd + ["ingest", str(events)], check=True, capture_output=True, cwd=ROOT)
+    subprocess.run(cmd + ["ingest", str(more)], check=True, capture_output=True, cwd=ROOT)
+    shown = json.loads(subprocess.run(cmd + ["leads", "show", "L", "--json"], check=True, capture_output=True,
+                                      cwd=ROOT).stdout)
+    assert (shown["stage"], shown["score"], shown["fit"], shown["engagement"]) == ("mql", 30, 20, 10)
+    assert [h["stage"] for h in shown["history"]] == ["new", "mql"]
+
+
+def test_bench_small_run_reports_the_contract_shape():
+    out = subprocess.run([sys.executable, "-m", "engine.cli", "bench", "--leads", "200", "--events-per-lead", "5",
+                          "--json"], check=True, capture_output=True, cwd=ROOT, text=True)
+    result = json.loads(out.stdout)
+    assert {"events", "leads", "events_per_s", "raw_engine_events_per_s", "ratio", "peak_rss_mb"} <= set(result)
+    assert result["events"] == 1000 and result["leads"] == 200 and result["rejected"] == 0
+    assert result["events_per_s"] > 0 and result["raw_engine_events_per_s"] > result["events_per_s"]
+    assert result["ratio"] == pytest.approx(result["events_per_s"] / result["raw_engine_events_per_s"], abs=0.01)
+
+
+@pytest.mark.slow
+def test_bench_at_100k_leads_meets_the_targets():
+    out = subprocess.run([sys.executable, "-m", "engine.cli", "bench", "--leads", "100000", "--events-per-lead", "10",
+                          "--json"], check=True, capture_output=True, cwd=ROOT, text=True)
+    result = json.loads(out.stdout)
+    assert result["events_per_s"] >= 3000 and result["peak_rss_mb"] <= 1024

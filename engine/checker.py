@@ -17,7 +17,8 @@ from .schema import ID_PATTERN, TOP, Anything, Cond, Field, ListOf, MapOf, Obj, 
 from .timeutil import parse_duration
 from .yamlfile import Document, load_file
 
-BUILTIN_EVENTS = ("sql_accepted", "sql_rejected", "deal_won", "deal_lost")
+BUILTIN_EVENTS = ("sql_accepted", "sql_rejected", "sql_reassigned", "deal_won", "deal_lost", "lead_disqualified",
+                  "lead_recycled")
 RESERVED_EVENTS = ("lead_updated",)
 MAX_FIELDS = 200  # durable_rules fails beyond ~250 properties per message; keep a margin
 

@@ -28,6 +28,8 @@ FEEDBACK_TRANSITIONS = (
     ("reject", "sql_rejected", ("sql",), "rejected"),
     ("won", "deal_won", ("new", "mql", "sql", "accepted", "recycled"), "won"),
     ("lost", "deal_lost", ("new", "mql", "sql", "accepted", "recycled"), "lost"),
+    ("disqualify", "lead_disqualified", ("new", "mql", "sql", "accepted", "rejected", "recycled"), "disqualified"),
+    ("recycle", "lead_recycled", ("rejected",), "recycled"),
 )
 
 

@@ -227,6 +227,9 @@ class Engine:
     def _on_gate(self, c: Any, ev: _Evaluation, compiled: Compiled, role: Role) -> None:
         state = ev.state
         reason = _reason(role, state, ev)
+        if role.to == "disqualified":
+            data = ev.event.get("data") or {}
+            state.disqualified = str(data.get("reason") or "disqualified")
         _transition(ev, role.to, reason, f"stages.{role.name}" if role.cond is not None else role.name)
         if role.chain and ev.chain < MAX_CHAIN:
             c.post(self._gate_event(compiled, ev))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -28,6 +29,7 @@ class Store:
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
         self.db = sqlite_utils.Database(self.conn)
+        self.lock = threading.RLock()  # one connection, shared by the webhook and the worker threads
         self._ensure_schema()
 
     def close(self) -> None:
@@ -72,21 +74,34 @@ class Store:
                                      "last_error": str}, pk="id")
                 db["outbox"].create_index(["key"], unique=True)
                 db["outbox"].create_index(["status", "next_at"])
+            if "assignments" not in db.table_names():
+                db["assignments"].create({"id": int, "lead": str, "rep": str, "channel": str, "status": str,
+                                          "why": str, "attempt": int, "assigned_at": float, "remind_at": float,
+                                          "due_at": float, "decided_at": float, "decided_by": str, "reason": str,
+                                          "comment": str}, pk="id")
+                db["assignments"].create_index(["lead"])
+                db["assignments"].create_index(["rep", "status"])
+                db["assignments"].create_index(["status", "due_at"])
+            if "feedback" not in db.table_names():
+                db["feedback"].create({"id": int, "assignment": int, "lead": str, "rep": str, "verdict": str,
+                                       "reason": str, "comment": str, "by": str, "at": float}, pk="id")
+                db["feedback"].create_index(["lead"])
             self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     # -- transactions -----------------------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        if self.conn.in_transaction:
-            yield
-            return
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+        with self.lock:
+            if self.conn.in_transaction:
+                yield
+                return
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -186,6 +201,82 @@ class Store:
 
     def count(self, table: str) -> int:
         return self.db[table].count
+
+    # -- outbox delivery ---------------------------------------------------------------------------
+    def due_outbox(self, now: float, kinds: tuple, limit: int = 50) -> list[dict]:
+        marks = ",".join("?" for _ in kinds)
+        return list(self.db.query(f"SELECT * FROM outbox WHERE status IN ('pending', 'sending') AND kind IN ({marks})"
+                                  " AND next_at <= ? ORDER BY id LIMIT ?", [*kinds, now, limit]))
+
+    def outbox_sending(self, row_id: int) -> None:
+        self.conn.execute("UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id = ?", (row_id,))
+
+    def outbox_done(self, row_id: int, result: dict | None = None) -> None:
+        self.conn.execute("UPDATE outbox SET status = 'done', last_error = NULL, payload = json_set(payload,"
+                          " '$.result', json(?)) WHERE id = ?", (json.dumps(result or {}), row_id))
+
+    def outbox_retry(self, row_id: int, error: str, next_at: float, give_up: bool = False) -> None:
+        self.conn.execute("UPDATE outbox SET status = ?, last_error = ?, next_at = ? WHERE id = ?",
+                          ("failed" if give_up else "pending", error[:500], next_at, row_id))
+
+    def outbox_result(self, key: str) -> dict | None:
+        row = self.conn.execute("SELECT json_extract(payload, '$.result') FROM outbox WHERE key = ? AND status = 'done'",
+                                (key,)).fetchone()
+        return json.loads(row[0]) if row and row[0] else None
+
+    # -- assignments and feedback -------------------------------------------------------------------
+    def add_assignment(self, row: dict) -> int:
+        return self.db["assignments"].insert(row).last_pk
+
+    def assignment(self, assignment_id: int) -> dict | None:
+        rows = list(self.db.query("SELECT * FROM assignments WHERE id = ?", [assignment_id]))
+        return rows[0] if rows else None
+
+    def assignments(self, lead: str | None = None, status: str | None = None, rep: str | None = None) -> list[dict]:
+        where, params = [], []
+        for column, value in (("lead", lead), ("status", status), ("rep", rep)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        sql = "SELECT * FROM assignments" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id"
+        return list(self.db.query(sql, params))
+
+    def close_assignment(self, assignment_id: int, status: str, at: float, by: str | None, reason: str | None,
+                         comment: str | None) -> bool:
+        """Decide a pending assignment; False when someone else already did (double click, retry, race)."""
+        cur = self.conn.execute("UPDATE assignments SET status = ?, decided_at = ?, decided_by = ?, reason = ?,"
+                                " comment = ? WHERE id = ? AND status = 'pending'",
+                                (status, at, by, reason, comment, assignment_id))
+        return cur.rowcount == 1
+
+    def mark_reminded(self, assignment_id: int) -> bool:
+        cur = self.conn.execute("UPDATE assignments SET remind_at = NULL WHERE id = ? AND remind_at IS NOT NULL",
+                                (assignment_id,))
+        return cur.rowcount == 1
+
+    def open_counts(self) -> dict:
+        return {r["rep"]: r["n"] for r in self.db.query("SELECT rep, count(*) AS n FROM assignments a JOIN leads l ON"
+                                                         " l.id = a.lead WHERE a.status IN ('pending', 'accepted') AND"
+                                                         " l.stage IN ('sql', 'accepted') AND rep IS NOT NULL GROUP BY rep")}
+
+    def assignment_totals(self) -> dict:
+        return {r["rep"]: r["n"] for r in self.db.query("SELECT rep, count(*) AS n FROM assignments WHERE rep IS NOT NULL"
+                                                         " GROUP BY rep")}
+
+    def due_assignments(self, now: float) -> list[dict]:
+        return list(self.db.query("SELECT * FROM assignments WHERE status = 'pending' AND rep IS NOT NULL AND"
+                                  " (due_at <= ? OR remind_at <= ?) ORDER BY id", [now, now]))
+
+    def set_owner(self, lead: str, owner: str | None) -> None:
+        row = self.conn.execute("SELECT state FROM leads WHERE id = ?", (lead,)).fetchone()
+        if row is None:
+            return
+        state = json.loads(row[0])
+        state["owner"] = owner
+        self.conn.execute("UPDATE leads SET owner = ?, state = ? WHERE id = ?", (owner, json.dumps(state), lead))
+
+    def add_feedback(self, row: dict) -> None:
+        self.db["feedback"].insert(row)
 
     def outbox(self, kind: str | None = None) -> list[dict]:
         if kind:

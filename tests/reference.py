@@ -150,7 +150,9 @@ class Reference:
             move("disqualified")
         feedback = {"sql_accepted": (("sql",), "accepted"), "sql_rejected": (("sql",), "rejected"),
                     "deal_won": (("new", "mql", "sql", "accepted", "recycled"), "won"),
-                    "deal_lost": (("new", "mql", "sql", "accepted", "recycled"), "lost")}
+                    "deal_lost": (("new", "mql", "sql", "accepted", "recycled"), "lost"),
+                    "lead_disqualified": (("new", "mql", "sql", "accepted", "rejected", "recycled"), "disqualified"),
+                    "lead_recycled": (("rejected",), "recycled")}
         if etype in feedback and lead.stage in feedback[etype][0]:
             move(feedback[etype][1])
         else:

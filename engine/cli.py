@@ -330,5 +330,7 @@ def dead_letters(ctx: click.Context, db_path: str, limit: int, as_json: bool) ->
         click.echo(f"{where}: {r['field'] + ': ' if r['field'] else ''}{r['reason']}\n    {r['raw'][:200]}")
 
 
+from . import cli_desk  # noqa: E402,F401 - registers `leadflow sql ...`
+
 if __name__ == "__main__":
     main()

@@ -66,3 +66,13 @@ def story(store: Store, rules: RuleSet, lead_id: str) -> str | None:
         lines.append(f"  {format_time(d['at'])}  {d['type']:<20} {added}; score {trace['score']:g}"
                      + (f"; {moves}" if moves else ""))
     return "\n".join(lines)
+
+
+def recent_activity(store: Store, lead_id: str, n: int = 5) -> list[str]:
+    """The lead's last events with what they scored, newest first (for cards and answers)."""
+    out = []
+    for d in store.decisions(lead_id)[-n:][::-1]:
+        trace = json.loads(d["trace"])
+        added = ", ".join(f"{r} {p:+g}" for r, p in trace["added"])
+        out.append(f"{format_time(d['at'])[:16].replace('T', ' ')}  {d['type']}" + (f" ({added})" if added else ""))
+    return out

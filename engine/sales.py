@@ -69,13 +69,13 @@ class SalesDesk:
     def may_decide(self, assignment: dict, rep_id: str | None, manager: bool) -> bool:
         return manager or (rep_id is not None and assignment["rep"] == rep_id)
 
-    def decide(self, assignment_id: int, verdict: str, by: str | None, manager: bool = False,
-               reason: str | None = None, comment: str | None = None) -> Verdict:
+    def decide(self, assignment_id: int, verdict: str, by: str | None, rep_id: str | None = None,
+               manager: bool = False, reason: str | None = None, comment: str | None = None) -> Verdict:
         """Accept or reject an assignment exactly once, whoever clicks twice or at the same time."""
         assignment = self.store.assignment(assignment_id)
         if assignment is None:
             return Verdict("unknown", f"there is no assignment {assignment_id}")
-        if not self.may_decide(assignment, by, manager):
+        if not self.may_decide(assignment, rep_id, manager):
             owner = assignment["rep"] or assignment["channel"]
             return Verdict("forbidden", f"{assignment['lead']} is assigned to {owner}; only they or a manager "
                                         "can accept or reject it", assignment)

@@ -158,7 +158,7 @@ class Store:
     def add_outbox(self, key: str, kind: str, lead: str, payload: dict) -> None:
         self.conn.execute("INSERT OR IGNORE INTO outbox (key, kind, lead, payload, created_at, status, attempts, next_at)"
                           " VALUES (?,?,?,?,?,?,?,?)", (key, kind, lead, json.dumps(payload), time.time(), "pending", 0,
-                                                        time.time()))
+                                                        0.0))  # due at once, whatever the clock
 
     def dead_letter(self, raw: str, reason: str, field: str, source: str, line: int | None) -> None:
         self.conn.execute("INSERT INTO dead_letters (received_at, source, line, raw, reason, field) VALUES (?,?,?,?,?,?)",
@@ -277,6 +277,21 @@ class Store:
 
     def add_feedback(self, row: dict) -> None:
         self.db["feedback"].insert(row)
+
+    # -- reads for metrics ----------------------------------------------------------------------------
+    def stage_entries(self) -> Iterator[tuple]:
+        """(lead, to_stage, at, rules_version) for every stage change, oldest first."""
+        yield from self.conn.execute("SELECT lead, to_stage, at, rules_version FROM stage_history ORDER BY lead, at, id")
+
+    def lead_fields(self, field: str) -> dict:
+        """lead id -> one attribute (or 'owner'), for slicing metrics."""
+        if field == "owner":
+            return dict(self.conn.execute("SELECT id, owner FROM leads"))
+        return dict(self.conn.execute("SELECT id, json_extract(state, '$.attrs.' || json_quote(?)) FROM leads",
+                                      (field,)))
+
+    def feedback_rows(self) -> list[dict]:
+        return list(self.db.query("SELECT * FROM feedback ORDER BY id"))
 
     def outbox(self, kind: str | None = None) -> list[dict]:
         if kind:

@@ -1,0 +1,140 @@
+"""The Bolt app: buttons, the reject modal, the slash command, mentions, DMs and App Home.
+
+`build_app` takes its settings, Web API client and lead service as arguments (no module-level App,
+nothing read from the environment). Everything the bot posts goes through the outbox with an
+idempotency key, so a Slack retry or a double click never produces two answers or two decisions.
+"""
+from __future__ import annotations
+
+import logging
+
+from slack_bolt import App
+from slack_sdk import WebClient
+
+from engine.leadview import story
+from engine.service import LeadService
+from engine.stats import compute
+from engine.timeutil import format_time
+
+from .blocks import reject_modal, stats_blocks
+from .config import Settings
+from .questions import HELP, parse, render_stats
+
+log = logging.getLogger("leadflow.bot")
+
+
+def build_app(settings: Settings, client: WebClient, service: LeadService) -> App:
+    app = App(client=client, signing_secret=settings.signing_secret, token_verification_enabled=False,
+              request_verification_enabled=True, ignoring_self_events_enabled=True)
+
+    def who(user: str) -> tuple[str | None, bool]:
+        desk = service.desk.desk
+        rep = desk.rep_by_slack(user)
+        return (rep.id if rep else None), user in desk.managers
+
+    def tell(body: dict, user: str, text: str) -> None:
+        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+        if channel:
+            client.chat_postEphemeral(channel=channel, user=user, text=text)
+
+    @app.action("sql_accept")
+    def on_accept(ack, body) -> None:  # noqa: ANN001 - Bolt injects by parameter name
+        ack()
+        user = body["user"]["id"]
+        rep_id, manager = who(user)
+        verdict = service.desk.decide(int(body["actions"][0]["value"]), "accept", user, rep_id, manager)
+        if verdict.status != "done":
+            tell(body, user, verdict.message)
+        service.wake.set()
+
+    @app.action("sql_reject")
+    def on_reject(ack, body) -> None:  # noqa: ANN001
+        ack()
+        user = body["user"]["id"]
+        rep_id, manager = who(user)
+        assignment = service.store.assignment(int(body["actions"][0]["value"]))
+        if assignment is None or not service.desk.may_decide(assignment, rep_id, manager):
+            owner = assignment and (assignment["rep"] or assignment["channel"])
+            tell(body, user, f"This lead is assigned to {owner}; only they or a manager can reject it.")
+            return
+        if assignment["status"] != "pending":
+            tell(body, user, f"{assignment['lead']} was already {assignment['status']}.")
+            return
+        client.views_open(trigger_id=body["trigger_id"],
+                          view=reject_modal(assignment["id"], assignment["lead"], service.desk.desk.reasons))
+
+    @app.view("sql_reject_reason")
+    def on_reject_reason(ack, body, view) -> None:  # noqa: ANN001
+        user = body["user"]["id"]
+        rep_id, manager = who(user)
+        values = view["state"]["values"]
+        reason = ((values.get("reason") or {}).get("reason") or {}).get("selected_option") or {}
+        comment = ((values.get("comment") or {}).get("comment") or {}).get("value")
+        verdict = service.desk.decide(int(view["private_metadata"]), "reject", user, rep_id, manager,
+                                      reason.get("value"), comment)
+        if verdict.status in ("done",):
+            ack()
+        else:
+            ack(response_action="errors", errors={"reason": verdict.message[:150]})
+        service.wake.set()
+
+    @app.command("/leadflow")
+    def on_command(ack, command) -> None:  # noqa: ANN001
+        title, lines = answer(service, command.get("text", ""), command["user_id"], who)
+        ack(response_type="ephemeral", text=title, blocks=[b.to_dict() for b in stats_blocks(title, lines)])
+
+    def reply(event: dict, body: dict) -> None:
+        title, lines = answer(service, event.get("text", ""), event.get("user", ""), who)
+        key = f"answer:{body.get('event_id') or event.get('client_msg_id') or event.get('ts')}"
+        with service.store.transaction():
+            service.store.add_outbox(key, "answer", "", {
+                "channel": event["channel"], "thread_ts": event.get("thread_ts") or event.get("ts"),
+                "text": title, "blocks": [b.to_dict() for b in stats_blocks(title, lines)]})
+        service.wake.set()
+
+    @app.event("app_mention")
+    def on_mention(event, body) -> None:  # noqa: ANN001
+        reply(event, body)
+
+    @app.event("message")
+    def on_message(event, body) -> None:  # noqa: ANN001
+        if event.get("channel_type") == "im" and not event.get("subtype") and not event.get("bot_id"):
+            reply(event, body)
+
+    @app.event("app_home_opened")
+    def on_home(event) -> None:  # noqa: ANN001
+        from .blocks import home_view
+
+        rep_id, _ = who(event["user"])
+        rows = []
+        if rep_id:
+            now = service.clock()
+            for a in service.store.assignments(rep=rep_id, status="pending"):
+                left = "" if a["due_at"] is None else f" · {max(0.0, (a['due_at'] - now) / 3600):.1f} h left to accept"
+                rows.append(f"*{a['lead']}* assigned {format_time(a['assigned_at'])}{left}")
+        client.views_publish(user_id=event["user"], view=home_view(rep_id or "there", rows))
+
+    return app
+
+
+def answer(service: LeadService, text: str, user: str, who) -> tuple[str, list[str]]:  # noqa: ANN001
+    rep_id, manager = who(user)
+    question = parse(text, service.clock(), list(service.desk.desk.reps))
+    if question.kind == "help":
+        return "leadflow", [HELP]
+    if question.kind == "why":
+        lead = service.store.lead_row(question.lead or "")
+        if lead is None:
+            return "Not found", [f"I know no lead called `{question.lead}`."]
+        if not manager and lead["owner"] != rep_id:
+            return "Not yours", [f"`{question.lead}` is not assigned to you; ask a manager."]
+        return f"Why {question.lead} is {lead['stage'].upper()}", \
+            (story(service.store, service.pipeline.compiled.rules, question.lead) or "").splitlines()[:25]
+    if not manager and not rep_id:
+        return "Stats are for the sales team", ["Only managers and reps named in the rule files can ask for stats."]
+    if not manager:
+        question.rep = rep_id  # a rep sees their own numbers
+    data = compute(service.store, question.since, question.until, question.by, question.rep)
+    scope = f" for {question.rep}" if question.rep else ""
+    by = f" by {question.by}" if question.by else ""
+    return f"Pipeline, {question.period}{scope}{by}", render_stats(data, question)

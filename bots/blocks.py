@@ -1,0 +1,100 @@
+"""Block Kit messages and views, built from slack_sdk.models so Slack's limits are checked before
+anything is sent (section text 3000 chars, button text 75, modal title 24, ...)."""
+from __future__ import annotations
+
+from slack_sdk.models.blocks import (ActionsBlock, ButtonElement, ContextBlock, DividerBlock, HeaderBlock,
+                                     InputBlock, MarkdownTextObject, Option, PlainTextInputElement,
+                                     PlainTextObject, SectionBlock, StaticSelectElement)
+from slack_sdk.models.views import View
+
+from engine.timeutil import format_time
+
+BANT_LABELS = {"budget": "Budget", "authority": "Authority", "need": "Need", "timeline": "Timeline"}
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _who(lead: dict) -> str:
+    a = lead["attributes"]
+    name = a.get("name") or lead["id"]
+    parts = [str(a[k]) for k in ("title", "company") if a.get(k)]
+    return f"{name}" + (f", {' at '.join(parts)}" if parts else "")
+
+
+def lead_summary_blocks(lead: dict, activity: list[str]) -> list:
+    a = lead["attributes"]
+    top = lead["contributions"][:5]
+    points = "\n".join(f"• `{c['rule']}` {c['points']:+g}" for c in top) or "• no contributions"
+    bant = "  ".join(("✅ " if lead["bant"].get(k) else "⬜ ") + label for k, label in BANT_LABELS.items())
+    facts = [f"*Email*\n{a.get('email', '—')}", f"*Country*\n{a.get('country', '—')}",
+             f"*Employees*\n{a.get('employees', '—')}", f"*Stage*\n{lead['stage'].upper()}"]
+    blocks = [
+        HeaderBlock(text=PlainTextObject(text=_clip(f"New SQL: {_who(lead)}", 150))),
+        SectionBlock(fields=[MarkdownTextObject(text=_clip(f, 2000)) for f in facts]),
+        SectionBlock(text=MarkdownTextObject(text=_clip(
+            f"*Score {lead['score']:g}* (fit {lead['fit']:g}, engagement {lead['engagement']:g})\n{points}", 3000))),
+        SectionBlock(text=MarkdownTextObject(text=f"*BANT*  {bant}")),
+    ]
+    if activity:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=_clip("*Recent activity*\n" + "\n".join(activity), 3000))))
+    return blocks
+
+
+def sql_card(lead: dict, assignment: dict, activity: list[str], due: str | None) -> list:
+    blocks = lead_summary_blocks(lead, activity)
+    context = f"Lead `{lead['id']}` · rules `{lead['rules_version']}` · {assignment['why']}"
+    if due:
+        context += f" · accept by {due}"
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_clip(context, 3000))]))
+    value = str(assignment["id"])
+    blocks.append(ActionsBlock(block_id="decide", elements=[
+        ButtonElement(text="Accept", action_id="sql_accept", value=value, style="primary"),
+        ButtonElement(text="Reject…", action_id="sql_reject", value=value, style="danger"),
+    ]))
+    return blocks
+
+
+def decided_card(lead: dict, assignment: dict, activity: list[str], labels: dict) -> list:
+    blocks = lead_summary_blocks(lead, activity)
+    status = assignment["status"]
+    who = f"<@{assignment['decided_by_slack']}>" if assignment.get("decided_by_slack") else (assignment["decided_by"] or "the SLA")
+    when = format_time(assignment["decided_at"]) if assignment["decided_at"] else ""
+    text = {"accepted": f"✅ Accepted by {who} at {when}",
+            "rejected": f"❌ Rejected by {who} at {when}: {labels.get(assignment['reason'], assignment['reason'])}",
+            "reassigned": f"↪️ Passed on by {who} at {when}: {labels.get(assignment['reason'], assignment['reason'])}",
+            "expired": f"⏰ Not answered in time; reassigned at {when}"}.get(status, status)
+    if assignment.get("comment"):
+        text += f"\n> {assignment['comment']}"
+    blocks.append(SectionBlock(text=MarkdownTextObject(text=_clip(text, 3000))))
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"Lead `{lead['id']}` · rules `{lead['rules_version']}`")]))
+    return blocks
+
+
+def reject_modal(assignment_id: int, lead_id: str, reasons: dict) -> View:
+    options = [Option(value=rid, text=_clip(r["label"], 75)) for rid, r in reasons.items()]
+    return View(type="modal", callback_id="sql_reject_reason", private_metadata=str(assignment_id),
+                title=PlainTextObject(text="Reject lead"), submit=PlainTextObject(text="Reject"),
+                close=PlainTextObject(text="Cancel"), blocks=[
+                    SectionBlock(text=MarkdownTextObject(text=f"Why is `{lead_id}` not a fit?")),
+                    InputBlock(block_id="reason", label=PlainTextObject(text="Reason"),
+                               element=StaticSelectElement(action_id="reason", options=options,
+                                                           placeholder=PlainTextObject(text="Pick a reason"))),
+                    InputBlock(block_id="comment", optional=True, label=PlainTextObject(text="Comment"),
+                               element=PlainTextInputElement(action_id="comment", multiline=True, max_length=2000)),
+                ])
+
+
+def stats_blocks(title: str, lines: list[str]) -> list:
+    return [HeaderBlock(text=PlainTextObject(text=_clip(title, 150))),
+            SectionBlock(text=MarkdownTextObject(text=_clip("\n".join(lines) or "No data for this period.", 3000)))]
+
+
+def home_view(rep_name: str, rows: list[str]) -> View:
+    blocks = [HeaderBlock(text=PlainTextObject(text=_clip(f"Your open SQLs, {rep_name}", 150))), DividerBlock()]
+    if not rows:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text="Nothing waiting for you. 🎉")))
+    for row in rows[:40]:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=_clip(row, 3000))))
+    return View(type="home", blocks=blocks)

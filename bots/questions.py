@@ -1,0 +1,98 @@
+"""Plain-words questions to the bot: "pipeline this month", "stats by rep", "why was lead-42 an SQL"."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+
+@dataclass
+class Question:
+    kind: str  # stats | why | help
+    since: float | None = None
+    until: float | None = None
+    period: str = "all time"
+    by: str | None = None
+    rep: str | None = None
+    lead: str | None = None
+
+
+def _month_start(d: datetime) -> datetime:
+    return d.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def period_of(text: str, now: float) -> tuple[float | None, float | None, str]:
+    today = datetime.fromtimestamp(now, timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    t = text.lower()
+    if "today" in t:
+        return today.timestamp(), None, "today"
+    if "this week" in t:
+        start = today - timedelta(days=today.weekday())
+        return start.timestamp(), None, "this week"
+    if "last week" in t:
+        start = today - timedelta(days=today.weekday() + 7)
+        return start.timestamp(), (start + timedelta(days=7)).timestamp(), "last week"
+    if "this month" in t:
+        return _month_start(today).timestamp(), None, "this month"
+    if "last month" in t:
+        end = _month_start(today)
+        return _month_start(end - timedelta(days=1)).timestamp(), end.timestamp(), "last month"
+    if "quarter" in t:
+        q_start = today.replace(month=3 * ((today.month - 1) // 3) + 1, day=1)
+        if "last" in t:
+            prev_end = q_start
+            prev = (q_start - timedelta(days=1)).replace(day=1)
+            prev = prev.replace(month=3 * ((prev.month - 1) // 3) + 1)
+            return prev.timestamp(), prev_end.timestamp(), "last quarter"
+        return q_start.timestamp(), None, "this quarter"
+    m = re.search(r"last (\d+) days?", t)
+    if m:
+        return (today - timedelta(days=int(m.group(1)))).timestamp(), None, f"last {m.group(1)} days"
+    return None, None, "all time"
+
+
+def parse(text: str, now: float, rep_ids: list[str]) -> Question:
+    t = re.sub(r"<@[A-Z0-9]+>", "", text or "").strip()
+    low = t.lower()
+    m = re.search(r"why (?:was|is) ([\w.:@-]+)", low)
+    if m:
+        return Question("why", lead=t[m.start(1):m.end(1)])
+    if not low or low in ("help", "?"):
+        return Question("help")
+    since, until, label = period_of(low, now)
+    q = Question("stats", since, until, label)
+    m = re.search(r"\bby (\w+)", low)
+    if m:
+        q.by = {"rep": "owner", "reps": "owner", "owner": "owner"}.get(m.group(1), m.group(1))
+    m = re.search(r"\bfor (\w+)", low)
+    if m and m.group(1) in rep_ids:
+        q.rep = m.group(1)
+    return q
+
+
+def render_stats(data: dict, question: Question) -> list[str]:
+    s, c, h = data["stages"], data["conversion"], data["median_hours"]
+
+    def pct(x: float | None) -> str:
+        return "—" if x is None else f"{x * 100:.0f}%"
+
+    lines = ["*Funnel* (leads entering each stage): " + " → ".join(f"{k.upper()} {s.get(k, 0)}"
+                                                                  for k in ("new", "mql", "sql", "accepted", "won")),
+             f"*MQL→SQL* {pct(c['mql_to_sql'])} of {data['cohorts']['mql']} MQLs · *SQL accepted* "
+             f"{pct(c['sql_to_accepted'])} · *SQL→won* {pct(c['sql_to_won'])}",
+             f"*Median time MQL→SQL* {'—' if h['mql_to_sql'] is None else str(h['mql_to_sql']) + ' h'}"]
+    if data["reps"]:
+        lines.append("*By rep* (accepted / rejected / pending):")
+        lines += [f"• {r['rep']}: {r['accepted']} / {r['rejected']} / {r['pending']}"
+                  f" (acceptance {pct(r['acceptance_rate'])})" for r in data["reps"]]
+    if data["reject_reasons"]:
+        lines.append("*Top reject reasons*: " + ", ".join(f"{r['reason']} ({r['count']})" for r in data["reject_reasons"][:5]))
+    for group in data.get("by", [])[:15]:
+        gs = group["stages"]
+        lines.append(f"• {question.by} = {group['value']}: MQL {gs.get('mql', 0)}, SQL {gs.get('sql', 0)}, "
+                     f"MQL→SQL {pct(group['conversion']['mql_to_sql'])}")
+    return lines
+
+
+HELP = ("Ask me: `pipeline this month`, `stats last quarter by source`, `stats for alice`, "
+        "`why was lead-42 an SQL`. Managers see the whole team; reps see their own leads.")

@@ -1,0 +1,82 @@
+"""One long-lived object that holds the pipeline, the sales desk and the delivery loop.
+
+`leadflow serve` and `leadflow worker` both run a `LeadService`. Rule files are re-read when they
+change; a rule set with problems is logged and ignored, so a bad edit never stops a running service
+(the previous version keeps running until the files are fixed).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Callable
+
+from .checker import load_rules, rule_files
+from .compiler import compile_rules
+from .errors import LeadflowError
+from .outbox import Dispatcher, Notifier
+from .pipeline import Pipeline
+from .runtime import Engine
+from .sales import SalesDesk
+from .store import Store
+
+log = logging.getLogger("leadflow.service")
+
+
+class LeadService:
+    def __init__(self, db_path: str, rules_dir: str, clock: Callable[[], float] = time.time,
+                 notifier: Notifier | None = None):
+        self.rules_dir = rules_dir
+        self.clock = clock
+        self.engine = Engine()
+        self.store = Store(db_path)
+        self.pipeline = Pipeline(self.store, compile_rules(load_rules(rules_dir)), self.engine)
+        self.desk = SalesDesk(self.pipeline, clock)
+        self.notifier = notifier
+        self.dispatcher = Dispatcher(self.store, notifier, clock) if notifier else None
+        self.wake = threading.Event()
+        self.rule_problems: list = []
+        self._stamp = self._rules_stamp()
+
+    def _rules_stamp(self) -> tuple:
+        return tuple((p, os.path.getmtime(p), os.path.getsize(p)) for p in rule_files(self.rules_dir))
+
+    def reload_rules(self) -> bool:
+        """Switch to changed rule files if they are valid; returns True when a new version is live."""
+        stamp = self._rules_stamp()
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        try:
+            compiled = compile_rules(load_rules(self.rules_dir))
+        except LeadflowError as exc:
+            self.rule_problems = exc.problems
+            for p in exc.problems:
+                log.error("rules not reloaded: %s: %s: %s", p.location, p.code, p.message)
+            return False
+        if compiled.rules.version == self.pipeline.version:
+            return False
+        self.pipeline = Pipeline(self.store, compiled, self.engine)
+        self.desk = SalesDesk(self.pipeline, self.clock)
+        self.rule_problems = []
+        log.info("rules %s are live", compiled.rules.version)
+        return True
+
+    def work_once(self) -> dict:
+        """One pass of background work: route new SQLs, check SLAs, deliver notifications."""
+        routed = self.desk.route_pending()
+        sla = self.desk.tick()
+        delivered = self.dispatcher.run_once() if self.dispatcher else 0
+        return {"routed": routed, **sla, "delivered": delivered}
+
+    def run(self, stop: threading.Event, interval: float = 1.0) -> None:
+        """Work until `stop` is set; `wake` cuts the wait short when new work was just committed."""
+        while not stop.is_set():
+            try:
+                self.reload_rules()
+                self.work_once()
+            except Exception:  # noqa: BLE001 - the loop must outlive any single failure
+                log.exception("background work failed; retrying")
+            self.wake.wait(interval)
+            self.wake.clear()

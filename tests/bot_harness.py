@@ -78,7 +78,8 @@ class Clock:
 class Service:
     """A running `leadflow serve` app with its settings, service object and base URL."""
 
-    def __init__(self, tmp: Path, fake, clock: Clock | None = None, rules: str = RULES, **settings):  # noqa: ANN001
+    def __init__(self, tmp: Path, fake, clock: Clock | None = None, rules: str = RULES, run_worker: bool = True,  # noqa: ANN001
+                 **settings):
         rules_dir = tmp / "rules"
         rules_dir.mkdir(exist_ok=True)
         (rules_dir / "rules.yaml").write_text(rules)
@@ -86,10 +87,10 @@ class Service:
                                  slack_api_url=fake.url if fake else None, webhook_token=WEBHOOK_TOKEN, **settings)
         if fake is None:
             self.settings.bot_token = self.settings.signing_secret = None
-        self.clock = clock or Clock(time.time())
+        self.clock = clock or time.time
         self.console: list[str] = []
         self.service, client = build_service(self.settings, clock=self.clock, console=_Lines(self.console))
-        self.app = build_asgi(self.settings, self.service, client, interval=0.05)
+        self.app = build_asgi(self.settings, self.service, client, run_worker=run_worker, interval=0.05)
         config = uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

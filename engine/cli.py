@@ -332,5 +332,7 @@ def dead_letters(ctx: click.Context, db_path: str, limit: int, as_json: bool) ->
 
 from . import cli_desk  # noqa: E402,F401 - registers `leadflow sql ...`
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # `python -m engine.cli`: run the module-level group that cli_desk extended
+    from engine.cli import main as _main
+
+    _main()

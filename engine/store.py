@@ -24,16 +24,33 @@ SCHEMA_VERSION = 1
 class Store:
     def __init__(self, path: str):
         self.path = path
-        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute("PRAGMA foreign_keys=ON")
-        self.db = sqlite_utils.Database(self.conn)
-        self.lock = threading.RLock()  # one connection, shared by the webhook and the worker threads
+        self._local = threading.local()  # one connection per thread: WAL gives readers and one writer
+        self._all: list = []
+        self.lock = threading.RLock()
         self._ensure_schema()
 
+    @property
+    def conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+            self._local.db = sqlite_utils.Database(conn)
+            self._all.append(conn)
+        return conn
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        self.conn  # noqa: B018 - make sure this thread has its connection
+        return self._local.db
+
     def close(self) -> None:
-        self.conn.close()
+        for conn in self._all:
+            conn.close()
+        self._all.clear()
+        self._local = threading.local()
 
     # -- schema -----------------------------------------------------------------------------------
     def _ensure_schema(self) -> None:
@@ -226,7 +243,10 @@ class Store:
 
     # -- assignments and feedback -------------------------------------------------------------------
     def add_assignment(self, row: dict) -> int:
-        return self.db["assignments"].insert(row).last_pk
+        cols = ", ".join(row)
+        cur = self.conn.execute(f"INSERT INTO assignments ({cols}) VALUES ({', '.join('?' for _ in row)})",
+                                list(row.values()))
+        return cur.lastrowid
 
     def assignment(self, assignment_id: int) -> dict | None:
         rows = list(self.db.query("SELECT * FROM assignments WHERE id = ?", [assignment_id]))
@@ -276,7 +296,8 @@ class Store:
         self.conn.execute("UPDATE leads SET owner = ?, state = ? WHERE id = ?", (owner, json.dumps(state), lead))
 
     def add_feedback(self, row: dict) -> None:
-        self.db["feedback"].insert(row)
+        cols = ", ".join(row)
+        self.conn.execute(f"INSERT INTO feedback ({cols}) VALUES ({', '.join('?' for _ in row)})", list(row.values()))
 
     # -- reads for metrics ----------------------------------------------------------------------------
     def stage_entries(self) -> Iterator[tuple]:

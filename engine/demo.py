@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from .generate import demo_leads
 from .leadview import story
 from .pipeline import Pipeline
+from .sales import SalesDesk
 from .store import Store
+from .timeutil import parse_time
 
 
 @dataclass
@@ -24,6 +26,7 @@ class DemoReport:
     demoted: list = field(default_factory=list)
     rejections: list = field(default_factory=list)
     fired: dict = field(default_factory=dict)
+    routed: list = field(default_factory=list)  # (lead, rep or channel, status, why)
     example: str = ""
 
     def to_json(self) -> dict:
@@ -33,10 +36,14 @@ class DemoReport:
         out = [f"leadflow demo: {self.applied} events applied, {self.duplicates} duplicates ignored, "
                f"{self.rejected} rejected (rules {self.rules_version}, database {self.db})", "",
                "Leads by stage: " + ", ".join(f"{k} {v}" for k, v in sorted(self.stages.items())), ""]
-        out.append(f"New SQLs ({len(self.sqls)}), each queued for routing to a rep:")
-        out += [f"  {lead} ({persona}): {reason}" for lead, persona, reason in self.sqls[:10]]
+        out.append(f"New SQLs ({len(self.sqls)}):")
+        out += [f"  {lead} ({persona}): {reason.rsplit(' (', 1)[-1].rstrip(')')}" for lead, persona, reason in self.sqls[:10]]
         if len(self.sqls) > 10:
             out.append(f"  ... and {len(self.sqls) - 10} more")
+        out.append(f"Routing and the reps' answers ({len(self.routed)} assignments):")
+        out += [f"  {lead} -> {who}: {status} ({why})" for lead, who, status, why in self.routed[:12]]
+        if len(self.routed) > 12:
+            out.append(f"  ... and {len(self.routed) - 12} more")
         out.append(f"Disqualified ({len(self.disqualified)}):")
         out += [f"  {lead}: {reason}" for lead, reason in self.disqualified[:5]]
         out.append(f"Demoted back to new after their interest faded ({len(self.demoted)}):")
@@ -65,20 +72,25 @@ def run_demo(db_path: str, rules_dir: str, n_leads: int = 60, seed: int = 7) -> 
     lines.append('{"id": "bad-2", "type": "page_view", "at": "2026-11-02T09:00:00Z"')
     pipeline = Pipeline(Store(db_path), _compiled(rules_dir))
     counts = pipeline.apply_lines(enumerate(lines, 1), source="demo")
-    # The reps answer: the first SQLs are accepted, one is rejected, one turns into a deal.
+    # Route every new SQL to a rep, then let the reps answer: most accept, some reject with a reason
+    # whose consequence runs (disqualify, recycle into nurture, pass on to the next rep).
     store = pipeline.store
-    sql_leads = [r["id"] for r in store.list_leads("sql")]
-    feedback = []
-    for i, lead in enumerate(sorted(sql_leads)):
-        kind = "sql_rejected" if i % 4 == 3 else "sql_accepted"
-        feedback.append({"id": f"{lead}-fb", "lead": lead, "type": kind, "at": "2026-12-20T10:00:00Z",
-                         "data": {"rep": "alice", "reason": "no_budget"} if kind == "sql_rejected" else {"rep": "alice"}})
-        if i == 0:
-            feedback.append({"id": f"{lead}-won", "lead": lead, "type": "deal_won", "at": "2026-12-28T10:00:00Z",
-                             "data": {"amount": 24000}})
-    more = pipeline.apply_lines(enumerate((json.dumps(e) for e in feedback), 1), source="demo-feedback")
+    desk = SalesDesk(pipeline, clock=lambda: parse_time("2026-12-21T15:00:00Z"))  # a Monday afternoon in Europe
+    desk.route_pending()
+    answers = ["accept", "accept", "accept", "no_budget", "accept", "not_now", "accept", "wrong_rep", "student"]
+    for i, a in enumerate(store.assignments(status="pending")):
+        verdict = answers[i % len(answers)]
+        if verdict == "accept":
+            desk.decide(a["id"], "accept", f"demo:{a['rep']}", a["rep"], a["rep"] is None)
+        else:
+            desk.decide(a["id"], "reject", f"demo:{a['rep']}", a["rep"], a["rep"] is None, verdict, "demo answer")
+    won = [a["lead"] for a in store.assignments(status="accepted")][:1]
+    more = pipeline.apply_lines(enumerate((json.dumps({"id": f"{lead}-won", "lead": lead, "type": "deal_won",
+                                                       "at": "2026-12-28T10:00:00Z", "data": {"amount": 24000}})
+                                           for lead in won), 1), source="demo-outcomes")
+    routed = [(a["lead"], a["rep"] or a["channel"], a["status"], a["why"]) for a in store.assignments()]
     report = DemoReport(db_path, pipeline.version, counts.applied + more.applied, counts.duplicates,
-                        counts.rejected, store.stage_counts(), rejections=counts.rejections)
+                        counts.rejected, store.stage_counts(), rejections=counts.rejections, routed=routed)
     for row in store.db.query("SELECT lead, reason, to_stage FROM stage_history WHERE to_stage IN "
                               "('sql', 'disqualified') OR (from_stage = 'mql' AND to_stage = 'new') ORDER BY id"):
         if row["to_stage"] == "sql":
@@ -94,7 +106,8 @@ def run_demo(db_path: str, rules_dir: str, n_leads: int = 60, seed: int = 7) -> 
                 fired[rid] += 1
     report.fired = fired
     if report.sqls:
-        report.example = story(store, pipeline.compiled.rules, report.sqls[0][0]) or ""
+        accepted = [lead for lead, _, status, _ in routed if status == "accepted"] or [report.sqls[0][0]]
+        report.example = story(store, pipeline.compiled.rules, accepted[-1]) or ""
     return report
 
 

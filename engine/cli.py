@@ -121,6 +121,38 @@ def rules_check(ctx: click.Context, directory: str | None, rules_dir: str, as_js
         emit({"valid": True, "problems": []})
 
 
+@rules.command("test")
+@click.argument("directory", required=False)
+@click.option("--coverage", is_flag=True, help="Also list the rules no test exercised (exit 1 if any).")
+@rules_option
+@json_option
+@click.pass_context
+@reports_problems
+def rules_test(ctx: click.Context, directory: str | None, coverage: bool, rules_dir: str, as_json: bool) -> None:
+    """Run the rule tests beside the rules (tests/*.yaml, *_test.yaml)."""
+    from .checker import load_rules
+    from .compiler import compile_rules
+    from .ruletests import run_tests
+
+    target = directory or _settings(ctx, rules_dir=rules_dir)[1]
+    report = run_tests(compile_rules(load_rules(target)), target)
+    if as_json:
+        emit({"tests": report.tests, "passed": report.passed,
+              "failures": [{"file": f.location.file, "line": f.location.line, "test": f.name, "message": f.message}
+                           for f in report.failures],
+              "problems": [p.to_dict() for p in report.problems], "untested": report.untested})
+    else:
+        if report.problems:
+            print_problems(report.problems)
+        for f in report.failures:
+            click.echo(f"{f.location.file}:{f.location.line}: {f.message} (test '{f.name}')", err=True)
+        click.echo(f"{report.passed} of {report.tests} rule tests passed", err=not report.ok)
+        if coverage:
+            click.echo("untested rules: " + (", ".join(report.untested) or "none"))
+    if not report.ok or (coverage and report.untested) or report.tests == 0:
+        sys.exit(1)
+
+
 @rules.command("schema")
 @click.option("--write", "write_dir", type=click.Path(file_okay=False), help="Write schema.json and REFERENCE.md here.")
 @click.option("--reference", is_flag=True, help="Print the Markdown reference instead of the JSON Schema.")

@@ -153,6 +153,91 @@ def rules_test(ctx: click.Context, directory: str | None, coverage: bool, rules_
         sys.exit(1)
 
 
+@rules.command("tune")
+@click.option("--data", "data_path", type=click.Path(exists=True, dir_okay=False),
+              help="Labelled leads (CSV, with --mapping); default: feedback and outcomes in the database.")
+@click.option("--mapping", "mapping_path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write the proposed rule set here.")
+@click.option("--apply", "apply_live", is_flag=True, help="Write the proposal over the live rules.")
+@click.option("--target-precision", type=click.FloatRange(0, 1), help="SQL score threshold for this precision.")
+@click.option("--capacity", help="Share of leads the MQL gate should admit, e.g. 30%.")
+@db_option
+@rules_option
+@json_option
+@click.pass_context
+@reports_problems
+def rules_tune(ctx: click.Context, data_path: str | None, mapping_path: str | None, out_dir: str | None,
+               apply_live: bool, target_precision: float | None, capacity: str | None, db_path: str, rules_dir: str,
+               as_json: bool) -> None:
+    """Propose better points, new rules and thresholds from outcomes and reps' feedback."""
+    from .labels import leads_from_csv, leads_from_store
+    from .tune import tune
+
+    db, rules_path = _settings(ctx, db_path, rules_dir)
+    if not out_dir and not apply_live:
+        raise click.UsageError("give --out DIR for a proposal to review, or --apply to change the live rules")
+    share = None
+    if capacity:
+        try:
+            share = float(capacity.rstrip("%")) / (100 if capacity.endswith("%") else 1)
+        except ValueError:
+            raise click.BadParameter("write a share such as 30% or 0.3", param_hint="--capacity") from None
+    if data_path:
+        if not mapping_path:
+            raise click.UsageError("--data needs --mapping")
+        leads = leads_from_csv(data_path, mapping_path)
+    else:
+        leads = leads_from_store(db)
+    if sum(1 for x in leads if x.label is not None) < 20:
+        click.echo("not enough labelled leads to tune (need at least 20 with feedback or an outcome)", err=True)
+        sys.exit(1)
+    report = tune(rules_path, leads, rules_path if apply_live else out_dir, target_precision, share)
+    if as_json:
+        emit(report)
+        return
+    b, a = report["validation"]["before"], report["validation"]["after"]
+    click.echo(f"AUC {b['auc']} -> {a['auc']}, precision@30% {b['precision_at']['0.3']} -> {a['precision_at']['0.3']}"
+               f" ({report['validation']['folds']}-fold cross-validated on {report['leads']} leads)")
+    for r in report["rules"]:
+        if r["old"] != r["new"]:
+            click.echo(f"  {r['rule']}: {r['old']:g} -> {r['new']}")
+    for r in report["new_rules"]:
+        click.echo(f"  new {r['rule']} ({r['points']:+d}): {r['evidence']}")
+    click.echo(f"wrote {rules_path if apply_live else out_dir} (see TUNING.md there)", err=True)
+
+
+@rules.command("backtest")
+@click.option("--candidate", "candidate_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="The rule directory to try.")
+@db_option
+@rules_option
+@json_option
+@click.pass_context
+@reports_problems
+def rules_backtest(ctx: click.Context, candidate_dir: str, db_path: str, rules_dir: str, as_json: bool) -> None:
+    """Replay the stored event log through a candidate rule set (the database is only read)."""
+    from .backtest import backtest
+    from .checker import load_rules
+    from .compiler import compile_rules
+    from .store import Store
+
+    db, rules_path = _settings(ctx, db_path, rules_dir)
+    if not os.path.exists(db):
+        raise click.UsageError(f"no database at {db}")
+    result = backtest(Store(db), compile_rules(load_rules(rules_path)), compile_rules(load_rules(candidate_dir)))
+    if as_json:
+        emit(result)
+        return
+    click.echo(f"replayed {result['events']:,} events of {result['leads']:,} leads in {result['seconds']} s")
+    for name in ("current", "candidate"):
+        click.echo(f"  {name:>9}: " + ", ".join(f"{k} {v}" for k, v in sorted(result["stages"][name].items())))
+    click.echo(f"  {result['changed']} lead(s) would end in another stage"
+               + "".join(f"\n    {c['lead']}: {c['current']} -> {c['candidate']}" for c in result["changed_leads"][:20]))
+    fb = result["feedback"]
+    click.echo(f"  accepted SQLs the candidate would lose: {fb['accepted_lost']} of {fb['accepted']}")
+    click.echo(f"  rejected SQLs the candidate would filter out: {fb['rejected_filtered']} of {fb['rejected']}")
+
+
 @rules.command("schema")
 @click.option("--write", "write_dir", type=click.Path(file_okay=False), help="Write schema.json and REFERENCE.md here.")
 @click.option("--reference", is_flag=True, help="Print the Markdown reference instead of the JSON Schema.")
@@ -172,15 +257,25 @@ def rules_schema(write_dir: str | None, reference: bool) -> None:
 
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(allow_dash=True))
+@click.option("--mapping", "mapping_path", type=click.Path(exists=True, dir_okay=False),
+              help="Mapping file for CSV input (lead id, attributes, events, outcome, feedback columns).")
 @db_option
 @rules_option
 @json_option
 @click.pass_context
 @reports_problems
-def ingest(ctx: click.Context, files: tuple, db_path: str, rules_dir: str, as_json: bool) -> None:
-    """Apply JSONL events (one JSON object per line); '-' reads standard input."""
+def ingest(ctx: click.Context, files: tuple, mapping_path: str | None, db_path: str, rules_dir: str,
+           as_json: bool) -> None:
+    """Apply JSONL events (one JSON object per line; '-' reads standard input), or CSV rows with --mapping."""
     from .events import read_jsonl
     from .pipeline import Counts, Pipeline
+
+    def lines_of(path: str):  # noqa: ANN202
+        if mapping_path and path.endswith(".csv"):
+            from .mapping import csv_events
+
+            return ((i, json.dumps(e)) for i, e in enumerate(csv_events(mapping_path, path), 1))
+        return read_jsonl(path)
 
     db, rules_path = _settings(ctx, db_path, rules_dir)
     for f in files:
@@ -189,7 +284,7 @@ def ingest(ctx: click.Context, files: tuple, db_path: str, rules_dir: str, as_js
     pipeline = Pipeline.open(db, rules_path)
     total = Counts()
     for f in files:
-        lines = read_jsonl(f)
+        lines = lines_of(f)
         if sys.stderr.isatty() and f != "-":
             counts = _with_progress(pipeline, lines, f)
         else:
@@ -341,6 +436,33 @@ def bench(ctx: click.Context, n_leads: int, events_per_lead: int, seed: int, db_
     else:
         for key, value in result.items():
             click.echo(f"{key:>24}: {value}")
+
+
+@main.command("eval")
+@click.option("--data", "data_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Labelled historical leads (CSV).")
+@click.option("--mapping", "mapping_path", required=True, type=click.Path(exists=True, dir_okay=False))
+@rules_option
+@json_option
+@click.pass_context
+@reports_problems
+def eval_command(ctx: click.Context, data_path: str, mapping_path: str, rules_dir: str, as_json: bool) -> None:
+    """How well the rules' score and SQL gate separate the outcome in labelled data."""
+    from .checker import load_rules
+    from .compiler import compile_rules
+    from .evaluate import metrics, replay
+    from .mapping import labelled_leads, load_mapping, read_rows
+
+    _, rules_path = _settings(ctx, None, rules_dir)
+    compiled = compile_rules(load_rules(rules_path))
+    header, rows = read_rows(data_path)
+    leads = list(labelled_leads(load_mapping(mapping_path, header), rows))
+    result = metrics(replay(compiled, leads))
+    if as_json:
+        emit(result)
+        return
+    for key, value in result.items():
+        click.echo(f"{key:>14}: {value}")
 
 
 @main.command("dead-letters")

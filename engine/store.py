@@ -311,6 +311,10 @@ class Store:
         return dict(self.conn.execute("SELECT id, json_extract(state, '$.attrs.' || json_quote(?)) FROM leads",
                                       (field,)))
 
+    def event_log(self) -> Iterator[tuple]:
+        """(lead, type, at text, data JSON) for every stored event, lead by lead in arrival order."""
+        yield from self.conn.execute("SELECT lead, type, at_text, data FROM events ORDER BY lead, seq")
+
     def feedback_rows(self) -> list[dict]:
         return list(self.db.query("SELECT * FROM feedback ORDER BY id"))
 

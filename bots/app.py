@@ -80,16 +80,20 @@ def build_app(settings: Settings, client: WebClient, service: LeadService) -> Ap
 
     @app.command("/leadflow")
     def on_command(ack, command) -> None:  # noqa: ANN001
-        title, lines = answer(service, command.get("text", ""), command["user_id"], who)
+        title, lines, _ = answer(service, command.get("text", ""), command["user_id"], who)
         ack(response_type="ephemeral", text=title, blocks=[b.to_dict() for b in stats_blocks(title, lines)])
 
     def reply(event: dict, body: dict) -> None:
-        title, lines = answer(service, event.get("text", ""), event.get("user", ""), who)
+        title, lines, chart = answer(service, event.get("text", ""), event.get("user", ""), who)
         key = f"answer:{body.get('event_id') or event.get('client_msg_id') or event.get('ts')}"
+        thread = event.get("thread_ts") or event.get("ts")
         with service.store.transaction():
             service.store.add_outbox(key, "answer", "", {
-                "channel": event["channel"], "thread_ts": event.get("thread_ts") or event.get("ts"),
+                "channel": event["channel"], "thread_ts": thread,
                 "text": title, "blocks": [b.to_dict() for b in stats_blocks(title, lines)]})
+            if chart is not None:  # stats answers come with the dashboard as a PNG in the thread
+                service.store.add_outbox(key + ":chart", "chart", "", {
+                    "channel": event["channel"], "thread_ts": thread, "title": title, **chart})
         service.wake.set()
 
     @app.event("app_mention")
@@ -117,24 +121,26 @@ def build_app(settings: Settings, client: WebClient, service: LeadService) -> Ap
     return app
 
 
-def answer(service: LeadService, text: str, user: str, who) -> tuple[str, list[str]]:  # noqa: ANN001
+def answer(service: LeadService, text: str, user: str, who) -> tuple[str, list[str], dict | None]:  # noqa: ANN001
+    """(title, lines, chart parameters or None) for a question in plain words."""
     rep_id, manager = who(user)
     question = parse(text, service.clock(), list(service.desk.desk.reps))
     if question.kind == "help":
-        return "leadflow", [HELP]
+        return "leadflow", [HELP], None
     if question.kind == "why":
         lead = service.store.lead_row(question.lead or "")
         if lead is None:
-            return "Not found", [f"I know no lead called `{question.lead}`."]
+            return "Not found", [f"I know no lead called `{question.lead}`."], None
         if not manager and lead["owner"] != rep_id:
-            return "Not yours", [f"`{question.lead}` is not assigned to you; ask a manager."]
+            return "Not yours", [f"`{question.lead}` is not assigned to you; ask a manager."], None
         return f"Why {question.lead} is {lead['stage'].upper()}", \
-            (story(service.store, service.pipeline.compiled.rules, question.lead) or "").splitlines()[:25]
+            (story(service.store, service.pipeline.compiled.rules, question.lead) or "").splitlines()[:25], None
     if not manager and not rep_id:
-        return "Stats are for the sales team", ["Only managers and reps named in the rule files can ask for stats."]
+        return "Stats are for the sales team", ["Only managers and reps named in the rule files can ask for stats."], None
     if not manager:
         question.rep = rep_id  # a rep sees their own numbers
     data = compute(service.store, question.since, question.until, question.by, question.rep)
     scope = f" for {question.rep}" if question.rep else ""
     by = f" by {question.by}" if question.by else ""
-    return f"Pipeline, {question.period}{scope}{by}", render_stats(data, question)
+    chart = {"since": question.since, "until": question.until, "by": question.by, "rep": question.rep}
+    return f"Pipeline, {question.period}{scope}{by}", render_stats(data, question), chart

@@ -20,7 +20,7 @@ from engine.timeutil import format_time
 
 from .blocks import decided_card, sql_card
 
-KINDS = ("card", "card_update", "remind", "escalate", "answer")
+KINDS = ("card", "card_update", "remind", "escalate", "answer", "chart", "digest")
 log = logging.getLogger("leadflow.notify")
 
 
@@ -114,6 +114,35 @@ class SlackNotifier(_Base):
         return self._post(channel, key, resumed, text=f"🚨 {lead['id']} (score {lead['score']:g}) has not been "
                                                       f"accepted after {tried} assignment(s). Please take a look.")
 
+    def _chart(self, payload: dict, key: str, resumed: bool) -> dict:
+        """A PNG dashboard for a stats answer, uploaded into the answer's thread (files_upload_v2)."""
+        from engine.charts import dashboard
+        from engine.stats import compute
+
+        if resumed and self._find(payload["channel"], key):
+            return {"recovered": True}
+        data = compute(self.service.store, payload.get("since"), payload.get("until"), payload.get("by"),
+                       payload.get("rep"), weekly=True)
+        png = dashboard(data, payload.get("title") or "Pipeline")
+        resp = self.client.files_upload_v2(channel=payload["channel"], thread_ts=payload.get("thread_ts"),
+                                           content=png, filename="pipeline.png", title=payload.get("title"),
+                                           initial_comment=None)
+        return {"file": (resp.get("file") or {}).get("id")}
+
+    def _digest(self, payload: dict, key: str, resumed: bool) -> dict:
+        from engine.stats import compute
+
+        from .questions import Question, render_stats
+
+        data = compute(self.service.store, payload["since"], payload["until"])
+        title = f"Weekly pipeline digest, {format_time(payload['since'])[:10]} to {format_time(payload['until'])[:10]}"
+        posted = self._post(payload["channel"], key, resumed, text=title,
+                            blocks=[{"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
+                                    {"type": "section", "text": {"type": "mrkdwn",
+                                                                 "text": "\n".join(render_stats(data, Question("stats")))[:3000]}}])
+        self._chart({**payload, "thread_ts": posted["ts"], "title": title}, key + ":chart", resumed)
+        return posted
+
     def _answer(self, payload: dict, key: str, resumed: bool) -> dict:
         return self._post(payload["channel"], key, resumed, thread_ts=payload.get("thread_ts"),
                           text=payload["text"], blocks=payload.get("blocks"))
@@ -127,8 +156,8 @@ class ConsoleNotifier(_Base):
         self.stream = stream
 
     def deliver(self, kind: str, lead_id: str, payload: dict, key: str, resumed: bool) -> dict:
-        if kind == "answer":
-            line = f"[answer] {payload['text']}"
+        if kind in ("answer", "chart", "digest"):
+            line = f"[{kind}] {payload.get('text') or payload.get('title') or payload.get('channel')}"
         else:
             assignment, lead = self._context(payload)
             target = assignment["rep"] or assignment["channel"]

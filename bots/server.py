@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from engine.events import loads
 from engine.service import LeadService
 
 from .app import build_app
@@ -65,8 +66,8 @@ def build_asgi(settings: Settings, service: LeadService, client: WebClient | Non
         if problem:
             return JSONResponse({"error": problem}, 401, headers={"WWW-Authenticate": "Bearer"})
         try:
-            parsed = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            parsed = loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
             await run_in_threadpool(_dead_letter, service, body, f"not JSON: {exc}")
             return JSONResponse({"error": f"not JSON: {exc}"}, 400)
         items = parsed if isinstance(parsed, list) else [parsed]

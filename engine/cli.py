@@ -484,7 +484,7 @@ def dead_letters(ctx: click.Context, db_path: str, limit: int, as_json: bool) ->
         click.echo(f"{where}: {r['field'] + ': ' if r['field'] else ''}{r['reason']}\n    {r['raw'][:200]}")
 
 
-from . import cli_desk  # noqa: E402,F401 - registers `leadflow sql ...`
+from . import cli_desk, cli_stats  # noqa: E402,F401 - register `leadflow sql ...` and `leadflow stats`
 
 if __name__ == "__main__":  # `python -m engine.cli`: run the module-level group that cli_desk extended
     from engine.cli import main as _main

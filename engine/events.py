@@ -38,9 +38,20 @@ def parse_line(raw: str) -> Any | Rejection:
     if len(raw.encode("utf-8", "replace")) > MAX_EVENT_BYTES:
         return Rejection("", f"event is larger than {MAX_EVENT_BYTES // 1024} KB")
     try:
-        return json.loads(raw)
+        return loads(raw)
     except json.JSONDecodeError as exc:
         return Rejection("", f"not JSON: {exc.msg} at column {exc.colno}")
+    except ValueError as exc:
+        return Rejection("", f"not JSON: {exc}")
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def loads(raw: str | bytes) -> Any:
+    """Strict JSON: NaN and Infinity (which Python's json accepts) are errors."""
+    return json.loads(raw, parse_constant=_no_constant)
 
 
 def from_segment(obj: dict) -> dict:
@@ -64,9 +75,8 @@ def validate(obj: Any) -> Accepted | Rejection:
     obj = from_segment(obj)
     for name in ("id", "lead", "type", "at"):
         if name not in obj:
-            stray = [k for k in obj if k not in FIELDS]
-            hint = did_you_mean(name, stray) if stray else ""
-            return Rejection(name, "is missing" + (f" ({hint.replace('did you mean', 'is')} a typo?)" if hint else ""))
+            close = [k for k in obj if k not in FIELDS and did_you_mean(name, [k])]
+            return Rejection(name, "is missing" + (f" (is '{close[0]}' a typo for it?)" if close else ""))
     for name in ("id", "lead"):
         value = obj[name]
         if isinstance(value, int) and not isinstance(value, bool):

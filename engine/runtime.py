@@ -11,6 +11,7 @@ after the call, never left in the session state where durable_rules would hide i
 """
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -108,7 +109,7 @@ class Engine:
         changed = first or state.rules_version != rules.version
         if etype == "lead_updated":
             merged = merge_attributes(state.attrs, event.get("data") or {})
-            changed = changed or merged != state.attrs
+            changed = changed or _typed(merged) != _typed(state.attrs)  # 1 -> true is a change
             state.attrs = merged
         else:
             note_event(state, etype, at, tracked_event_types(compiled), shape.keep_times)
@@ -260,6 +261,10 @@ class Engine:
         """Facts and events left in the engine session (always 0 between calls; tests check it)."""
         self.load(compiled)
         return len(self._host.get_facts(compiled.name, SID)) + len(self._host.get_pending_events(compiled.name, SID))
+
+
+def _typed(attrs: dict) -> str:
+    return json.dumps(attrs, sort_keys=True, default=str)
 
 
 def _transition(ev: _Evaluation, to: str, reason: str, rule: str) -> None:

@@ -131,6 +131,8 @@ SECTIONS: dict = {
                                                        "label": F(Scalar("string"), "", True),
                                                        "then": F(Anything())})))})),
     "managers": F(ListOf(Scalar("string")), "Slack user ids of managers"),
+    "digest": F(Obj({"channel": F(Scalar("string"), "where the weekly pipeline digest goes", True),
+                     "every": F(Scalar("duration"), "how often (default 7d)")}), "a scheduled stats digest"),
     "nurture": F(ListOf(Obj({"id": F(Scalar("id"), "", True), "description": F(Scalar("string")),
                              "enroll": F(Cond(), "", True), "exit": F(Cond()), "reenroll": F(Anything()),
                              "steps": F(ListOf(Anything()), "", True)})), "nurture tracks"),

@@ -20,6 +20,7 @@ from .pipeline import Pipeline
 from .runtime import Engine
 from .sales import SalesDesk
 from .store import Store
+from .timeutil import parse_duration
 
 log = logging.getLogger("leadflow.service")
 
@@ -67,8 +68,26 @@ class LeadService:
         """One pass of background work: route new SQLs, check SLAs, deliver notifications."""
         routed = self.desk.route_pending()
         sla = self.desk.tick()
+        digests = self.schedule_digest()
         delivered = self.dispatcher.run_once() if self.dispatcher else 0
-        return {"routed": routed, **sla, "delivered": delivered}
+        return {"routed": routed, **sla, "digests": digests, "delivered": delivered}
+
+    def schedule_digest(self) -> int:
+        """Queue the periodic stats digest (once per period, whatever restarts happen)."""
+        digest = self.pipeline.compiled.rules.section("digest")
+        if not digest:
+            return 0
+        every = parse_duration(digest.get("every", "7d"))
+        now = self.clock()
+        with self.store.transaction():
+            last = self.store.last_run("digest")
+            if last is not None and now - last < every:
+                return 0
+            since = now - every
+            self.store.add_outbox(f"digest:{int(since // every)}", "digest", "", {
+                "channel": digest["channel"], "since": since, "until": now})
+            self.store.mark_run("digest", now)
+        return 1
 
     def run(self, stop: threading.Event, interval: float = 1.0) -> None:
         """Work until `stop` is set; `wake` cuts the wait short when new work was just committed."""

@@ -1,80 +1,162 @@
-"""Pipeline metrics, each defined once here (DESIGN.md section 1; the stats issue extends them).
+"""Pipeline metrics. Every figure is defined once, here:
 
-Definitions:
-- stages: how many leads ENTERED each stage in the period (a lead can count in several stages).
-- conversion.mql_to_sql: of the leads that became MQL in the period (a cohort), the share that became
-  SQL afterwards (at any time up to now); sql_to_accepted and sql_to_won likewise for SQL cohorts.
-- median_hours.mql_to_sql: median time from a cohort lead's first MQL entry to its first SQL entry.
-- reps: per rep, assignments made in the period: accepted / rejected / pending / expired / reassigned,
-  the acceptance rate (accepted / decided) and the median hours to a decision.
+- stages: how many leads ENTERED each stage in the period (a lead re-entering counts again).
+- conversion.mql_to_sql: of the leads whose first MQL entry falls in the period (the cohort), the
+  share that later became SQL (by now). sql_to_accepted and sql_to_won: the same for the SQL cohort.
+- median_hours / p90_hours: time from a cohort lead's first MQL to its first SQL entry, and from its
+  first SQL entry to acceptance.
+- reps: per rep, assignments made in the period: assigned, accepted, rejected, pending, expired
+  (SLA breaches), reassigned; acceptance rate = accepted / (accepted + rejected); median hours from
+  assignment to a decision.
 - reject_reasons: rejections in the period by reason, most frequent first.
+- revenue: the `amount` of `deal_won` events in the period, in total and per group.
+- costs (given a costs CSV `campaign,cost` or `campaign_cost` events with data {campaign, amount}):
+  cost per MQL / SQL / customer = the campaign's cost / its MQL, SQL and won cohorts in the period.
+- by FIELD: any lead attribute (e.g. source, campaign), `owner` (the rep) or `rules_version` (the
+  rule version under which the lead first became MQL, to compare before/after a rule change).
+Leads are streamed lead by lead from the stage history, so the cost grows with rows, not with memory.
 """
 from __future__ import annotations
 
+import csv
 import statistics
 from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from itertools import groupby
 from typing import Any
 
 from .store import Store
 
+MONDAY = 345600.0  # 1970-01-05, a Monday: weeks run Monday to Sunday (UTC)
+STAGES = ("new", "mql", "sql", "accepted", "rejected", "recycled", "won", "lost", "disqualified")
 
-def _in(at: float, since: float | None, until: float | None) -> bool:
-    return (since is None or at >= since) and (until is None or at < until)
+
+def _in(at: float | None, since: float | None, until: float | None) -> bool:
+    return at is not None and (since is None or at >= since) and (until is None or at < until)
 
 
 def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
+def _quantile(values: list, q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q
+    lo, hi = int(pos), min(int(pos) + 1, len(ordered) - 1)
+    return round(ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo), 2)
+
+
+@dataclass
+class _Group:
+    entered: Counter = field(default_factory=Counter)
+    mql: int = 0
+    mql_to_sql: int = 0
+    sql: int = 0
+    sql_accepted: int = 0
+    sql_won: int = 0
+    won: int = 0
+    revenue: float = 0.0
+    hours_mql_sql: list = field(default_factory=list)
+    hours_sql_accept: list = field(default_factory=list)
+
+    def add(self, firsts: dict, entries: list, since: float | None, until: float | None, amount: float) -> None:
+        for stage, at in entries:
+            if _in(at, since, until):
+                self.entered[stage] += 1
+        if _in(firsts.get("mql"), since, until):
+            self.mql += 1
+            if firsts.get("sql", -1) >= firsts["mql"]:
+                self.mql_to_sql += 1
+                self.hours_mql_sql.append((firsts["sql"] - firsts["mql"]) / 3600)
+        if _in(firsts.get("sql"), since, until):
+            self.sql += 1
+            if "accepted" in firsts:
+                self.sql_accepted += 1
+                self.hours_sql_accept.append((firsts["accepted"] - firsts["sql"]) / 3600)
+            self.sql_won += "won" in firsts
+        if _in(firsts.get("won"), since, until):
+            self.won += 1
+            self.revenue += amount
+
+    def result(self) -> dict:
+        return {"stages": {s: self.entered[s] for s in STAGES if self.entered[s]},
+                "cohorts": {"mql": self.mql, "sql": self.sql},
+                "conversion": {"mql_to_sql": _rate(self.mql_to_sql, self.mql),
+                               "sql_to_accepted": _rate(self.sql_accepted, self.sql),
+                               "sql_to_won": _rate(self.sql_won, self.sql)},
+                "median_hours": {"mql_to_sql": _quantile(self.hours_mql_sql, 0.5),
+                                 "sql_to_accepted": _quantile(self.hours_sql_accept, 0.5)},
+                "p90_hours": {"mql_to_sql": _quantile(self.hours_mql_sql, 0.9),
+                              "sql_to_accepted": _quantile(self.hours_sql_accept, 0.9)},
+                "won": self.won, "revenue": round(self.revenue, 2)}
+
+
 def compute(store: Store, since: float | None = None, until: float | None = None, by: str | None = None,
-            rep: str | None = None) -> dict[str, Any]:
-    firsts: dict = defaultdict(dict)  # lead -> stage -> first entry time
-    entered: Counter = Counter()
+            rep: str | None = None, costs: dict | None = None, weekly: bool = False) -> dict[str, Any]:
     owners = store.lead_fields("owner") if rep else None
-    for lead, stage, at, _version in store.stage_entries():
+    keys = None if not by or by == "rules_version" else store.lead_fields(by)
+    amounts = store.won_amounts()
+    total, groups = _Group(), defaultdict(_Group)
+    weeks: dict = defaultdict(Counter)
+    for lead, rows in groupby(store.stage_entries(), key=lambda r: r[0]):
         if owners is not None and owners.get(lead) != rep:
             continue  # a rep's numbers cover the leads they own
-        firsts[lead].setdefault(stage, at)
-        if _in(at, since, until):
-            entered[stage] += 1
-    result = {"period": {"since": since, "until": until}, "stages": dict(entered)}
-    result.update(_funnel(firsts, since, until))
+        entries, firsts, versions = [], {}, {}
+        for _, stage, at, version in rows:
+            entries.append((stage, at))
+            firsts.setdefault(stage, at)
+            versions.setdefault(stage, version)
+        amount = amounts.get(lead, 0.0)
+        total.add(firsts, entries, since, until, amount)
+        if by:
+            key = versions.get("mql") or versions.get("new") if by == "rules_version" else keys.get(lead)
+            groups["(none)" if key is None else str(key)].add(firsts, entries, since, until, amount)
+        if weekly:
+            for stage, at in entries:
+                if stage in ("mql", "sql", "accepted") and _in(at, since, until):
+                    weeks[int((at - MONDAY) // 604800)][stage] += 1
+    result = {"period": {"since": since, "until": until}, **total.result()}
     result["reps"] = _reps(store, since, until, rep)
+    result["sla_breaches"] = sum(r["expired"] for r in result["reps"])
     reasons = Counter(f["reason"] for f in store.feedback_rows()
                       if f["verdict"] == "reject" and _in(f["at"], since, until) and (rep is None or f["rep"] == rep))
     result["reject_reasons"] = [{"reason": r, "count": n} for r, n in reasons.most_common()]
-    if by:
-        values = store.lead_fields(by)
-        groups: dict = defaultdict(dict)
-        for lead, stages in firsts.items():
-            groups[str(values.get(lead)) if values.get(lead) is not None else "(none)"][lead] = stages
-        result["by"] = [{"value": value, **_group(leads, since, until)} for value, leads in sorted(groups.items())]
-    else:
-        result["by"] = []
+    result["by"] = [{"value": value, **g.result()} for value, g in sorted(groups.items())] if by else []
+    if costs is not None:
+        _add_costs(result, costs, by)
+    if weekly:
+        result["weekly"] = [{"week_start": MONDAY + w * 604800, **{s: c[s] for s in ("mql", "sql", "accepted")}}
+                            for w, c in sorted(weeks.items())]
     return result
 
 
-def _funnel(firsts: dict, since: float | None, until: float | None) -> dict:
-    mql = [s for s in firsts.values() if "mql" in s and _in(s["mql"], since, until)]
-    sql = [s for s in firsts.values() if "sql" in s and _in(s["sql"], since, until)]
-    to_sql = [s for s in mql if "sql" in s and s["sql"] >= s["mql"]]
-    hours = [(s["sql"] - s["mql"]) / 3600 for s in to_sql]
-    return {
-        "conversion": {"mql_to_sql": _rate(len(to_sql), len(mql)),
-                       "sql_to_accepted": _rate(sum(1 for s in sql if "accepted" in s), len(sql)),
-                       "sql_to_won": _rate(sum(1 for s in sql if "won" in s), len(sql))},
-        "median_hours": {"mql_to_sql": round(statistics.median(hours), 2) if hours else None},
-        "cohorts": {"mql": len(mql), "sql": len(sql)},
-    }
+def _add_costs(result: dict, costs: dict, by: str | None) -> None:
+    def per(cost: float, n: int) -> float | None:
+        return round(cost / n, 2) if n else None
+
+    spent = sum(costs.values())
+    result["cost"] = {"total": round(spent, 2), "per_mql": per(spent, result["cohorts"]["mql"]),
+                      "per_sql": per(spent, result["cohorts"]["sql"]), "per_customer": per(spent, result["won"])}
+    for group in result["by"]:
+        cost = costs.get(group["value"])
+        if cost is not None:
+            group["cost"] = {"total": cost, "per_mql": per(cost, group["cohorts"]["mql"]),
+                             "per_sql": per(cost, group["cohorts"]["sql"]), "per_customer": per(cost, group["won"])}
 
 
-def _group(leads: dict, since: float | None, until: float | None) -> dict:
-    entered: Counter = Counter()
-    for stages in leads.values():
-        for stage, at in stages.items():
-            if _in(at, since, until):
-                entered[stage] += 1
-    return {"stages": dict(entered), **_funnel(leads, since, until)}
+def load_costs(path: str | None, store: Store, since: float | None, until: float | None) -> dict | None:
+    """Campaign costs from a `campaign,cost` CSV and/or `campaign_cost` events in the period."""
+    costs: dict = defaultdict(float)
+    if path:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            for row in csv.DictReader(fh):
+                costs[row["campaign"]] += float(row["cost"])
+    for at, campaign, amount in store.campaign_costs():
+        if _in(at, since, until):
+            costs[campaign] += amount
+    return dict(costs) if costs or path else None
 
 
 def _reps(store: Store, since: float | None, until: float | None, only: str | None) -> list[dict]:
@@ -84,13 +166,12 @@ def _reps(store: Store, since: float | None, until: float | None, only: str | No
         if not a["rep"] or not _in(a["assigned_at"], since, until) or (only and a["rep"] != only):
             continue
         per[a["rep"]][a["status"]] += 1
-        if a["decided_at"] and a["status"] in ("accepted", "rejected"):
+        if a["decided_at"] and a["status"] in ("accepted", "rejected", "reassigned"):
             waits[a["rep"]].append((a["decided_at"] - a["assigned_at"]) / 3600)
     out = []
     for rep, c in sorted(per.items()):
-        decided = c["accepted"] + c["rejected"]
         out.append({"rep": rep, "assigned": sum(c.values()), "accepted": c["accepted"], "rejected": c["rejected"],
                     "pending": c["pending"], "expired": c["expired"], "reassigned": c["reassigned"],
-                    "acceptance_rate": _rate(c["accepted"], decided),
-                    "median_hours_to_decision": round(statistics.median(waits[rep]), 2) if waits[rep] else None})
+                    "acceptance_rate": _rate(c["accepted"], c["accepted"] + c["rejected"]),
+                    "median_hours_to_decision": _quantile(waits[rep], 0.5)})
     return out

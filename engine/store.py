@@ -61,6 +61,7 @@ class Store:
                                      "data": str, "source": str, "received_at": float}, pk="seq")
                 db["events"].create_index(["id"], unique=True)
                 db["events"].create_index(["lead", "at"])
+                db["events"].create_index(["type"])
             if "leads" not in db.table_names():
                 db["leads"].create({"id": str, "stage": str, "score": float, "fit": float, "engagement": float,
                                     "owner": str, "disqualified": str, "created_at": float, "updated_at": float,
@@ -103,6 +104,8 @@ class Store:
                 db["feedback"].create({"id": int, "assignment": int, "lead": str, "rep": str, "verdict": str,
                                        "reason": str, "comment": str, "by": str, "at": float}, pk="id")
                 db["feedback"].create_index(["lead"])
+            if "schedule" not in db.table_names():
+                db["schedule"].create({"name": str, "last_at": float}, pk="name")
             self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     # -- transactions -----------------------------------------------------------------------------
@@ -314,6 +317,22 @@ class Store:
     def event_log(self) -> Iterator[tuple]:
         """(lead, type, at text, data JSON) for every stored event, lead by lead in arrival order."""
         yield from self.conn.execute("SELECT lead, type, at_text, data FROM events ORDER BY lead, seq")
+
+    def last_run(self, name: str) -> float | None:
+        row = self.conn.execute("SELECT last_at FROM schedule WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def mark_run(self, name: str, at: float) -> None:
+        self.conn.execute("INSERT INTO schedule (name, last_at) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET"
+                          " last_at = excluded.last_at", (name, at))
+
+    def won_amounts(self) -> dict:
+        rows = self.conn.execute("SELECT lead, json_extract(data, '$.amount') FROM events WHERE type = 'deal_won'")
+        return {lead: float(amount) for lead, amount in rows if isinstance(amount, (int, float))}
+
+    def campaign_costs(self) -> list[tuple]:
+        return list(self.conn.execute("SELECT at, json_extract(data, '$.campaign'), json_extract(data, '$.amount')"
+                                      " FROM events WHERE type = 'campaign_cost'"))
 
     def feedback_rows(self) -> list[dict]:
         return list(self.db.query("SELECT * FROM feedback ORDER BY id"))

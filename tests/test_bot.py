@@ -228,3 +228,40 @@ def test_app_home_lists_open_sqls_with_countdown(tmp_path, fake):
         svc.event({"type": "app_home_opened", "user": "U0ALICE01", "channel": "D0ALICE01", "tab": "home"}, "Ev0100")
         view = fake.wait_for("views.publish")[0]["args"]
         assert view["user_id"] == "U0ALICE01" and "lead-1" in json.dumps(view["view"]) and "h left" in json.dumps(view["view"])
+
+
+def test_stats_answers_come_with_a_chart_uploaded_in_three_calls(tmp_path, fake):
+    with Service(tmp_path, fake) as svc:
+        svc.send_events(sql_events("lead-1"))
+        posted_card(fake)
+        dm = {"type": "message", "channel_type": "im", "user": "U0MGR0001", "text": "stats by rep last 30 days",
+              "channel": "D0MGR0001", "ts": "1700000002.000100"}
+        svc.event(dm, "Ev0200")
+        fake.wait_for("files.completeUploadExternal")
+        asked = fake.of("files.getUploadURLExternal")[0]["args"]
+        assert asked["filename"] == "pipeline.png" and int(asked["length"]) > 10_000
+        upload = fake.of("upload")[0]["args"]
+        assert upload["bytes"] == int(asked["length"])
+        done = fake.of("files.completeUploadExternal")[0]["args"]
+        assert done["channel_id"] == "D0MGR0001" and done["thread_ts"] == "1700000002.000100"
+        answer = fake.wait_for("chat.postMessage", where=lambda c: c["args"]["channel"] == "D0MGR0001")[0]["args"]
+        assert "last 30 days" in answer["text"] and "alice" in json.dumps(answer["blocks"])
+
+
+def test_weekly_digest_is_posted_once_per_period(tmp_path, fake):
+    from tests.bot_harness import RULES
+
+    clock = Clock(parse_time("2026-11-09T08:00:00Z"))
+    rules = RULES + 'digest: { channel: "C0DIGEST1", every: 7d }\n'
+    with Service(tmp_path, fake, clock=clock, rules=rules) as svc:
+        svc.send_events(sql_events("lead-1"))
+        digest = fake.wait_for("chat.postMessage", where=lambda c: c["args"]["channel"] == "C0DIGEST1")[0]["args"]
+        assert "Weekly pipeline digest, 2026-11-02 to 2026-11-09" in digest["text"]
+        fake.wait_for("files.completeUploadExternal")
+        clock.now += 3 * 86400
+        svc.service.wake.set()
+        time.sleep(0.3)
+        assert len([c for c in fake.of("chat.postMessage") if c["args"]["channel"] == "C0DIGEST1"]) == 1
+        clock.now += 5 * 86400
+        svc.service.wake.set()
+        fake.wait_for("chat.postMessage", 2, where=lambda c: c["args"]["channel"] == "C0DIGEST1")

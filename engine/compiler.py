@@ -14,7 +14,7 @@ Forward chaining, in one engine call per event:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .conditions import (All, AnyOf, Condition, EventCount, Leaf, Not, canon, lookup, number, text_test,
                          walk)

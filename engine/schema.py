@@ -7,7 +7,7 @@ the three can never disagree.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]*$"

@@ -19,7 +19,6 @@ Leads are streamed lead by lead from the stage history, so the cost grows with r
 from __future__ import annotations
 
 import csv
-import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from itertools import groupby

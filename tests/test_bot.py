@@ -8,7 +8,7 @@ import time
 import pytest
 
 from engine.timeutil import parse_time
-from tests.bot_harness import SECRET, Clock, Service, click_payload, sql_events
+from tests.bot_harness import Clock, Service, click_payload, sql_events
 from tests.slack_fake import SlackFake
 
 

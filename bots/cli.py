@@ -28,17 +28,35 @@ def serve(ctx: click.Context, host: str, port: int, db_path: str, rules_dir: str
 
 @main.command()
 @click.option("--once", is_flag=True, help="Do one pass of due work and exit.")
+@click.option("--until", "until", help="Fast-forward: run everything due up to this time (ISO), then exit.")
 @db_option
 @rules_option
 @click.pass_context
-def worker(ctx: click.Context, once: bool, db_path: str, rules_dir: str) -> None:
-    """Route new SQLs, check SLAs and deliver notifications (also runs inside `serve`)."""
+def worker(ctx: click.Context, once: bool, until: str | None, db_path: str, rules_dir: str) -> None:
+    """Run nurture steps, decay ticks, routing, SLAs and deliveries (also runs inside `serve`)."""
+    import json
+    import time
+
+    from engine.service import ManualClock
+    from engine.timeutil import parse_time
+
     from .server import build_service
 
     db, rules = _settings(ctx, db_path, rules_dir)
-    service, _ = build_service(Settings.from_env(os.environ, db=db, rules=rules))
+    settings = Settings.from_env(os.environ, db=db, rules=rules)
+    if until:
+        try:
+            end = parse_time(until)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--until") from None
+        clock = ManualClock(0.0)
+        service, _ = build_service(settings, clock=clock)
+        clock.now = min(service.store.next_due() or end, end, time.time())
+        click.echo(json.dumps(service.run_until(end, clock)))
+        return
+    service, _ = build_service(settings)
     if once:
-        click.echo(service.work_once())
+        click.echo(json.dumps(service.work_once()))
         return
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: (stop.set(), service.wake.set()))

@@ -18,6 +18,7 @@ class Settings:
     webhook_secret: str | None = None
     max_body_bytes: int = 1_000_000
     max_batch: int = 1000
+    channels: object = None  # engine.channels.ChannelSettings for e-mail and outbound webhooks
 
     @property
     def slack_enabled(self) -> bool:
@@ -32,5 +33,8 @@ class Settings:
             "webhook_token": env.get("LEADFLOW_WEBHOOK_TOKEN") or None,
             "webhook_secret": env.get("LEADFLOW_WEBHOOK_SECRET") or None,
         }
+        from engine.channels import ChannelSettings
+
+        values["channels"] = ChannelSettings.from_env(env)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

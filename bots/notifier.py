@@ -20,7 +20,7 @@ from engine.timeutil import format_time
 
 from .blocks import decided_card, sql_card
 
-KINDS = ("card", "card_update", "remind", "escalate", "answer", "chart", "digest")
+KINDS = ("card", "card_update", "remind", "escalate", "answer", "chart", "digest", "slack_owner")
 log = logging.getLogger("leadflow.notify")
 
 
@@ -143,6 +143,17 @@ class SlackNotifier(_Base):
         self._chart({**payload, "thread_ts": posted["ts"], "title": title}, key + ":chart", resumed)
         return posted
 
+    def _slack_owner(self, payload: dict, key: str, resumed: bool) -> dict:
+        """A nurture step's note to the lead's owner, as a DM (or the fallback channel without owner)."""
+        desk = self.service.desk.desk
+        rep = desk.reps.get(payload.get("owner") or "")
+        if rep and rep.slack:
+            channel = self.client.conversations_open(users=rep.slack)["channel"]["id"]
+        else:
+            channel = desk.fallback or "#sales-queue"
+        return self._post(channel, key, resumed, text=f"{payload.get('text') or payload.get('subject')} "
+                                                      f"(lead `{payload['lead']}`, track {payload.get('track')})")
+
     def _answer(self, payload: dict, key: str, resumed: bool) -> dict:
         return self._post(payload["channel"], key, resumed, thread_ts=payload.get("thread_ts"),
                           text=payload["text"], blocks=payload.get("blocks"))
@@ -156,7 +167,7 @@ class ConsoleNotifier(_Base):
         self.stream = stream
 
     def deliver(self, kind: str, lead_id: str, payload: dict, key: str, resumed: bool) -> dict:
-        if kind in ("answer", "chart", "digest"):
+        if kind in ("answer", "chart", "digest", "slack_owner"):
             line = f"[{kind}] {payload.get('text') or payload.get('title') or payload.get('channel')}"
         else:
             assignment, lead = self._context(payload)

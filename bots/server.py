@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from engine.channels import ChannelSender, ChannelSettings
 from engine.events import loads
 from engine.service import LeadService
 
@@ -45,6 +46,9 @@ def build_service(settings: Settings, client: WebClient | None = None, clock: An
     kwargs = {"clock": clock} if clock else {}
     service = LeadService(settings.db, settings.rules, notifier=notifier, **kwargs)
     notifier.bind(service)
+    channels = ChannelSender(settings.channels or ChannelSettings(), service.store, console or sys.stderr)
+    service.dispatcher.notifiers.append(channels)
+    service.dispatcher.by_kind.update({kind: channels for kind in channels.kinds})
     return service, client
 
 

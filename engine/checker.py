@@ -18,8 +18,8 @@ from .timeutil import parse_duration
 from .yamlfile import Document, load_file
 
 BUILTIN_EVENTS = ("sql_accepted", "sql_rejected", "sql_reassigned", "deal_won", "deal_lost", "lead_disqualified",
-                  "lead_recycled")
-RESERVED_EVENTS = ("lead_updated",)
+                  "lead_recycled", "lead_reopened")
+RESERVED_EVENTS = ("lead_updated", "decay_tick")
 MAX_FIELDS = 200  # durable_rules fails beyond ~250 properties per message; keep a margin
 
 
@@ -187,6 +187,17 @@ class _Builder:
                 if isinstance(sql, dict) and "when" in sql:
                     rs.sql = self._cond(doc, "stage", sql["when"], ("stages", "sql", "when"), event_tests)
         self._routing(rs)
+        rs.template_dir = os.path.join(os.path.dirname(paths[0]), "templates") if paths else "templates"
+        if "nurture" in self.sections:
+            from .nurture import parse_tracks
+
+            value, doc = self.sections["nurture"]
+            rs.nurture = parse_tracks(value, doc.at, self.problems, rs.template_dir)
+            seen: set = set()
+            for i, track in enumerate(rs.nurture):
+                if track.id in seen:
+                    self.problem(doc, "DUPLICATE_ID", f"track id '{track.id}' appears twice", ("nurture", i, "id"))
+                seen.add(track.id)
         known = set(rs.events) | {r.on for r in rs.rules if r.on} | set(BUILTIN_EVENTS)
         unparsed = any(p.code in ("YAML_SYNTAX", "FILE_ENCODING", "FILE_UNREADABLE") for p in self.problems)
         if unparsed and events_doc is None:

@@ -30,6 +30,7 @@ FEEDBACK_TRANSITIONS = (
     ("lost", "deal_lost", ("new", "mql", "sql", "accepted", "recycled"), "lost"),
     ("disqualify", "lead_disqualified", ("new", "mql", "sql", "accepted", "rejected", "recycled"), "disqualified"),
     ("recycle", "lead_recycled", ("rejected",), "recycled"),
+    ("reopen", "lead_reopened", ("recycled",), "new"),  # a recycled lead met its track's goal: gates run again
 )
 
 
@@ -219,7 +220,7 @@ def compile_rules(rules: RuleSet) -> Compiled:
     for i, (name, etype, sources, to) in enumerate(FEEDBACK_TRANSITIONS):
         stage = {"stage": sources[0]} if len(sources) == 1 else {"$or": [{"stage": s} for s in sources]}
         definition[f"g:{name}"] = _rule("g", {"t": etype}, stage, pri=PRI_FIRST + i)
-        roles[f"g:{name}"] = Role("gate", name, to=to)
+        roles[f"g:{name}"] = Role("gate", name, to=to, chain=name == "reopen")
     if rules.sql is not None:
         definition["g:sql"] = _rule("g", {"stage": "mql"}, comp.expr(rules.sql, "a"), pri=PRI_RULE)
         roles["g:sql"] = Role("gate", "sql", to="sql", cond=rules.sql)

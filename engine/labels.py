@@ -8,7 +8,7 @@ from .mapping import LabelledLead, labelled_leads, load_mapping, read_rows
 from .store import Store
 
 LABEL_TYPES = {"sql_accepted", "sql_rejected", "sql_reassigned", "deal_won", "deal_lost", "lead_disqualified",
-               "lead_recycled"}
+               "lead_recycled", "lead_reopened", "decay_tick"}
 
 
 def leads_from_csv(data_path: str, mapping_path: str) -> list[LabelledLead]:

@@ -36,6 +36,7 @@ class LeadState:
     owner: str | None = None
     events: int = 0
     rules_version: str = ""
+    tracks: dict = field(default_factory=dict)  # nurture track -> [status, enrolled_at, waiting_for]
 
     def to_json(self) -> dict:
         # shallow on purpose: dataclasses.asdict deep-copies and cost a quarter of the ingest time

@@ -58,6 +58,11 @@ def story(store: Store, rules: RuleSet, lead_id: str) -> str | None:
     lines.append("Stage history:")
     for h in data["history"]:
         lines.append(f"  {h['at']}  -> {h['stage']:<12} {h['reason']}  (rules {h['rules_version']})")
+    steps = store.nurture_steps(lead_id)
+    if steps:
+        lines.append("Nurture:")
+        for r in steps:
+            lines.append(f"  {format_time(r['at'])}  {r['track']:<16} {r['op']:<10} {r['detail']}")
     lines.append("Events:")
     for d in store.decisions(lead_id):
         trace = json.loads(d["trace"])

@@ -31,9 +31,10 @@ class Notifier(Protocol):
 
 
 class Dispatcher:
-    def __init__(self, store: Store, notifier: Notifier, clock: Callable[[], float] = time.time):
+    def __init__(self, store: Store, notifiers: Notifier | list, clock: Callable[[], float] = time.time):
         self.store = store
-        self.notifier = notifier
+        self.notifiers = notifiers if isinstance(notifiers, list) else [notifiers]
+        self.by_kind = {kind: n for n in self.notifiers for kind in n.kinds}
         self.clock = clock
 
     def run_once(self) -> int:
@@ -41,13 +42,13 @@ class Dispatcher:
         import json
 
         delivered = 0
-        for row in self.store.due_outbox(self.clock(), self.notifier.kinds):
+        for row in self.store.due_outbox(self.clock(), tuple(self.by_kind)):
             resumed = row["status"] == "sending"
             with self.store.transaction():
                 self.store.outbox_sending(row["id"])
             payload = json.loads(row["payload"])
             try:
-                result = self.notifier.deliver(row["kind"], row["lead"], payload, row["key"], resumed)
+                result = self.by_kind[row["kind"]].deliver(row["kind"], row["lead"], payload, row["key"], resumed)
             except RetryLater as exc:
                 with self.store.transaction():
                     self.store.outbox_retry(row["id"], str(exc), self.clock() + exc.seconds)

@@ -16,6 +16,7 @@ from .errors import EngineError
 from .events import Accepted, Rejection, parse_line, validate
 from .leadstate import LeadState
 from .runtime import Decision, Engine
+from .scheduler import on_event, reopen_event
 from .store import Store
 
 BATCH = 500
@@ -114,7 +115,12 @@ class Pipeline:
                 created = state is None
                 state = state or LeadState(event["lead"])
                 decision = self.engine.evaluate(self.compiled, state, event, checked.at)
+                reopen = False
+                if self.compiled.rules.nurture or self.compiled.rules.demote_below is not None:
+                    reopen = on_event(store, self.compiled.rules, state, event, checked.at)
                 store.record(event, checked.at, source, state, decision, created)
+                if reopen:  # the lead met its nurture goal: it climbs again, in this same transaction
+                    self._apply_valid(Accepted(reopen_event(state.id, event["id"], checked.at), checked.at), source)
         except EngineError as exc:
             rejection = Rejection("", f"{exc.code}: {exc}")
             return self._reject(json.dumps(event), rejection, source, None)

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .conditions import Condition, ConditionParser, lookup
+from .conditions import ConditionParser
+from .evaluator import holds
 from .errors import LeadflowError
 from .worktime import Hours, is_working, parse_hours
 
@@ -76,36 +77,6 @@ def build_desk(rules: Any) -> Desk:
                for r in (rules.section("feedback") or {}).get("reject_reasons", [])}
     return Desk(reps, entries, fallback, dict(rules.section("sla") or {}), reasons,
                 list(rules.section("managers", []) or []))
-
-
-def holds(cond: Condition | None, attrs: dict) -> bool:
-    """Plain evaluation of an attribute condition (routing needs no engine round trip)."""
-    from .conditions import All, AnyOf, Leaf, Not, canon, number, text_test
-
-    if cond is None:
-        return True
-    if isinstance(cond, All):
-        return all(holds(c, attrs) for c in cond.items)
-    if isinstance(cond, AnyOf):
-        return any(holds(c, attrs) for c in cond.items)
-    if isinstance(cond, Not):
-        return not holds(cond.item, attrs)
-    assert isinstance(cond, Leaf)
-    value = lookup(attrs, cond.field)
-    if cond.op == "exists":
-        return (value is not None) == cond.arg
-    if value is None:
-        return False
-    if cond.op in ("matches", "contains"):
-        return text_test(cond)(value)
-    if cond.op in ("at_least", "at_most", "between"):
-        n = number(value)
-        if n is None:
-            return False
-        lo, hi = {"at_least": (cond.arg, None), "at_most": (None, cond.arg)}.get(cond.op, tuple(cond.arg or (None, None)))
-        return (lo is None or n >= lo) and (hi is None or n <= hi)
-    values = {canon(v) for v in (cond.arg if cond.op in ("in", "not_in") else [cond.arg])}
-    return (canon(value) in values) != (cond.op == "not_in")
 
 
 def choose(desk: Desk, attrs: dict, now: float, open_counts: dict, totals: dict, exclude: set = frozenset(),

@@ -45,6 +45,8 @@ class RuleSet:
     sql: Condition | None = None
     events: dict = field(default_factory=dict)
     sections: dict = field(default_factory=dict)  # raw validated sections, for routing/nurture/feedback
+    nurture: list = field(default_factory=list)  # nurture.Track
+    template_dir: str = ""
 
     def rule(self, rule_id: str) -> ScoringRule | None:
         return next((r for r in self.rules if r.id == rule_id), None)

@@ -134,8 +134,11 @@ SECTIONS: dict = {
     "digest": F(Obj({"channel": F(Scalar("string"), "where the weekly pipeline digest goes", True),
                      "every": F(Scalar("duration"), "how often (default 7d)")}), "a scheduled stats digest"),
     "nurture": F(ListOf(Obj({"id": F(Scalar("id"), "", True), "description": F(Scalar("string")),
-                             "enroll": F(Cond(), "", True), "exit": F(Cond()), "reenroll": F(Anything()),
-                             "steps": F(ListOf(Anything()), "", True)})), "nurture tracks"),
+                             "enroll": F(Cond(), "when a lead joins the track", True),
+                             "exit": F(Cond(), "the goal: when a lead leaves the track"),
+                             "reenroll": F(Anything(), "never (default) or { once_every: DURATION }"),
+                             "steps": F(ListOf(Anything()), "wait, send, if/then/else, set, notify", True)})),
+                  "nurture tracks"),
 }
 TOP = Obj(SECTIONS, "a rule file")
 

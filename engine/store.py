@@ -104,6 +104,18 @@ class Store:
                 db["feedback"].create({"id": int, "assignment": int, "lead": str, "rep": str, "verdict": str,
                                        "reason": str, "comment": str, "by": str, "at": float}, pk="id")
                 db["feedback"].create_index(["lead"])
+            if "nurture" not in db.table_names():
+                db["nurture"].create({"id": int, "lead": str, "track": str, "pc": int, "status": str, "next_at": float,
+                                      "enrolled_at": float, "waiting_for": str, "updated_at": float}, pk="id")
+                db["nurture"].create_index(["status", "next_at"])
+                db["nurture"].create_index(["lead", "track"])
+            if "nurture_log" not in db.table_names():
+                db["nurture_log"].create({"id": int, "enrollment": int, "lead": str, "track": str, "pc": int,
+                                          "op": str, "at": float, "detail": str}, pk="id")
+                db["nurture_log"].create_index(["lead"])
+            if "timers" not in db.table_names():
+                db["timers"].create({"lead": str, "kind": str, "due_at": float}, pk=("lead", "kind"))
+                db["timers"].create_index(["due_at"])
             if "schedule" not in db.table_names():
                 db["schedule"].create({"name": str, "last_at": float}, pk="name")
             self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -317,6 +329,64 @@ class Store:
     def event_log(self) -> Iterator[tuple]:
         """(lead, type, at text, data JSON) for every stored event, lead by lead in arrival order."""
         yield from self.conn.execute("SELECT lead, type, at_text, data FROM events ORDER BY lead, seq")
+
+    # -- nurture and timers -------------------------------------------------------------------------
+    def enroll(self, lead: str, track: str, at: float) -> int:
+        cur = self.conn.execute("INSERT INTO nurture (lead, track, pc, status, next_at, enrolled_at, updated_at)"
+                                " VALUES (?,?,0,'active',?,?,?)", (lead, track, at, at, at))
+        return cur.lastrowid
+
+    def active_enrollment(self, lead: str, track: str) -> dict | None:
+        rows = list(self.db.query("SELECT * FROM nurture WHERE lead = ? AND track = ? AND status = 'active'",
+                                  [lead, track]))
+        return rows[0] if rows else None
+
+    def due_enrollments(self, now: float, limit: int = 500) -> list[dict]:
+        return list(self.db.query("SELECT * FROM nurture WHERE status = 'active' AND next_at <= ?"
+                                  " ORDER BY next_at, id LIMIT ?", [now, limit]))
+
+    def next_due(self) -> float | None:
+        row = self.conn.execute("SELECT min(t) FROM (SELECT min(next_at) AS t FROM nurture WHERE status = 'active'"
+                                " UNION ALL SELECT min(due_at) FROM timers UNION ALL SELECT min(coalesce(remind_at,"
+                                " due_at)) FROM assignments WHERE status = 'pending' AND rep IS NOT NULL)").fetchone()
+        return row[0] if row else None
+
+    def update_enrollment(self, enrollment_id: int, pc: int, status: str, next_at: float | None,
+                          waiting_for: str | None, at: float) -> None:
+        self.conn.execute("UPDATE nurture SET pc = ?, status = ?, next_at = ?, waiting_for = ?, updated_at = ?"
+                          " WHERE id = ?", (pc, status, next_at, waiting_for, at, enrollment_id))
+
+    def log_step(self, enrollment: dict, pc: int, op: str, at: float, detail: str) -> None:
+        self.conn.execute("INSERT INTO nurture_log (enrollment, lead, track, pc, op, at, detail) VALUES (?,?,?,?,?,?,?)",
+                          (enrollment["id"], enrollment["lead"], enrollment["track"], pc, op, at, detail))
+
+    def nurture_steps(self, lead: str) -> list[dict]:
+        return list(self.db.query("SELECT * FROM nurture_log WHERE lead = ? ORDER BY id", [lead]))
+
+    def event_times(self, lead: str, types: set) -> dict:
+        out: dict = {}
+        if not types:
+            return out
+        marks = ",".join("?" for _ in types)
+        for etype, at in self.conn.execute(f"SELECT type, at FROM events WHERE lead = ? AND type IN ({marks})"
+                                           " ORDER BY at", [lead, *sorted(types)]):
+            out.setdefault(etype, []).append(at)
+        return out
+
+    def set_timer(self, lead: str, kind: str, due_at: float | None) -> None:
+        if due_at is None:
+            self.conn.execute("DELETE FROM timers WHERE lead = ? AND kind = ?", (lead, kind))
+        else:
+            self.conn.execute("INSERT INTO timers (lead, kind, due_at) VALUES (?,?,?) ON CONFLICT(lead, kind)"
+                              " DO UPDATE SET due_at = excluded.due_at", (lead, kind, due_at))
+
+    def due_timers(self, now: float, limit: int = 1000) -> list[tuple]:
+        return list(self.conn.execute("SELECT lead, kind, due_at FROM timers WHERE due_at <= ? ORDER BY due_at"
+                                      " LIMIT ?", (now, limit)))
+
+    def save_state(self, state: LeadState) -> None:
+        self.conn.execute("UPDATE leads SET state = ?, stage = ?, owner = ? WHERE id = ?",
+                          (json.dumps(state.to_json(), separators=(",", ":")), state.stage, state.owner, state.id))
 
     def last_run(self, name: str) -> float | None:
         row = self.conn.execute("SELECT last_at FROM schedule WHERE name = ?", (name,)).fetchone()

@@ -19,7 +19,7 @@ _SPEC = re.compile(r"^\s*([a-z,\-]+)\s+(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})
 class Hours:
     days: frozenset  # weekday numbers, Monday = 0
     start: dtime
-    end: dtime
+    end: dtime | None  # None: midnight at the end of the day (24:00)
     zone: ZoneInfo
 
     def window(self, day: datetime) -> tuple[float, float] | None:
@@ -27,7 +27,10 @@ class Hours:
         if day.weekday() not in self.days:
             return None
         opens = datetime.combine(day.date(), self.start, tzinfo=self.zone)
-        closes = datetime.combine(day.date(), self.end, tzinfo=self.zone)
+        if self.end is None:
+            closes = datetime.combine(day.date() + timedelta(days=1), dtime(0, 0), tzinfo=self.zone)
+        else:
+            closes = datetime.combine(day.date(), self.end, tzinfo=self.zone)
         return opens.timestamp(), closes.timestamp()
 
 
@@ -57,7 +60,7 @@ def parse_hours(spec: str | None, timezone: str | None) -> Hours | None:
     h1, m1, h2, m2 = (int(g) for g in m.groups()[1:])
     if not (h1 < 24 and h2 <= 24 and m1 < 60 and m2 < 60) or (h1, m1) >= (h2, m2):
         raise ValueError(f"'{spec}': the end of the day must come after its start")
-    end = dtime(23, 59, 59) if h2 == 24 else dtime(h2, m2)
+    end = None if h2 == 24 else dtime(h2, m2)
     return Hours(frozenset(days), dtime(h1, m1), end, zone)
 
 

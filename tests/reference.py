@@ -152,10 +152,11 @@ class Reference:
                     "deal_won": (("new", "mql", "sql", "accepted", "recycled"), "won"),
                     "deal_lost": (("new", "mql", "sql", "accepted", "recycled"), "lost"),
                     "lead_disqualified": (("new", "mql", "sql", "accepted", "rejected", "recycled"), "disqualified"),
-                    "lead_recycled": (("rejected",), "recycled")}
+                    "lead_recycled": (("rejected",), "recycled"), "lead_reopened": (("recycled",), "new")}
+        reopened = etype == "lead_reopened" and lead.stage == "recycled"
         if etype in feedback and lead.stage in feedback[etype][0]:
             move(feedback[etype][1])
-        else:
+        if reopened or not (etype in feedback and moves):
             for _ in range(8):
                 if lead.stage == "mql" and rules.sql is not None and self.holds(rules.sql, lead, lead.attrs, now):
                     move("sql")

@@ -122,7 +122,7 @@ def event_lists(draw):
     for i in range(draw(st.integers(1, 14))):
         t += draw(st.sampled_from([0, 60, 3600, 86400, 3 * 86400, 20 * 86400, -7200]))
         kind = draw(st.sampled_from(["lead_updated"] * 3 + EVENT_TYPES * 2 + ["sql_accepted", "sql_rejected", "deal_won",
-                                                                                      "lead_disqualified", "lead_recycled"]))
+                                                                                      "lead_disqualified", "lead_recycled", "lead_reopened"]))
         if kind == "lead_updated":
             data = {f: draw(st.one_of(VALUES, st.none())) for f in draw(st.sets(st.sampled_from(ATTR_FIELDS[:-1])))}
             if draw(st.integers(0, 4)) == 0:

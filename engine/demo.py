@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 
 from .generate import demo_leads
 from .leadview import story
-from .pipeline import Pipeline
+from .events import parse_line
+from .pipeline import Counts, Pipeline
 from .sales import SalesDesk
 from .store import Store
-from .timeutil import parse_time
+from .scheduler import Scheduler
+from .timeutil import format_time, parse_time
 
 
 @dataclass
@@ -27,10 +29,12 @@ class DemoReport:
     rejections: list = field(default_factory=list)
     fired: dict = field(default_factory=dict)
     routed: list = field(default_factory=list)  # (lead, rep or channel, status, why)
+    nurture: list = field(default_factory=list)  # (lead, track, op, at, detail)
+    sends: list = field(default_factory=list)  # outbox payloads of nurture messages
     example: str = ""
 
     def to_json(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "example"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("example", "sends")}
 
     def text(self) -> str:
         out = [f"leadflow demo: {self.applied} events applied, {self.duplicates} duplicates ignored, "
@@ -44,6 +48,16 @@ class DemoReport:
         out += [f"  {lead} -> {who}: {status} ({why})" for lead, who, status, why in self.routed[:12]]
         if len(self.routed) > 12:
             out.append(f"  ... and {len(self.routed) - 12} more")
+        enrolled = [n for n in self.nurture if n[2] == "enroll"]
+        out.append(f"Nurture over the following weeks: {len(enrolled)} enrolments, "
+                   f"{sum(1 for n in self.nurture if n[2] == 'send')} messages queued "
+                   f"({', '.join(f'{k} {v}' for k, v in sorted(_count(s['channel'] for s in self.sends).items()))}), "
+                   f"{sum(1 for n in self.nurture if n[2] == 'done')} tracks finished, "
+                   f"{sum(1 for n in self.nurture if n[2] == 'exited')} left on reaching their goal")
+        if enrolled:
+            lead = enrolled[0][0]
+            out += [f"  {format_time(at)[:10]}  {lead}  {track:<14} {op:<10} {detail}"
+                    for who, track, op, at, detail in self.nurture if who == lead][:9]
         out.append(f"Disqualified ({len(self.disqualified)}):")
         out += [f"  {lead}: {reason}" for lead, reason in self.disqualified[:5]]
         out.append(f"Demoted back to new after their interest faded ({len(self.demoted)}):")
@@ -56,6 +70,22 @@ class DemoReport:
         out += ["", "One SQL explained (leadflow leads explain):", self.example, "",
                 f"Try: leadflow --db {self.db} leads list --stage sql"]
         return "\n".join(out)
+
+
+def _catch_up(scheduler: Scheduler, store: Store, until: float) -> None:
+    while True:
+        nxt = store.next_due(assignments=False)
+        if nxt is None or nxt > until:
+            return
+        if not any(scheduler.run_due(nxt).values()):
+            return  # nothing due could run: do not spin
+
+
+def _count(items) -> dict:  # noqa: ANN001
+    out: dict = {}
+    for item in items:
+        out[item] = out.get(item, 0) + 1
+    return out
 
 
 def run_demo(db_path: str, rules_dir: str, n_leads: int = 60, seed: int = 7) -> DemoReport:
@@ -71,7 +101,18 @@ def run_demo(db_path: str, rules_dir: str, n_leads: int = 60, seed: int = 7) -> 
     lines.append('{"id": "bad-1", "lead": "lead-0001", "type": "page_view", "at": "yesterday"}')
     lines.append('{"id": "bad-2", "type": "page_view", "at": "2026-11-02T09:00:00Z"')
     pipeline = Pipeline(Store(db_path), _compiled(rules_dir))
-    counts = pipeline.apply_lines(enumerate(lines, 1), source="demo")
+    # Events arrive in time order, and the scheduler keeps up with them: nurture steps and decay
+    # ticks due before an event run before it, as they would in a running service.
+    scheduler = Scheduler(pipeline)
+    counts = Counts()
+    for number, raw in enumerate(lines, 1):
+        parsed = parse_line(raw)
+        if isinstance(parsed, dict) and isinstance(parsed.get("at"), str):
+            try:
+                _catch_up(scheduler, pipeline.store, parse_time(parsed["at"]))
+            except ValueError:
+                pass
+        counts.add(pipeline.apply(parsed, raw=raw, source="demo", line=number), "demo", number)
     # Route every new SQL to a rep, then let the reps answer: most accept, some reject with a reason
     # whose consequence runs (disqualify, recycle into nurture, pass on to the next rep).
     store = pipeline.store
@@ -89,8 +130,14 @@ def run_demo(db_path: str, rules_dir: str, n_leads: int = 60, seed: int = 7) -> 
                                                        "at": "2026-12-28T10:00:00Z", "data": {"amount": 24000}})
                                            for lead in won), 1), source="demo-outcomes")
     routed = [(a["lead"], a["rep"] or a["channel"], a["status"], a["why"]) for a in store.assignments()]
+    # Weeks pass: nurture tracks run their steps and fading MQLs are re-checked by decay ticks.
+    _catch_up(scheduler, store, parse_time("2027-03-01T00:00:00Z"))
+    nurture = [(r["lead"], r["track"], r["op"], r["at"], r["detail"]) for r in
+               store.db.query("SELECT * FROM nurture_log ORDER BY at, id")]
+    sends = [json.loads(o["payload"]) for o in store.outbox() if o["kind"] in ("email", "webhook", "slack_owner")]
     report = DemoReport(db_path, pipeline.version, counts.applied + more.applied, counts.duplicates,
-                        counts.rejected, store.stage_counts(), rejections=counts.rejections, routed=routed)
+                        counts.rejected, store.stage_counts(), rejections=counts.rejections, routed=routed,
+                        nurture=nurture, sends=sends)
     for row in store.db.query("SELECT lead, reason, to_stage FROM stage_history WHERE to_stage IN "
                               "('sql', 'disqualified') OR (from_stage = 'mql' AND to_stage = 'new') ORDER BY id"):
         if row["to_stage"] == "sql":

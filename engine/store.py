@@ -345,10 +345,14 @@ class Store:
         return list(self.db.query("SELECT * FROM nurture WHERE status = 'active' AND next_at <= ?"
                                   " ORDER BY next_at, id LIMIT ?", [now, limit]))
 
-    def next_due(self) -> float | None:
-        row = self.conn.execute("SELECT min(t) FROM (SELECT min(next_at) AS t FROM nurture WHERE status = 'active'"
-                                " UNION ALL SELECT min(due_at) FROM timers UNION ALL SELECT min(coalesce(remind_at,"
-                                " due_at)) FROM assignments WHERE status = 'pending' AND rep IS NOT NULL)").fetchone()
+    def next_due(self, assignments: bool = True) -> float | None:
+        """The earliest time something scheduled is due: nurture steps, timers and (optionally) SLAs."""
+        sql = "SELECT min(t) FROM (SELECT min(next_at) AS t FROM nurture WHERE status = 'active'" \
+              " UNION ALL SELECT min(due_at) FROM timers"
+        if assignments:
+            sql += " UNION ALL SELECT min(coalesce(remind_at, due_at)) FROM assignments WHERE status = 'pending'" \
+                   " AND rep IS NOT NULL"
+        row = self.conn.execute(sql + ")").fetchone()
         return row[0] if row else None
 
     def update_enrollment(self, enrollment_id: int, pc: int, status: str, next_at: float | None,

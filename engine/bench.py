@@ -78,3 +78,43 @@ def _raw_rate(pipeline: Pipeline, compiled, n: int, seed: int) -> float:
         fact.update(shape.event_fields(state.counts, state.times, parse_time(event["at"])))
         facts.append(fact)
     return pipeline.engine.raw_rate(compiled, facts)
+
+
+def run_scheduler_bench(rules_dir: str, db_path: str, share: float = 0.01, max_steps: int = 20000) -> dict:
+    """The scheduler's cost on an existing (benchmark) database, which it changes:
+    a decay tick where `share` of the leads can change, then nurture steps per second."""
+    from .scheduler import Scheduler
+
+    compiled = compile_rules(load_rules(rules_dir))
+    pipeline = Pipeline(Store(db_path), compiled)
+    store, scheduler = pipeline.store, Scheduler(pipeline)
+    leads = store.count("leads")
+    latest = store.conn.execute("SELECT max(at) FROM events").fetchone()[0]
+    step = max(1, round(1 / share))
+    with store.transaction():  # exactly `share` of the leads get a timer due now; the rest have none
+        store.conn.execute("DELETE FROM timers")
+        store.conn.execute("INSERT INTO timers (lead, kind, due_at) SELECT id, 'decay', ? FROM leads"
+                           " WHERE rowid % ? = 0", (latest, step))
+    due = store.conn.execute("SELECT count(*) FROM timers").fetchone()[0]
+    start = time.perf_counter()
+    ticks = 0
+    while store.due_timers(latest, 1):
+        ticks += scheduler.run_due(latest)["ticks"]
+    tick_seconds = time.perf_counter() - start
+    with store.transaction():
+        store.conn.execute("DELETE FROM timers")  # nurture steps only from here
+    steps, start = 0, time.perf_counter()
+    horizon = latest
+    while steps < max_steps:
+        nxt = store.next_due(assignments=False)
+        if nxt is None:
+            break
+        horizon = max(horizon, nxt)
+        done = scheduler.run_due(horizon)["steps"]
+        if not done:
+            horizon += 86400
+        steps += done
+    step_seconds = time.perf_counter() - start
+    return {"leads": leads, "timers_due": due, "ticks": ticks, "tick_seconds": round(tick_seconds, 2),
+            "ticks_per_s": round(ticks / tick_seconds) if tick_seconds else None, "nurture_steps": steps,
+            "steps_per_s": round(steps / step_seconds) if step_seconds else None, "peak_rss_mb": peak_rss_mb()}

@@ -258,16 +258,23 @@ def demo(ctx: click.Context, out: str, n_leads: int, seed: int, rules_dir: str, 
 @click.option("--events-per-lead", default=10, show_default=True)
 @click.option("--seed", default=1, show_default=True)
 @click.option("--db", "db_path", default=None, help="Database file (default: a temporary file, removed after).")
+@click.option("--scheduler", is_flag=True, help="Instead: time a decay tick (1%% of leads) and nurture steps on the "
+                                                 "existing database given by --db (it is changed).")
 @rules_option
 @json_option
 @click.pass_context
 @reports_problems
-def bench(ctx: click.Context, n_leads: int, events_per_lead: int, seed: int, db_path: str | None,
+def bench(ctx: click.Context, n_leads: int, events_per_lead: int, seed: int, db_path: str | None, scheduler: bool,
           rules_dir: str, as_json: bool) -> None:
-    """Benchmark the full ingest path against plain durable_rules."""
-    from .bench import run_bench
+    """Benchmark the full ingest path against plain durable_rules (or the scheduler)."""
+    from .bench import run_bench, run_scheduler_bench
 
     _, rules_path = _settings(ctx, None, rules_dir)
+    if scheduler:
+        if not db_path or not os.path.exists(db_path):
+            raise click.UsageError("--scheduler needs --db with an existing (benchmark) database")
+        emit(run_scheduler_bench(rules_path, db_path))
+        return
     result = run_bench(rules_path, n_leads, events_per_lead, seed, db_path,
                        progress=None if as_json else lambda msg: click.echo(msg, err=True))
     if as_json:

@@ -134,3 +134,16 @@ def test_bench_at_100k_leads_meets_the_targets():
                           "--json"], check=True, capture_output=True, cwd=ROOT, text=True)
     result = json.loads(out.stdout)
     assert result["events_per_s"] >= 3000 and result["peak_rss_mb"] <= 1024
+
+
+def test_scheduler_bench_small_run(tmp_path):
+    db = str(tmp_path / "b.db")
+    subprocess.run([sys.executable, "-m", "engine.cli", "bench", "--leads", "400", "--events-per-lead", "5", "--db", db,
+                    "--json"], check=True, capture_output=True, cwd=ROOT)
+    out = subprocess.run([sys.executable, "-m", "engine.cli", "bench", "--scheduler", "--db", db, "--json"],
+                         check=True, capture_output=True, cwd=ROOT, text=True)
+    result = json.loads(out.stdout)
+    assert result["leads"] == 400 and result["timers_due"] == 4 and result["ticks"] == 4
+    assert result["nurture_steps"] > 0 and result["steps_per_s"] > 0
+    ticks = Store(db).conn.execute("SELECT count(*) FROM events WHERE type = 'decay_tick'").fetchone()[0]
+    assert ticks == 4  # only the leads that could change were touched

@@ -145,4 +145,4 @@ def test_scheduler_bench_small_run(tmp_path):
     result = json.loads(out.stdout)
     assert result["leads"] == 400 and result["timers_due"] == 4 and result["ticks"] == 4
     assert result["nurture_steps"] > 0 and result["steps_per_s"] > 0
-    assert result["tick_seconds"] < 60  # a sanity bound only; the figures are in the README
+    assert result["ticks_per_s"] > 0  # the figures themselves are measured and written in the README

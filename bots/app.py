@@ -78,6 +78,32 @@ def build_app(settings: Settings, client: WebClient, service: LeadService) -> Ap
             ack(response_action="errors", errors={"reason": verdict.message[:150]})
         service.wake.set()
 
+    def on_proposal(ack, body, verdict: str) -> None:  # noqa: ANN001
+        ack()
+        from engine.errors import LeadflowError
+        from engine.proposals import apply_proposal, dismiss_proposal
+
+        user = body["user"]["id"]
+        _, manager = who(user)
+        if not manager:
+            tell(body, user, "Only managers named in the rule files can apply or dismiss rule changes.")
+            return
+        pid = int(body["actions"][0]["value"])
+        try:
+            status, message = (apply_proposal if verdict == "apply" else dismiss_proposal)(service, pid, user)
+        except LeadflowError as exc:
+            status, message = "invalid", "the proposal has problems: " + "; ".join(
+                f"{p.location}: {p.message}" for p in exc.problems[:3])
+        if status == "done":
+            with service.store.transaction():
+                service.store.add_outbox(f"proposal_update:{pid}", "proposal_update", "", {"proposal": pid})
+            service.wake.set()
+        else:
+            tell(body, user, message)
+
+    app.action("proposal_apply")(lambda ack, body: on_proposal(ack, body, "apply"))
+    app.action("proposal_dismiss")(lambda ack, body: on_proposal(ack, body, "dismiss"))
+
     @app.command("/leadflow")
     def on_command(ack, command) -> None:  # noqa: ANN001
         title, lines, _ = answer(service, command.get("text", ""), command["user_id"], who)

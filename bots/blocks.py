@@ -98,3 +98,26 @@ def home_view(rep_name: str, rows: list[str]) -> View:
     for row in rows[:40]:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=_clip(row, 3000))))
     return View(type="home", blocks=blocks)
+
+
+def proposal_blocks(row: dict, report: dict, decided: bool) -> list:
+    b, a = report["validation"]["before"], report["validation"]["after"]
+    changed = [r for r in report["rules"] if r["old"] != r["new"]]
+    lines = [f"*AUC* {b['auc']} → {a['auc']} · *precision top 30%* {b['precision_at']['0.3']} → "
+             f"{a['precision_at']['0.3']} (cross-validated on {report['leads']} leads)"]
+    lines += [f"• `{r['rule']}` {r['old']:g} → {r['new']}" for r in changed[:12]]
+    lines += [f"• new `{r['rule']}` ({r['points']:+d}): {r['evidence']}" for r in report["new_rules"][:5]]
+    lines += [f"• {k.upper()} threshold → {v:g}" for k, v in report.get("thresholds", {}).items()]
+    blocks = [HeaderBlock(text=PlainTextObject(text=f"Rule tuning proposal #{row['id']}")),
+              SectionBlock(text=MarkdownTextObject(text=_clip("\n".join(lines), 3000))),
+              ContextBlock(elements=[MarkdownTextObject(text=_clip(f"Files: `{row['dir']}` (see TUNING.md there)",
+                                                                   3000))])]
+    if decided:
+        who = f"<@{row['decided_by']}>" if str(row["decided_by"]).startswith("U") else row["decided_by"]
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=f"*{row['status'].capitalize()}* by {who} at "
+                                                                f"{format_time(row['decided_at'])}")))
+    else:
+        blocks.append(ActionsBlock(block_id="proposal", elements=[
+            ButtonElement(text="Apply", action_id="proposal_apply", value=str(row["id"]), style="primary"),
+            ButtonElement(text="Dismiss", action_id="proposal_dismiss", value=str(row["id"]))]))
+    return blocks

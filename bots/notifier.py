@@ -20,7 +20,8 @@ from engine.timeutil import format_time
 
 from .blocks import decided_card, sql_card
 
-KINDS = ("card", "card_update", "remind", "escalate", "answer", "chart", "digest", "slack_owner")
+KINDS = ("card", "card_update", "remind", "escalate", "answer", "chart", "digest", "slack_owner", "proposal",
+         "proposal_update")
 log = logging.getLogger("leadflow.notify")
 
 
@@ -154,6 +155,26 @@ class SlackNotifier(_Base):
         return self._post(channel, key, resumed, text=f"{payload.get('text') or payload.get('subject')} "
                                                       f"(lead `{payload['lead']}`, track {payload.get('track')})")
 
+    def _proposal(self, payload: dict, key: str, resumed: bool) -> dict:
+        from .blocks import proposal_blocks
+
+        row = self.service.store.proposal(payload["proposal"])
+        report = json.loads(row["report"])
+        return self._post(payload["channel"], key, resumed, text="Rule tuning proposal",
+                          blocks=[b.to_dict() for b in proposal_blocks(row, report, decided=False)])
+
+    def _proposal_update(self, payload: dict, key: str, resumed: bool) -> dict:
+        from .blocks import proposal_blocks
+
+        row = self.service.store.proposal(payload["proposal"])
+        posted = self.service.store.outbox_result(f"proposal:{row['id']}")
+        if not posted or "ts" not in posted:
+            return {"skipped": "never posted"}
+        resp = self.client.chat_update(channel=posted["channel"], ts=posted["ts"], text=f"Proposal {row['status']}",
+                                       blocks=[b.to_dict() for b in proposal_blocks(row, json.loads(row["report"]),
+                                                                                    decided=True)])
+        return {"channel": resp["channel"], "ts": resp["ts"]}
+
     def _answer(self, payload: dict, key: str, resumed: bool) -> dict:
         return self._post(payload["channel"], key, resumed, thread_ts=payload.get("thread_ts"),
                           text=payload["text"], blocks=payload.get("blocks"))
@@ -167,7 +188,7 @@ class ConsoleNotifier(_Base):
         self.stream = stream
 
     def deliver(self, kind: str, lead_id: str, payload: dict, key: str, resumed: bool) -> dict:
-        if kind in ("answer", "chart", "digest", "slack_owner"):
+        if kind in ("answer", "chart", "digest", "slack_owner", "proposal", "proposal_update"):
             line = f"[{kind}] {payload.get('text') or payload.get('title') or payload.get('channel')}"
         else:
             assignment, lead = self._context(payload)

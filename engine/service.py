@@ -19,6 +19,7 @@ from .outbox import Dispatcher, Notifier
 from .pipeline import Pipeline
 from .runtime import Engine
 from .sales import SalesDesk
+from .proposals import schedule_proposal
 from .scheduler import Scheduler
 from .store import Store
 from .timeutil import parse_duration
@@ -72,7 +73,7 @@ class LeadService:
         due = self.scheduler.run_due(self.clock())
         routed = self.desk.route_pending()
         sla = self.desk.tick()
-        digests = self.schedule_digest()
+        digests = self.schedule_digest() + schedule_proposal(self)
         delivered = self.dispatcher.run_once() if self.dispatcher else 0
         return {**due, "routed": routed, **sla, "digests": digests, "delivered": delivered}
 

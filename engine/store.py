@@ -116,6 +116,9 @@ class Store:
             if "timers" not in db.table_names():
                 db["timers"].create({"lead": str, "kind": str, "due_at": float}, pk=("lead", "kind"))
                 db["timers"].create_index(["due_at"])
+            if "proposals" not in db.table_names():
+                db["proposals"].create({"id": int, "dir": str, "created_at": float, "status": str, "report": str,
+                                        "decided_by": str, "decided_at": float}, pk="id")
             if "schedule" not in db.table_names():
                 db["schedule"].create({"name": str, "last_at": float}, pk="name")
             self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -391,6 +394,19 @@ class Store:
     def save_state(self, state: LeadState) -> None:
         self.conn.execute("UPDATE leads SET state = ?, stage = ?, owner = ? WHERE id = ?",
                           (json.dumps(state.to_json(), separators=(",", ":")), state.stage, state.owner, state.id))
+
+    def add_proposal(self, directory: str, at: float, report: dict) -> int:
+        return self.conn.execute("INSERT INTO proposals (dir, created_at, status, report) VALUES (?,?,?,?)",
+                                 (directory, at, "open", json.dumps(report))).lastrowid
+
+    def proposal(self, proposal_id: int) -> dict | None:
+        rows = list(self.db.query("SELECT * FROM proposals WHERE id = ?", [proposal_id]))
+        return rows[0] if rows else None
+
+    def decide_proposal(self, proposal_id: int, status: str, by: str, at: float) -> bool:
+        cur = self.conn.execute("UPDATE proposals SET status = ?, decided_by = ?, decided_at = ? WHERE id = ? AND"
+                                " status = 'open'", (status, by, at, proposal_id))
+        return cur.rowcount == 1
 
     def last_run(self, name: str) -> float | None:
         row = self.conn.execute("SELECT last_at FROM schedule WHERE name = ?", (name,)).fetchone()

@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+from pathlib import Path
 
 from engine.timeutil import parse_time
 from tests.bot_harness import Clock, Service, click_payload, sql_events
@@ -265,3 +266,47 @@ def test_weekly_digest_is_posted_once_per_period(tmp_path, fake):
         clock.now += 5 * 86400
         svc.service.wake.set()
         fake.wait_for("chat.postMessage", 2, where=lambda c: c["args"]["channel"] == "C0DIGEST1")
+
+
+def test_a_tuning_proposal_is_posted_and_applied_by_a_manager(tmp_path, fake):
+    import csv
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.datasets import ROOT, dataset
+
+    example = ROOT / "rules" / "examples" / "x-education"
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    for f in (example / "start").glob("*.yaml"):
+        shutil.copy(f, rules)
+    sample = tmp_path / "sample.csv"
+    with open(dataset("x-education", "leads_train.csv"), newline="") as src, open(sample, "w", newline="") as dst:
+        writer = csv.writer(dst)
+        for i, row in enumerate(csv.reader(src)):
+            if i > 300:
+                break
+            writer.writerow(row)
+    subprocess.run([sys.executable, "-m", "engine.cli", "--db", str(tmp_path / "lf.db"), "--rules", str(rules), "ingest",
+                    "--mapping", str(example / "mapping.yaml"), str(sample)], check=True, capture_output=True, cwd=ROOT)
+    extra = "leadflow: 1\nmanagers: [U0MGR0001]\ntuning: { channel: C0MARKET1, min_labels: 50, capacity: 0.3 }\n"
+    with Service(tmp_path, fake, rules=extra) as svc:
+        before = svc.service.pipeline.version
+        post = fake.wait_for("chat.postMessage", timeout=60,
+                             where=lambda c: c["args"]["channel"] == "C0MARKET1")[0]["args"]
+        text = json.dumps(post["blocks"])
+        assert "Rule tuning proposal #1" in text and "AUC" in text and "cross-validated on 300 leads" in text
+        msg = fake.messages["C0MARKET1"][0]
+        card = {"channel": "C0MARKET1", "ts": msg["ts"]}
+        svc.interactive(click_payload("proposal_apply", "1", "U0ALICE01", card))
+        assert "Only managers" in fake.wait_for("chat.postEphemeral")[0]["args"]["text"]
+        assert svc.service.store.proposal(1)["status"] == "open"
+        svc.interactive(click_payload("proposal_apply", "1", "U0MGR0001", card))
+        update = fake.wait_for("chat.update")[0]["args"]
+        assert "Applied* by <@U0MGR0001>" in json.dumps(update["blocks"])
+        row = svc.service.store.proposal(1)
+        assert (row["status"], row["decided_by"]) == ("applied", "U0MGR0001")
+        assert svc.service.pipeline.version != before
+        assert (rules / "scoring.yaml").read_text() == (Path(row["dir"]) / "scoring.yaml").read_text()
+        assert svc.http.get("/healthz").json()["rules_version"] == svc.service.pipeline.version

@@ -1,0 +1,61 @@
+"""Scheduled rule tuning proposals: tune on the stored feedback and outcomes, keep the proposal as a
+directory next to the database, and apply it over the live rules only when a person says so (the
+approval is recorded with who and when)."""
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any
+
+from .checker import load_rules, rule_files
+from .labels import leads_from_store
+from .timeutil import parse_duration
+
+
+def schedule_proposal(service: Any) -> int:
+    """Make a proposal when the `tuning:` section says one is due; returns 1 when it did."""
+    settings = service.pipeline.compiled.rules.section("tuning")
+    if not settings:
+        return 0
+    now, store = service.clock(), service.store
+    last = store.last_run("tuning")
+    if last is not None and now - last < parse_duration(settings.get("every", "7d")):
+        return 0
+    with store.transaction():
+        store.mark_run("tuning", now)
+    leads = [x for x in leads_from_store(store.path) if x.label is not None]
+    if len(leads) < int(settings.get("min_labels", 50)) or len({x.label for x in leads}) < 2:
+        return 0
+    from .tune import tune
+
+    out = os.path.join(os.path.dirname(os.path.abspath(store.path)), "proposals", f"{int(now)}")
+    report = tune(service.rules_dir, leads, out, settings.get("target_precision"), settings.get("capacity"))
+    with store.transaction():
+        pid = store.add_proposal(out, now, report)
+        store.add_outbox(f"proposal:{pid}", "proposal", "", {"proposal": pid, "channel": settings["channel"]})
+    return 1
+
+
+def apply_proposal(service: Any, proposal_id: int, by: str) -> tuple[str, str]:
+    """(status, message). Only a valid proposal is copied over the live rule files."""
+    store = service.store
+    row = store.proposal(proposal_id)
+    if row is None:
+        return "unknown", f"there is no proposal {proposal_id}"
+    if row["status"] != "open":
+        return "already", f"proposal {proposal_id} was already {row['status']} by {row['decided_by']}"
+    load_rules(row["dir"])  # raises LeadflowError: a broken proposal never reaches the live rules
+    with store.transaction():
+        if not store.decide_proposal(proposal_id, "applied", by, service.clock()):
+            return "already", f"proposal {proposal_id} was decided meanwhile"
+        for path in rule_files(row["dir"]):
+            shutil.copyfile(path, os.path.join(service.rules_dir, os.path.basename(path)))
+    service.reload_rules()
+    return "done", f"applied proposal {proposal_id}; rules {service.pipeline.version} are live"
+
+
+def dismiss_proposal(service: Any, proposal_id: int, by: str) -> tuple[str, str]:
+    with service.store.transaction():
+        if not service.store.decide_proposal(proposal_id, "dismissed", by, service.clock()):
+            return "already", f"proposal {proposal_id} was already decided"
+    return "done", f"dismissed proposal {proposal_id}"

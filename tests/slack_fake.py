@@ -7,6 +7,7 @@ expected, so tests can assert on exactly what reached "Slack".
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import threading
@@ -70,10 +71,8 @@ class SlackFake:
             args = {k: v[0] for k, v in urllib.parse.parse_qs(raw.decode()).items()}
             for key in ("blocks", "metadata", "view", "files"):
                 if isinstance(args.get(key), str):
-                    try:
+                    with contextlib.suppress(json.JSONDecodeError):  # keep it as text if it is not JSON
                         args[key] = json.loads(args[key])
-                    except json.JSONDecodeError:
-                        pass
         with self.lock:
             call = {"method": method, "args": args, "auth": headers.get("Authorization"), "at": time.time()}
             self.calls.append(call)

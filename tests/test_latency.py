@@ -50,10 +50,11 @@ def run(tmp: Path, rate: float, seconds: float, flood: int = 0) -> dict:
             deadline = time.time() + 20
             while True:
                 try:
-                    if client.get("/healthz").status_code == 200:
-                        break
+                    up = client.get("/healthz").status_code == 200
                 except httpx.TransportError:
-                    pass
+                    up = False  # not listening yet
+                if up:
+                    break
                 if time.time() > deadline:
                     raise RuntimeError(proc.stderr.read().decode() if proc.poll() is not None else "no health")
                 time.sleep(0.05)

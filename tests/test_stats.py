@@ -75,6 +75,10 @@ def history(tmp_path_factory):
     ev("D", "demo", D0 + 2 * DAY)
     # E: only new, day 10
     ev("E", "lead_updated", D0 + 10 * DAY, {"source": "ads"})
+    # F: MQL on day 4 and won on day 6 without ever being an SQL (stages skipped), 500. source ads
+    ev("F", "lead_updated", D0 + 4 * DAY, {"source": "ads"})
+    ev("F", "touch", D0 + 4 * DAY)
+    ev("F", "deal_won", D0 + 6 * DAY, {"amount": 500})
     a = {x["lead"]: x for x in service.store.assignments()}
     clock.now = D0 + 2 * DAY
     assert service.desk.decide(a["A"]["id"], "accept", "U1", "alice").status == "done"
@@ -88,13 +92,14 @@ def history(tmp_path_factory):
 def test_all_time_figures(history):
     service, _ = history
     r = compute(service.store, by="source")
-    assert r["stages"] == {"new": 5, "mql": 4, "sql": 3, "accepted": 1, "rejected": 1, "won": 1}
-    assert r["cohorts"] == {"mql": 4, "sql": 3}
-    # A 24 h, B 72 h, D 0 h from MQL to SQL: median 24, p90 = 24 + 0.8 * (72 - 24) = 62.4
-    assert r["conversion"] == {"mql_to_sql": 0.75, "sql_to_accepted": 0.3333, "sql_to_won": 0.3333}
+    assert r["stages"] == {"new": 6, "mql": 5, "sql": 3, "accepted": 1, "rejected": 1, "won": 2}
+    assert r["cohorts"] == {"mql": 5, "sql": 3}
+    # MQL cohort A B C D F; SQL: A, B, D. A 24 h, B 72 h, D 0 h from MQL to SQL: median 24,
+    # p90 = 24 + 0.8 * (72 - 24) = 62.4. F was won without being an SQL: it is not in sql_to_won.
+    assert r["conversion"] == {"mql_to_sql": 0.6, "sql_to_accepted": 0.3333, "sql_to_won": 0.3333}
     assert r["median_hours"]["mql_to_sql"] == 24 and r["p90_hours"]["mql_to_sql"] == 62.4
     assert r["median_hours"]["sql_to_accepted"] == 24  # A: SQL day 1, accepted day 2
-    assert r["won"] == 1 and r["revenue"] == 1000
+    assert r["won"] == 2 and r["revenue"] == 1500
     reps = {x["rep"]: x for x in r["reps"]}
     assert (reps["alice"]["accepted"], reps["alice"]["acceptance_rate"]) == (1, 1.0)
     assert (reps["bob"]["rejected"], reps["bob"]["acceptance_rate"], reps["bob"]["median_hours_to_decision"]) == (1, 0.0, 2)
@@ -103,7 +108,8 @@ def test_all_time_figures(history):
     by = {g["value"]: g for g in r["by"]}
     assert set(by) == {"google", "ads", "(none)"}
     assert by["google"]["cohorts"] == {"mql": 2, "sql": 2} and by["google"]["conversion"]["mql_to_sql"] == 1.0
-    assert by["ads"]["stages"] == {"new": 2, "mql": 1} and by["ads"]["conversion"]["mql_to_sql"] == 0.0
+    assert by["ads"]["stages"] == {"new": 3, "mql": 2, "won": 1} and by["ads"]["conversion"]["mql_to_sql"] == 0.0
+    assert by["ads"]["won"] == 1 and by["ads"]["revenue"] == 500
     assert by["(none)"]["stages"] == {"new": 1, "mql": 1, "sql": 1}  # D, which has no source
     assert by["google"]["revenue"] == 1000
 
@@ -138,7 +144,8 @@ def test_cli_json_csv_and_chart(history, tmp_path):
     assert {"stages", "conversion", "median_hours", "by"} <= set(data)
     google = next(g for g in data["by"] if g["value"] == "google")
     assert google["cost"] == {"total": 500.0, "per_mql": 250.0, "per_sql": 250.0, "per_customer": 500.0}
-    assert data["cost"]["total"] == 800.0 and data["cost"]["per_mql"] == 200.0  # 800 / 4 MQLs
+    assert data["cost"]["total"] == 800.0 and data["cost"]["per_mql"] == 160.0  # 800 / 5 MQLs
+    assert data["cost"]["per_customer"] == 400.0  # 800 / 2 won
     rows = subprocess.run(cmd + ["--csv", "--by", "source"], capture_output=True, text=True, check=True,
                           cwd=ROOT_DIR).stdout.splitlines()
     assert rows[0].startswith("value,") and len(rows) == 4

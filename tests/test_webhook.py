@@ -89,3 +89,25 @@ def test_offline_loop_console_cards_and_cli_decisions(tmp_path):
                                       check=True).stdout)
     assert shown["stage"] == "recycled"
     assert [h["stage"] for h in shown["history"]] == ["new", "mql", "sql", "rejected", "recycled"]
+
+
+def test_a_bad_rule_edit_never_stops_the_running_service(tmp_path):
+    import time
+
+    with Service(tmp_path, None) as svc:
+        good = svc.service.pipeline.version
+        rules = Path(svc.settings.rules) / "rules.yaml"
+        text = rules.read_text()
+        rules.write_text(text.replace("points: 30", "pionts: 30"))
+        deadline = time.time() + 10
+        while not svc.http.get("/healthz").json()["rule_problems"] and time.time() < deadline:
+            time.sleep(0.05)
+        health = svc.http.get("/healthz").json()
+        assert any("UNKNOWN_KEY" in p and "pionts" in p for p in health["rule_problems"])
+        assert health["rules_version"] == good  # the last good version keeps running
+        assert svc.send_events(sql_events("a")).json()["results"][1]["stage"] == "sql"
+        rules.write_text(text.replace("points: 30", "points: 35"))
+        while svc.http.get("/healthz").json()["rules_version"] == good and time.time() < deadline + 10:
+            time.sleep(0.05)
+        health = svc.http.get("/healthz").json()
+        assert health["rules_version"] != good and health["rule_problems"] == []

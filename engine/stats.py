@@ -79,6 +79,13 @@ class _Group:
             self.won += 1
             self.revenue += amount
 
+    def merge(self, other: "_Group") -> None:
+        self.entered.update(other.entered)
+        for name in ("mql", "mql_to_sql", "sql", "sql_accepted", "sql_won", "won", "revenue"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.hours_mql_sql += other.hours_mql_sql
+        self.hours_sql_accept += other.hours_sql_accept
+
     def result(self) -> dict:
         return {"stages": {s: self.entered[s] for s in STAGES if self.entered[s]},
                 "cohorts": {"mql": self.mql, "sql": self.sql},
@@ -108,14 +115,17 @@ def compute(store: Store, since: float | None = None, until: float | None = None
             firsts.setdefault(stage, at)
             versions.setdefault(stage, version)
         amount = amounts.get(lead, 0.0)
-        total.add(firsts, entries, since, until, amount)
-        if by:
+        if by:  # each lead is added once, to its group; the total is the sum of the groups
             key = versions.get("mql") or versions.get("new") if by == "rules_version" else keys.get(lead)
             groups["(none)" if key is None else str(key)].add(firsts, entries, since, until, amount)
+        else:
+            total.add(firsts, entries, since, until, amount)
         if weekly:
             for stage, at in entries:
                 if stage in ("mql", "sql", "accepted") and _in(at, since, until):
                     weeks[int((at - MONDAY) // 604800)][stage] += 1
+    for group in groups.values():
+        total.merge(group)
     result = {"period": {"since": since, "until": until}, **total.result()}
     result["reps"] = _reps(store, since, until, rep)
     result["sla_breaches"] = sum(r["expired"] for r in result["reps"])

@@ -121,6 +121,8 @@ class Store:
                                         "decided_by": str, "decided_at": float}, pk="id")
             if "schedule" not in db.table_names():
                 db["schedule"].create({"name": str, "last_at": float}, pk="name")
+            # reading the history lead by lead in time order is the metrics' hot path
+            self.conn.execute("CREATE INDEX IF NOT EXISTS stage_history_lead_at ON stage_history (lead, at, id)")
             self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     # -- transactions -----------------------------------------------------------------------------

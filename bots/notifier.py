@@ -201,7 +201,3 @@ class ConsoleNotifier(_Base):
                     "escalate": f"[escalation] {lead['id']} was not accepted in time"}[kind]
         print(line, file=self.stream, flush=True)
         return {"console": True}
-
-
-def dumps(blocks: list) -> str:
-    return json.dumps([b.to_dict() for b in blocks])

@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from .errors import LeadflowError, Location, Problem, did_you_mean
+from .errors import LeadflowError, Problem, did_you_mean
 from .timeutil import format_time, parse_time
 from .yamlfile import load_file
 
@@ -208,7 +208,3 @@ def csv_events(mapping_path: str, csv_path: str) -> Iterator[dict]:
     for item in labelled_leads(mapping, rows):
         yield from item.events
         yield from label_events(item)
-
-
-def mapping_location(path: str) -> Location:
-    return Location(path)

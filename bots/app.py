@@ -157,7 +157,7 @@ def answer(service: LeadService, text: str, user: str, who) -> tuple[str, list[s
         lead = service.store.lead_row(question.lead or "")
         if lead is None:
             return "Not found", [f"I know no lead called `{question.lead}`."], None
-        if not manager and lead["owner"] != rep_id:
+        if not manager and (rep_id is None or lead["owner"] != rep_id):
             return "Not yours", [f"`{question.lead}` is not assigned to you; ask a manager."], None
         return f"Why {question.lead} is {lead['stage'].upper()}", \
             (story(service.store, service.pipeline.compiled.rules, question.lead) or "").splitlines()[:25], None

@@ -64,7 +64,8 @@ def decided_card(lead: dict, assignment: dict, activity: list[str], labels: dict
     text = {"accepted": f"✅ Accepted by {who} at {when}",
             "rejected": f"❌ Rejected by {who} at {when}: {labels.get(assignment['reason'], assignment['reason'])}",
             "reassigned": f"↪️ Passed on by {who} at {when}: {labels.get(assignment['reason'], assignment['reason'])}",
-            "expired": f"⏰ Not answered in time; reassigned at {when}"}.get(status, status)
+            "expired": f"⏰ Not answered in time; reassigned at {when}",
+            "closed": f"Closed at {when}: {assignment.get('reason') or 'the lead moved on'}"}.get(status, status)
     if assignment.get("comment"):
         text += f"\n> {assignment['comment']}"
     blocks.append(SectionBlock(text=MarkdownTextObject(text=_clip(text, 3000))))

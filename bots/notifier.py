@@ -80,25 +80,35 @@ class SlackNotifier(_Base):
     def _card(self, payload: dict, key: str, resumed: bool) -> dict:
         assignment, lead = self._context(payload)
         due = format_time(assignment["due_at"]) if assignment["due_at"] else None
-        blocks = sql_card(lead, assignment, recent_activity(self.service.store, lead["id"]), due)
+        if assignment["status"] != "pending":  # decided while the card waited: no live buttons
+            labels = {rid: r["label"] for rid, r in self.service.desk.desk.reasons.items()}
+            blocks = decided_card(lead, self._shown(assignment), recent_activity(self.service.store, lead["id"]), labels)
+        else:
+            blocks = sql_card(lead, assignment, recent_activity(self.service.store, lead["id"]), due)
         text = f"New SQL {lead['id']} (score {lead['score']:g}): accept or reject"
         return self._post(self._channel_for(assignment), key, resumed, text=text,
                           blocks=[b.to_dict() for b in blocks])
 
     def _card_update(self, payload: dict, key: str, resumed: bool) -> dict:
         assignment, lead = self._context(payload)
-        posted = self.service.store.outbox_result(f"card:{assignment['id']}")
+        store = self.service.store
+        posted = store.outbox_result(f"card:{assignment['id']}")
         if not posted or "ts" not in posted:
-            return {"skipped": "card was never posted"}
-        desk = self.service.desk.desk
-        labels = {rid: r["label"] for rid, r in desk.reasons.items()}
-        shown = dict(assignment)
-        if assignment["decided_by"] and assignment["decided_by"].startswith("U"):
-            shown["decided_by_slack"] = assignment["decided_by"]
-        blocks = decided_card(lead, shown, recent_activity(self.service.store, lead["id"]), labels)
+            if store.outbox_status(f"card:{assignment['id']}") in ("pending", "sending"):
+                raise RetryLater(2, "the card is not posted yet")  # update it once it is
+            return {"skipped": "card was never posted (it is posted already decided, if at all)"}
+        labels = {rid: r["label"] for rid, r in self.service.desk.desk.reasons.items()}
+        blocks = decided_card(lead, self._shown(assignment), recent_activity(store, lead["id"]), labels)
         resp = self.client.chat_update(channel=posted["channel"], ts=posted["ts"], text=f"{lead['id']}: {assignment['status']}",
                                        blocks=[b.to_dict() for b in blocks])
         return {"channel": resp["channel"], "ts": resp["ts"]}
+
+    @staticmethod
+    def _shown(assignment: dict) -> dict:
+        shown = dict(assignment)
+        if assignment["decided_by"] and assignment["decided_by"].startswith("U"):
+            shown["decided_by_slack"] = assignment["decided_by"]
+        return shown
 
     def _remind(self, payload: dict, key: str, resumed: bool) -> dict:
         assignment, lead = self._context(payload)

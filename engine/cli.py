@@ -113,7 +113,7 @@ def ingest(ctx: click.Context, files: tuple, mapping_path: str | None, db_path: 
         if mapping_path and path.endswith(".csv"):
             from .mapping import csv_events
 
-            return ((i, json.dumps(e)) for i, e in enumerate(csv_events(mapping_path, path), 1))
+            return ((line, json.dumps(e)) for line, e in csv_events(mapping_path, path))
         return read_jsonl(path)
 
     db, rules_path = _settings(ctx, db_path, rules_dir)

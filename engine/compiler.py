@@ -26,8 +26,8 @@ PRI_FIRST, PRI_RULE, PRI_LAST = 1, 10, 900
 FEEDBACK_TRANSITIONS = (
     ("accept", "sql_accepted", ("sql",), "accepted"),
     ("reject", "sql_rejected", ("sql",), "rejected"),
-    ("won", "deal_won", ("new", "mql", "sql", "accepted", "recycled"), "won"),
-    ("lost", "deal_lost", ("new", "mql", "sql", "accepted", "recycled"), "lost"),
+    ("won", "deal_won", ("new", "mql", "sql", "accepted", "rejected", "recycled"), "won"),
+    ("lost", "deal_lost", ("new", "mql", "sql", "accepted", "rejected", "recycled"), "lost"),
     ("disqualify", "lead_disqualified", ("new", "mql", "sql", "accepted", "rejected", "recycled"), "disqualified"),
     ("recycle", "lead_recycled", ("rejected",), "recycled"),
     ("reopen", "lead_reopened", ("recycled",), "new"),  # a recycled lead met its track's goal: gates run again

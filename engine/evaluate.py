@@ -30,8 +30,12 @@ def replay(compiled: Compiled, leads: list, engine: Engine | None = None) -> lis
     out = []
     for item in leads:
         state, fired, sql = LeadState(item.id), set(), False
-        for event in item.events:
-            decision = engine.evaluate(compiled, state, event, parse_time(event["at"]))
+        try:
+            times = [parse_time(event["at"]) for event in item.events]
+        except ValueError:
+            continue  # a row whose time does not parse cannot be replayed (ingest keeps it as a dead letter)
+        for event, at in zip(item.events, times):
+            decision = engine.evaluate(compiled, state, event, at)
             fired.update(decision.fired)
             sql = sql or any(t["to"] == "sql" for t in decision.transitions)
         out.append(Scored(item.id, item.label if item.label is not None else -1, state.score, sql, state.stage,

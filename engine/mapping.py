@@ -19,6 +19,7 @@ any other; `labelled_leads` gives the same rows to `eval` and `rules tune` with 
 from __future__ import annotations
 
 import csv
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -53,6 +54,7 @@ class LabelledLead:
     verdict: str | None = None  # accept | reject
     reason: str | None = None
     row: dict = field(default_factory=dict)
+    line: int = 0  # the CSV line the lead came from
 
     @property
     def label(self) -> int | None:
@@ -134,6 +136,8 @@ def _typed(raw: str, kind: str) -> Any:
             value = float(raw)
         except ValueError:
             return None
+        if not math.isfinite(value):  # "nan", "inf" are not numbers a rule can use
+            return None
         return int(value) if value.is_integer() else value
     if kind == "boolean":
         low = raw.strip().lower()
@@ -158,7 +162,16 @@ def labelled_leads(mapping: Mapping, rows: Iterator[dict]) -> Iterator[LabelledL
         lead = (row.get(mapping.lead) or "").strip()
         if not lead:
             continue
-        at = mapping.at_value if mapping.at_column is None else parse_time(row[mapping.at_column])
+        if mapping.at_column is None:
+            at = mapping.at_value
+        else:
+            try:
+                at = parse_time(row.get(mapping.at_column) or "")
+            except ValueError:  # the row becomes a dead letter naming the field, the rest goes on
+                bad = {"id": f"{lead}:attributes", "lead": lead, "type": "lead_updated",
+                       "at": row.get(mapping.at_column) or "", "data": {}}
+                yield LabelledLead(lead, [bad], row=row, line=n)
+                continue
         attrs = {}
         for col, name, kind in mapping.attributes:
             raw = row.get(col)
@@ -175,7 +188,7 @@ def labelled_leads(mapping: Mapping, rows: Iterator[dict]) -> Iterator[LabelledL
                 continue
             events.append({"id": f"{lead}:{slug(col)}", "lead": lead, "type": etype or slug(raw) or "unknown",
                            "at": format_time(at + i + 1), "data": {fld: raw}})
-        item = LabelledLead(lead, events, row=row)
+        item = LabelledLead(lead, events, row=row, line=n)
         if mapping.outcome:
             raw = row.get(mapping.outcome["column"], "")
             item.outcome = 1 if raw in mapping.outcome["won"] else 0 if raw in mapping.outcome["lost"] else None
@@ -202,9 +215,16 @@ def label_events(item: LabelledLead) -> list[dict]:
     return out
 
 
-def csv_events(mapping_path: str, csv_path: str) -> Iterator[dict]:
+def csv_events(mapping_path: str, csv_path: str) -> Iterator[tuple[int, dict]]:
+    """(CSV line, event) for every event the rows make, so rejections name the CSV line."""
     header, rows = read_rows(csv_path)
     mapping = load_mapping(mapping_path, header)
     for item in labelled_leads(mapping, rows):
-        yield from item.events
-        yield from label_events(item)
+        for event in item.events:
+            yield item.line, event
+        try:
+            labels = label_events(item)
+        except ValueError:
+            labels = []
+        for event in labels:
+            yield item.line, event

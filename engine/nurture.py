@@ -173,4 +173,15 @@ def render(message: dict, template_dir: str, fields: dict) -> tuple[str, str]:
         else:
             text = body
     values = _Blank({k: v for k, v in fields.items() if not isinstance(v, (dict, list))})
-    return subject.format_map(values), text.format_map(values)
+    return _fill(subject, values), _fill(text, values)
+
+
+_PLACEHOLDER = re.compile(r"\{([^{}:!]+)(?:![rsa])?(?::[^{}]*)?\}")
+
+
+def _fill(text: str, values: dict) -> str:
+    """str.format_map, but a placeholder whose format does not fit the value is filled plainly."""
+    try:
+        return text.format_map(values)
+    except (ValueError, TypeError, IndexError, AttributeError):
+        return _PLACEHOLDER.sub(lambda m: str(values.get(m.group(1).strip(), "")), text)

@@ -43,7 +43,7 @@ class Dispatcher:
 
         delivered = 0
         for row in self.store.due_outbox(self.clock(), tuple(self.by_kind)):
-            resumed = row["status"] == "sending"
+            resumed = row["status"] == "sending" or row["attempts"] > 0  # it may have got through before
             with self.store.transaction():
                 self.store.outbox_sending(row["id"])
             payload = json.loads(row["payload"])

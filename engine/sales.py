@@ -40,6 +40,10 @@ class SalesDesk:
                 if self.store.assignments(lead=row["lead"], status="pending"):
                     self.store.outbox_done(row["id"], {"skipped": "already assigned"})
                     continue
+                state = self.store.load_state(row["lead"])
+                if state is None or state.stage != "sql":  # it moved on before a rep was found
+                    self.store.outbox_done(row["id"], {"skipped": f"lead is {state.stage if state else 'gone'}"})
+                    continue
                 assignment = self.assign(row["lead"])
                 self.store.outbox_done(row["id"], {"assignment": assignment["id"]})
                 done += 1
@@ -127,28 +131,36 @@ class SalesDesk:
         counts = {"reminded": 0, "reassigned": 0, "escalated": 0}
         for a in self.store.due_assignments(now):
             with self.store.transaction():
+                state = self.store.load_state(a["lead"])
+                if state is not None and state.stage != "sql":  # disqualified, won or lost meanwhile
+                    if self.store.close_assignment(a["id"], "closed", now, None, f"lead is {state.stage}", None):
+                        self.store.add_outbox(f"card_update:{a['id']}", "card_update", a["lead"], {"assignment": a["id"]})
+                    continue
                 if a["due_at"] is not None and a["due_at"] <= now:
-                    counts[self._timeout(a, now)] += 1
+                    for outcome in self._timeout(a, now):
+                        counts[outcome] += 1
                 elif a["remind_at"] is not None and self.store.mark_reminded(a["id"]):
                     self.store.add_outbox(f"remind:{a['id']}", "remind", a["lead"], {"assignment": a["id"]})
                     counts["reminded"] += 1
         return counts
 
-    def _timeout(self, a: dict, now: float) -> str:
+    def _timeout(self, a: dict, now: float) -> list[str]:
+        """Expire an assignment; reassign and/or escalate as the SLA says. Returns what was done."""
         if not self.store.close_assignment(a["id"], "expired", now, None, "sla_timeout", None):
-            return "reminded"  # decided meanwhile
+            return []  # decided meanwhile
         self.store.add_outbox(f"card_update:{a['id']}", "card_update", a["lead"], {"assignment": a["id"]})
         policy = self.desk.sla.get("on_timeout", "reassign")
         limit = self.desk.sla.get("escalate_after")
-        if policy == "escalate" or (limit is not None and a["attempt"] + 1 >= limit):
+        expired = sum(1 for x in self.store.assignments(lead=a["lead"]) if x["status"] == "expired")
+        done = []
+        if policy == "escalate" or (limit is not None and expired >= limit):
             self.store.add_outbox(f"escalate:{a['id']}", "escalate", a["lead"],
                                   {"assignment": a["id"], "channel": self.desk.sla.get("escalate_to")})
-            if policy == "escalate":
-                return "escalated"
-        if policy in ("reassign",):
+            done.append("escalated")
+        if policy == "reassign":
             self._reassign(a)
-            return "reassigned"
-        return "escalated"
+            done.append("reassigned")
+        return done
 
 
 def _percent(text: object) -> float | None:

@@ -13,6 +13,7 @@ due a `decay_tick` event re-evaluates just that lead. Leads that cannot change h
 from __future__ import annotations
 
 import json
+import logging
 import math
 from typing import Any
 
@@ -23,12 +24,17 @@ from .ruleset import RuleSet
 from .timeutil import format_time
 from .worktime import add_working_time, parse_hours
 
+log = logging.getLogger("leadflow.scheduler")
 BUSINESS = parse_hours("mon-fri 00:00-24:00", "UTC")
 MAX_STEPS_PER_RUN = 100  # a guard against a track that loops without waiting
 
 
-def _history(store: Any, lead: str, types: set) -> dict:
-    return store.event_times(lead, types) if types else {}
+def _history(store: Any, lead: str, types: set, since: float | None = None) -> dict:
+    """Event times by type; a track's conditions only see what happened since the lead enrolled."""
+    history = store.event_times(lead, types) if types else {}
+    if since is not None:
+        history = {t: [x for x in times if x >= since] for t, times in history.items()}
+    return history
 
 
 def on_event(store: Any, rules: RuleSet, state: LeadState, event: dict, at: float) -> bool:
@@ -37,15 +43,16 @@ def on_event(store: Any, rules: RuleSet, state: LeadState, event: dict, at: floa
     reopen = False
     for track in rules.nurture:
         entry = state.tracks.get(track.id)
-        history = _history(store, state.id, track.event_types)
+        active = bool(entry and entry[0] == "active")
+        history = _history(store, state.id, track.event_types, entry[1] if active else None)
         if event["type"] in track.event_types:  # the event being applied is not stored yet
             history.setdefault(event["type"], []).append(at)
-        if entry and entry[0] == "active":
-            if entry[2] and entry[2] == event["type"]:  # `wait: { until: EVENT }` is over
+        if active:
+            if entry[2]:  # the enrolment row says what it waits for; a stale marker is dropped
                 row = store.active_enrollment(state.id, track.id)
-                if row:
+                if row and row["waiting_for"] == event["type"]:  # `wait: { until: EVENT }` is over
                     store.update_enrollment(row["id"], row["pc"], "active", at, None, at)
-                entry[2] = None
+                entry[2] = row["waiting_for"] if row and row["waiting_for"] != event["type"] else None
             if track.exit is not None and holds(track.exit, state.attrs, state, state.clock, history):
                 _finish(store, state, track.id, "exited", at, "goal met: left the track")
                 reopen = reopen or state.stage == "recycled"
@@ -53,8 +60,6 @@ def on_event(store: Any, rules: RuleSet, state: LeadState, event: dict, at: floa
         if track.enroll is None or not holds(track.enroll, state.attrs, state, state.clock, history):
             continue
         if entry and (track.reenroll is None or at - entry[1] < track.reenroll):
-            continue
-        if track.exit is not None and holds(track.exit, state.attrs, state, state.clock, history):
             continue
         enrollment = store.enroll(state.id, track.id, at)
         state.tracks[track.id] = ["active", at, None]
@@ -103,7 +108,13 @@ class Scheduler:
     def run_due(self, now: float) -> dict:
         counts = {"steps": 0, "ticks": 0}
         for row in self.store.due_enrollments(now):
-            counts["steps"] += self._advance(row, now)
+            try:
+                counts["steps"] += self._advance(row, now)
+            except Exception as exc:  # noqa: BLE001 - one broken step must not stop the others
+                log.exception("nurture step %s of enrolment %s failed", row["pc"], row["id"])
+                with self.store.transaction():
+                    self.store.update_enrollment(row["id"], row["pc"], "failed", None, None, now)
+                    self.store.log_step(row, row["pc"], "failed", now, f"{type(exc).__name__}: {exc}"[:300])
         for lead, kind, due in self.store.due_timers(now):
             with self.store.transaction():
                 self.store.set_timer(lead, kind, None)
@@ -132,7 +143,7 @@ class Scheduler:
     def _step(self, track: Track, row: dict, state: LeadState, when: float, rules: RuleSet) -> tuple[int, bool]:
         """Run the instruction at row['pc']; (next pc, True when the enrolment now waits or ended)."""
         store, pc = self.store, row["pc"]
-        history = _history(store, state.id, track.event_types)
+        history = _history(store, state.id, track.event_types, row["enrolled_at"])
         if track.exit is not None and holds(track.exit, state.attrs, state, when, history):
             _finish(store, state, track.id, "exited", when, "goal met: left the track")
             store.save_state(state)

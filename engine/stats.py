@@ -9,7 +9,7 @@
   (SLA breaches), reassigned; acceptance rate = accepted / (accepted + rejected); median hours from
   assignment to a decision.
 - reject_reasons: rejections in the period by reason, most frequent first.
-- revenue: the `amount` of `deal_won` events in the period, in total and per group.
+- revenue: the sum of `amount` over the `deal_won` events dated in the period, in total and per group.
 - costs (given a costs CSV `campaign,cost` or `campaign_cost` events with data {campaign, amount}):
   cost per MQL / SQL / customer = the campaign's cost / its MQL, SQL and won cohorts in the period.
 - by FIELD: any lead attribute (e.g. source, campaign), `owner` (the rep) or `rules_version` (the
@@ -77,7 +77,7 @@ class _Group:
             self.sql_won += "won" in firsts
         if _in(firsts.get("won"), since, until):
             self.won += 1
-            self.revenue += amount
+        self.revenue += amount
 
     def merge(self, other: "_Group") -> None:
         self.entered.update(other.entered)
@@ -103,7 +103,10 @@ def compute(store: Store, since: float | None = None, until: float | None = None
             rep: str | None = None, costs: dict | None = None, weekly: bool = False) -> dict[str, Any]:
     owners = store.lead_fields("owner") if rep else None
     keys = None if not by or by == "rules_version" else store.lead_fields(by)
-    amounts = store.won_amounts()
+    amounts: dict = defaultdict(float)  # revenue of the deals won in the period, per lead
+    for lead_id, at, amount in store.won_deals():
+        if _in(at, since, until):
+            amounts[lead_id] += amount
     total, groups = _Group(), defaultdict(_Group)
     weeks: dict = defaultdict(Counter)
     for lead, rows in groupby(store.stage_entries(), key=lambda r: r[0]):

@@ -256,6 +256,10 @@ class Store:
         self.conn.execute("UPDATE outbox SET status = ?, last_error = ?, next_at = ? WHERE id = ?",
                           ("failed" if give_up else "pending", error[:500], next_at, row_id))
 
+    def outbox_status(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT status FROM outbox WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
     def outbox_result(self, key: str) -> dict | None:
         row = self.conn.execute("SELECT json_extract(payload, '$.result') FROM outbox WHERE key = ? AND status = 'done'",
                                 (key,)).fetchone()
@@ -418,9 +422,10 @@ class Store:
         self.conn.execute("INSERT INTO schedule (name, last_at) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET"
                           " last_at = excluded.last_at", (name, at))
 
-    def won_amounts(self) -> dict:
-        rows = self.conn.execute("SELECT lead, json_extract(data, '$.amount') FROM events WHERE type = 'deal_won'")
-        return {lead: float(amount) for lead, amount in rows if isinstance(amount, (int, float))}
+    def won_deals(self) -> list[tuple]:
+        """(lead, at, amount) of every deal_won event with a numeric amount."""
+        rows = self.conn.execute("SELECT lead, at, json_extract(data, '$.amount') FROM events WHERE type = 'deal_won'")
+        return [(lead, at, float(amount)) for lead, at, amount in rows if isinstance(amount, (int, float))]
 
     def campaign_costs(self) -> list[tuple]:
         return list(self.conn.execute("SELECT at, json_extract(data, '$.campaign'), json_extract(data, '$.amount')"

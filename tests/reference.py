@@ -149,8 +149,8 @@ class Reference:
         if dq and lead.stage not in ("disqualified", "won", "lost"):
             move("disqualified")
         feedback = {"sql_accepted": (("sql",), "accepted"), "sql_rejected": (("sql",), "rejected"),
-                    "deal_won": (("new", "mql", "sql", "accepted", "recycled"), "won"),
-                    "deal_lost": (("new", "mql", "sql", "accepted", "recycled"), "lost"),
+                    "deal_won": (("new", "mql", "sql", "accepted", "rejected", "recycled"), "won"),
+                    "deal_lost": (("new", "mql", "sql", "accepted", "rejected", "recycled"), "lost"),
                     "lead_disqualified": (("new", "mql", "sql", "accepted", "rejected", "recycled"), "disqualified"),
                     "lead_recycled": (("rejected",), "recycled"), "lead_reopened": (("recycled",), "new")}
         reopened = etype == "lead_reopened" and lead.stage == "recycled"

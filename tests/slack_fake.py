@@ -26,6 +26,7 @@ class SlackFake:
         self.unexpected: list[str] = []
         self.messages: dict[str, list[dict]] = {}
         self.fail_next: dict[str, tuple[int, int]] = {}  # method -> (status, retry_after)
+        self.lose_answer: set = set()  # methods whose next call is carried out but answered with HTTP 500
         self.lock = threading.Lock()
         self._ts = itertools.count(1)
         fake = self
@@ -83,7 +84,12 @@ class SlackFake:
                 status, retry = self.fail_next.pop(method)
                 call["failed"] = status
                 return status, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry)}
-            return 200, self._answer(method, args), {}
+            answer = self._answer(method, args)
+            if method in self.lose_answer:  # Slack did it, but the answer never arrived intact
+                self.lose_answer.discard(method)
+                call["lost_answer"] = True
+                return 500, {"ok": False, "error": "internal_error"}, {}
+            return 200, answer, {}
 
     def _answer(self, method: str, args: dict) -> dict:
         if method == "auth.test":

@@ -29,12 +29,35 @@ BUSINESS = parse_hours("mon-fri 00:00-24:00", "UTC")
 MAX_STEPS_PER_RUN = 100  # a guard against a track that loops without waiting
 
 
-def _history(store: Any, lead: str, types: set, since: float | None = None) -> dict:
-    """Event times by type; a track's conditions only see what happened since the lead enrolled."""
-    history = store.event_times(lead, types) if types else {}
-    if since is not None:
-        history = {t: [x for x in times if x >= since] for t, times in history.items()}
-    return history
+class _History:
+    """Event times by type, read from the store only if a condition actually counts events; a
+    track's conditions only see what happened since the lead enrolled."""
+
+    def __init__(self, store: Any, lead: str, types: set, since: float | None = None):
+        self.args = (store, lead, types, since)
+        self.loaded: dict | None = None
+        self.extra: dict = {}
+
+    def _load(self) -> dict:
+        if self.loaded is None:
+            store, lead, types, since = self.args
+            found = store.event_times(lead, types) if types else {}
+            if since is not None:
+                found = {t: [x for x in times if x >= since] for t, times in found.items()}
+            for etype, times in self.extra.items():
+                found.setdefault(etype, []).extend(times)
+            self.loaded = found
+        return self.loaded
+
+    def add(self, etype: str, at: float) -> None:
+        self.extra.setdefault(etype, []).append(at)
+
+    def get(self, etype: str, default: Any = None) -> Any:
+        return self._load().get(etype, default)
+
+
+def _history(store: Any, lead: str, types: set, since: float | None = None) -> _History:
+    return _History(store, lead, types, since)
 
 
 def on_event(store: Any, rules: RuleSet, state: LeadState, event: dict, at: float) -> bool:
@@ -46,7 +69,7 @@ def on_event(store: Any, rules: RuleSet, state: LeadState, event: dict, at: floa
         active = bool(entry and entry[0] == "active")
         history = _history(store, state.id, track.event_types, entry[1] if active else None)
         if event["type"] in track.event_types:  # the event being applied is not stored yet
-            history.setdefault(event["type"], []).append(at)
+            history.add(event["type"], at)
         if active:
             if entry[2]:  # the enrolment row says what it waits for; a stale marker is dropped
                 row = store.active_enrollment(state.id, track.id)

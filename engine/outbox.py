@@ -15,7 +15,7 @@ from typing import Callable, Protocol
 from .store import Store
 
 log = logging.getLogger("leadflow.outbox")
-MAX_ATTEMPTS = 8
+MAX_ATTEMPTS = 60  # backoff doubles up to 5 minutes: about four hours of retries before giving up
 
 
 class RetryLater(Exception):

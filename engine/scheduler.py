@@ -184,6 +184,10 @@ class Scheduler:
                 waiting = None
             else:
                 due, waiting = when + (ins.at_most or 0.0), ins.arg
+                # the worker may run this step late: an awaited event that came in meanwhile ends the wait
+                seen = [t for t in store.event_times(state.id, {ins.arg}).get(ins.arg, []) if when <= t < due]
+                if seen:
+                    due, waiting = seen[0], None
                 state.tracks.setdefault(track.id, ["active", when, None])[2] = waiting
                 store.save_state(state)
             store.update_enrollment(row["id"], pc + 1, "active", due, waiting, when)

@@ -137,7 +137,7 @@ def test_opt_out_stops_email_and_the_then_branch_runs_on_behaviour(tmp_path, smt
     env = env_for(smtp)
     ingest(db, rules, [ev("1", "L2", "lead_updated", T0, {**MANAGER, "do_not_email": "Yes"}),
                        ev("2", "L2", "webinar_attended", T0 + 60)] +
-           [ev(f"p{i}", "L2", "page_view", T0 + 3 * 86400 + i * 3600, {"url": "/pricing"}) for i in range(3)], env)
+           [ev(f"p{i}", "L2", "page_view", T0 + 86400 + i * 3600, {"url": "/pricing"}) for i in range(3)], env)
     r = run(["--db", str(db), "--rules", str(rules), "worker", "--until", "2026-12-31T00:00:00Z"], env)
     assert smtp.messages == []  # do_not_email: "Yes" (a CRM export's value) stops every e-mail
     store = Store(str(db))

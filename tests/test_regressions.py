@@ -158,3 +158,13 @@ def test_csv_rows_with_a_bad_time_or_nan_are_dead_letters_or_missing_not_fatal(t
     shown = json.loads(subprocess.run(cmd + ["leads", "show", "l3", "--json"], capture_output=True, text=True,
                                       cwd=ROOT, check=True).stdout)
     assert shown["attributes"] == {"city": "Nice"}  # nan is missing; the rest of the row is kept
+
+
+def test_a_wait_until_run_late_sees_the_event_that_came_meanwhile(desk):
+    ev(desk, "a", "M", "lead_updated", T0, BUYER)  # MQL: case study after 2 business days, then wait for a visit
+    desk.run_until(T0 + 2 * 86400 - 3600, desk.clock_obj)  # the worker stops just before the case study
+    visit = T0 + 3 * 86400
+    ev(desk, "pv", "M", "page_view", visit, {"url": "/pricing"})  # arrives while the worker is down
+    desk.run_until(T0 + 4 * 86400, desk.clock_obj)  # back: the wait step runs late, at its own time
+    steps = [(r["op"], r["at"]) for r in desk.store.nurture_steps("M")]
+    assert ("wait", visit) in steps  # woken by the visit (the next wait starts then), not by the 5-day limit

@@ -37,6 +37,7 @@ class LeadState:
     events: int = 0
     rules_version: str = ""
     tracks: dict = field(default_factory=dict)  # nurture track -> [status, enrolled_at, waiting_for]
+    decay_due: float | None = None  # when the decay timer in the store fires (saves a write per event)
 
     def to_json(self) -> dict:
         # shallow on purpose: dataclasses.asdict deep-copies and cost a quarter of the ingest time

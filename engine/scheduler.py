@@ -88,7 +88,10 @@ def on_event(store: Any, rules: RuleSet, state: LeadState, event: dict, at: floa
         state.tracks[track.id] = ["active", at, None]
         store.log_step({"id": enrollment, "lead": state.id, "track": track.id}, -1, "enroll", at,
                        f"enrolled in {track.id}")
-    store.set_timer(state.id, "decay", demote_time(state, rules))
+    due = demote_time(state, rules)
+    if due != state.decay_due or event["type"] == "decay_tick":  # the tick's own timer was just removed
+        store.set_timer(state.id, "decay", due)
+        state.decay_due = due
     return reopen
 
 

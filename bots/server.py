@@ -47,8 +47,7 @@ def build_service(settings: Settings, client: WebClient | None = None, clock: An
     service = LeadService(settings.db, settings.rules, notifier=notifier, **kwargs)
     notifier.bind(service)
     channels = ChannelSender(settings.channels or ChannelSettings(), service.store, console or sys.stderr)
-    service.dispatcher.notifiers.append(channels)
-    service.dispatcher.by_kind.update({kind: channels for kind in channels.kinds})
+    service.dispatcher.add(channels)
     return service, client
 
 

@@ -16,8 +16,7 @@ import tempfile
 import time
 from typing import Callable
 
-from .checker import load_rules
-from .compiler import compile_rules
+from .compiler import load_compiled
 from .generate import bench_events
 from .leadstate import LeadState, merge_attributes
 from .pipeline import Pipeline
@@ -31,7 +30,7 @@ def peak_rss_mb() -> float:
 
 def run_bench(rules_dir: str, n_leads: int, per_lead: int, seed: int = 1, db_path: str | None = None,
               progress: Callable[[str], None] | None = None) -> dict:
-    compiled = compile_rules(load_rules(rules_dir))
+    compiled = load_compiled(rules_dir)
     tmp = None
     if db_path is None:
         tmp = tempfile.mkdtemp(prefix="leadflow-bench-")
@@ -85,7 +84,7 @@ def run_scheduler_bench(rules_dir: str, db_path: str, share: float = 0.01, max_s
     a decay tick where `share` of the leads can change, then nurture steps per second."""
     from .scheduler import Scheduler
 
-    compiled = compile_rules(load_rules(rules_dir))
+    compiled = load_compiled(rules_dir)
     pipeline = Pipeline(Store(db_path), compiled)
     store, scheduler = pipeline.store, Scheduler(pipeline)
     leads = store.count("leads")

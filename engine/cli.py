@@ -294,13 +294,12 @@ def bench(ctx: click.Context, n_leads: int, events_per_lead: int, seed: int, db_
 @reports_problems
 def eval_command(ctx: click.Context, data_path: str, mapping_path: str, rules_dir: str, as_json: bool) -> None:
     """How well the rules' score and SQL gate separate the outcome in labelled data."""
-    from .checker import load_rules
-    from .compiler import compile_rules
+    from .compiler import load_compiled
     from .evaluate import metrics, replay
     from .mapping import labelled_leads, load_mapping, read_rows
 
     _, rules_path = _settings(ctx, None, rules_dir)
-    compiled = compile_rules(load_rules(rules_path))
+    compiled = load_compiled(rules_path)
     header, rows = read_rows(data_path)
     leads = list(labelled_leads(load_mapping(mapping_path, header), rows))
     result = metrics(replay(compiled, leads))

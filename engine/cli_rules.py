@@ -46,12 +46,11 @@ def rules_check(ctx: click.Context, directory: str | None, rules_dir: str, as_js
 @reports_problems
 def rules_test(ctx: click.Context, directory: str | None, coverage: bool, rules_dir: str, as_json: bool) -> None:
     """Run the rule tests beside the rules (tests/*.yaml, *_test.yaml)."""
-    from .checker import load_rules
-    from .compiler import compile_rules
+    from .compiler import load_compiled
     from .ruletests import run_tests
 
     target = directory or _settings(ctx, rules_dir=rules_dir)[1]
-    report = run_tests(compile_rules(load_rules(target)), target)
+    report = run_tests(load_compiled(target), target)
     if as_json:
         emit({"tests": report.tests, "passed": report.passed,
               "failures": [{"file": f.location.file, "line": f.location.line, "test": f.name, "message": f.message}
@@ -133,14 +132,13 @@ def rules_tune(ctx: click.Context, data_path: str | None, mapping_path: str | No
 def rules_backtest(ctx: click.Context, candidate_dir: str, db_path: str, rules_dir: str, as_json: bool) -> None:
     """Replay the stored event log through a candidate rule set (the database is only read)."""
     from .backtest import backtest
-    from .checker import load_rules
-    from .compiler import compile_rules
+    from .compiler import load_compiled
     from .store import Store
 
     db, rules_path = _settings(ctx, db_path, rules_dir)
     if not os.path.exists(db):
         raise click.UsageError(f"no database at {db}")
-    result = backtest(Store(db), compile_rules(load_rules(rules_path)), compile_rules(load_rules(candidate_dir)))
+    result = backtest(Store(db), load_compiled(rules_path), load_compiled(candidate_dir))
     if as_json:
         emit(result)
         return

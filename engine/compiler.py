@@ -13,6 +13,7 @@ Forward chaining, in one engine call per event:
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,6 +102,11 @@ class Compiled:
     @property
     def name(self) -> str:
         return f"leadflow_{self.rules.version}"
+
+    @functools.cached_property
+    def tracked(self) -> frozenset:
+        """Event types some `event:` test counts (their counters live in the lead state)."""
+        return frozenset(etype for etype, _ in self.shape.event_windows)
 
 
 class _Compiler:
@@ -236,8 +242,11 @@ def compile_rules(rules: RuleSet) -> Compiled:
     return Compiled(rules, definition, roles, shape)
 
 
-def tracked_event_types(compiled: Compiled) -> set:
-    return {etype for etype, _ in compiled.shape.event_windows}
+def load_compiled(directory: str) -> Compiled:
+    """Load, check and compile a rule directory (raises LeadflowError with every problem)."""
+    from .checker import load_rules
+
+    return compile_rules(load_rules(directory))
 
 
 def describe(cond: Condition | None) -> str:
@@ -273,4 +282,4 @@ def _wrap(text: str) -> str:
     return f"({text})" if " and " in text or " or " in text else text
 
 
-__all__ = ["Compiled", "FactShape", "Role", "compile_rules", "describe", "tracked_event_types", "walk"]
+__all__ = ["Compiled", "FactShape", "Role", "compile_rules", "describe", "load_compiled", "walk"]

@@ -159,7 +159,6 @@ def run_demo(db_path: str, rules_dir: str, n_leads: int = 60, seed: int = 7) -> 
 
 
 def _compiled(rules_dir: str):
-    from .checker import load_rules
-    from .compiler import compile_rules
+    from .compiler import load_compiled
 
-    return compile_rules(load_rules(rules_dir))
+    return load_compiled(rules_dir)

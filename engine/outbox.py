@@ -37,6 +37,11 @@ class Dispatcher:
         self.by_kind = {kind: n for n in self.notifiers for kind in n.kinds}
         self.clock = clock
 
+    def add(self, notifier: Notifier) -> None:
+        """Deliver `notifier.kinds` through this notifier too (e.g. e-mail beside Slack)."""
+        self.notifiers.append(notifier)
+        self.by_kind.update({kind: notifier for kind in notifier.kinds})
+
     def run_once(self) -> int:
         """Deliver every due row once; returns how many were delivered."""
         import json

@@ -10,8 +10,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from .checker import load_rules
-from .compiler import Compiled, compile_rules
+from .compiler import Compiled, load_compiled
 from .errors import EngineError
 from .events import Accepted, Rejection, parse_line, validate
 from .leadstate import LeadState
@@ -61,7 +60,7 @@ class Pipeline:
 
     @classmethod
     def open(cls, db_path: str, rules_dir: str) -> "Pipeline":
-        return cls(Store(db_path), compile_rules(load_rules(rules_dir)))
+        return cls(Store(db_path), load_compiled(rules_dir))
 
     @property
     def version(self) -> str:

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from durable import engine as _dr
 
-from .compiler import Compiled, Role, describe, tracked_event_types
+from .compiler import Compiled, Role, describe
 from .errors import EngineError
 from .leadstate import LeadState, add_tally, compute_scores, may_count, merge_attributes, note_event
 from .timeutil import format_time
@@ -112,7 +112,7 @@ class Engine:
             changed = changed or _typed(merged) != _typed(state.attrs)  # 1 -> true is a change
             state.attrs = merged
         else:
-            note_event(state, etype, at, tracked_event_types(compiled), shape.keep_times)
+            note_event(state, etype, at, compiled.tracked, shape.keep_times)
         state.clock = now
         state.events += 1
         state.rules_version = rules.version

@@ -12,8 +12,8 @@ import threading
 import time
 from typing import Callable
 
-from .checker import load_rules, rule_files
-from .compiler import compile_rules
+from .checker import rule_files
+from .compiler import load_compiled
 from .errors import LeadflowError
 from .outbox import Dispatcher, Notifier
 from .pipeline import Pipeline
@@ -34,7 +34,7 @@ class LeadService:
         self.clock = clock
         self.engine = Engine()
         self.store = Store(db_path)
-        self.pipeline = Pipeline(self.store, compile_rules(load_rules(rules_dir)), self.engine)
+        self.pipeline = Pipeline(self.store, load_compiled(rules_dir), self.engine)
         self.desk = SalesDesk(self.pipeline, clock)
         self.notifier = notifier
         self.dispatcher = Dispatcher(self.store, notifier, clock) if notifier else None
@@ -53,7 +53,7 @@ class LeadService:
             return False
         self._stamp = stamp
         try:
-            compiled = compile_rules(load_rules(self.rules_dir))
+            compiled = load_compiled(self.rules_dir)
         except LeadflowError as exc:
             self.rule_problems = exc.problems
             for p in exc.problems:

@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .checker import load_rules
-from .compiler import compile_rules
+from .compiler import load_compiled
 from .conditions import Leaf, walk
 from .evaluate import Scored, metrics, replay
 from .leadstate import LeadState
@@ -204,13 +203,13 @@ def _fold(lead_id: str) -> int:
 def propose(rules_dir: str, leads: list[LabelledLead], target_precision: float | None, capacity: float | None,
             engine: Engine, workdir: str) -> tuple[Proposal, str]:
     """Fit on `leads`, write the proposal into a fresh directory under workdir, and return both."""
-    compiled = compile_rules(load_rules(rules_dir))
+    compiled = load_compiled(rules_dir)
     rows, _ = _features(compiled, leads, engine)
     proposal = fit(compiled.rules, leads, rows)
     out = tempfile.mkdtemp(dir=workdir)
     write_proposal(rules_dir, out, proposal)
     if target_precision is not None or capacity is not None:
-        scored = replay(compile_rules(load_rules(out)), leads, engine)
+        scored = replay(load_compiled(out), leads, engine)
         proposal.thresholds = choose_thresholds(scored, target_precision, capacity)
         write_proposal(out, out, proposal)
     return proposal, out
@@ -219,13 +218,13 @@ def propose(rules_dir: str, leads: list[LabelledLead], target_precision: float |
 def cross_validate(rules_dir: str, leads: list[LabelledLead], target_precision: float | None,
                    capacity: float | None, engine: Engine) -> dict:
     before, after = [], []
-    current = compile_rules(load_rules(rules_dir))
+    current = load_compiled(rules_dir)
     with tempfile.TemporaryDirectory() as work:
         for k in range(FOLDS):
             train = [x for x in leads if _fold(x.id) != k]
             test = [x for x in leads if _fold(x.id) == k]
             _, out = propose(rules_dir, train, target_precision, capacity, engine, work)
-            after += replay(compile_rules(load_rules(out)), test, engine)
+            after += replay(load_compiled(out), test, engine)
             before += replay(current, test, engine)
     return {"before": metrics(before), "after": metrics(after), "folds": FOLDS}
 

@@ -13,7 +13,7 @@ from engine.channels import ChannelSender, ChannelSettings
 from engine.service import LeadService, ManualClock
 from engine.stats import compute
 from engine.timeutil import format_time, parse_time
-from tests.bot_harness import Service, click_payload, sql_events
+from tests.bot_harness import Service, sql_events
 from tests.slack_fake import SlackFake
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,8 +32,7 @@ def desk(tmp_path):
     service = LeadService(str(tmp_path / "db.sqlite"), str(rules), clock=clock, notifier=notifier)
     notifier.bind(service)
     channels = ChannelSender(ChannelSettings(), service.store, out)
-    service.dispatcher.notifiers.append(channels)
-    service.dispatcher.by_kind.update({k: channels for k in channels.kinds})
+    service.dispatcher.add(channels)
     service.out, service.clock_obj, service.rules_path = out, clock, rules
     yield service
     service.store.close()

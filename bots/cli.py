@@ -7,7 +7,7 @@ import threading
 
 import click
 
-from engine.cli import main, rules_option, db_option, _settings
+from engine.cli import interrupted, main, rules_option, db_option, _settings
 
 from .config import Settings
 
@@ -23,7 +23,11 @@ def serve(ctx: click.Context, host: str, port: int, db_path: str, rules_dir: str
     from .server import serve as run
 
     db, rules = _settings(ctx, db_path, rules_dir)
-    run(Settings.from_env(os.environ, db=db, rules=rules, host=host, port=port))
+    settings = Settings.from_env(os.environ, db=db, rules=rules, host=host, port=port)
+    problem = settings.exposure_problem()
+    if problem:
+        raise click.UsageError(problem)
+    run(settings)
 
 
 @main.command()
@@ -59,11 +63,22 @@ def worker(ctx: click.Context, once: bool, until: str | None, db_path: str, rule
         click.echo(json.dumps(service.work_once()))
         return
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: (stop.set(), service.wake.set()))
-    try:
-        service.run(stop)
-    except KeyboardInterrupt:
-        pass
+    asked: list[int] = []
+
+    def finish(signum: int, _frame: object) -> None:
+        """Finish the current pass, then stop; a second Ctrl-C does not wait."""
+        if signum == signal.SIGINT and asked:
+            interrupted()
+        asked.append(signum)
+        stop.set()
+        service.wake.set()
+
+    signal.signal(signal.SIGTERM, finish)
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, finish)
+    service.run(stop)
+    if signal.SIGINT in asked:
+        interrupted()
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Service settings, read from the environment only when asked (never at import)."""
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -18,11 +19,31 @@ class Settings:
     webhook_secret: str | None = None
     max_body_bytes: int = 1_000_000
     max_batch: int = 1000
+    max_future: float = 86400.0  # seconds an event may be dated after the wall clock (LEADFLOW_MAX_FUTURE)
+    max_slack_body_bytes: int = 1_000_000  # /slack/events: Slack's own payloads are far smaller
     channels: object = None  # engine.channels.ChannelSettings for e-mail and outbound webhooks
 
     @property
     def slack_enabled(self) -> bool:
         return bool(self.bot_token and self.signing_secret)
+
+    @property
+    def webhook_protected(self) -> bool:
+        return bool(self.webhook_token or self.webhook_secret)
+
+    def exposure_problem(self) -> str | None:
+        """Why this service must not start as configured, or None.
+
+        Without a webhook credential anyone who reaches the port can write events (and so forge
+        stages and cards); that is only acceptable when nobody else can reach it: a loopback address.
+        """
+        if self.webhook_protected or is_loopback(self.host):
+            return None
+        return (f"refusing to serve on {self.host!r} without webhook credentials: anyone who can reach it could "
+                "send events. Set LEADFLOW_WEBHOOK_TOKEN (callers send 'Authorization: Bearer TOKEN') or "
+                "LEADFLOW_WEBHOOK_SECRET (callers sign each request), e.g. "
+                "export LEADFLOW_WEBHOOK_TOKEN=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))'); "
+                "or serve on 127.0.0.1")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: object) -> "Settings":
@@ -36,5 +57,22 @@ class Settings:
         from engine.channels import ChannelSettings
 
         values["channels"] = ChannelSettings.from_env(env)
+        if env.get("LEADFLOW_MAX_FUTURE"):
+            from engine.timeutil import parse_duration
+
+            values["max_future"] = parse_duration(env["LEADFLOW_MAX_FUTURE"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 (bracketed or not) and `localhost`; anything else (0.0.0.0, ::, names) is not."""
+    name = (host or "").strip()
+    if name.lower() == "localhost":
+        return True
+    if name.startswith("[") and name.endswith("]"):
+        name = name[1:-1]
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False

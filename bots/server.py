@@ -6,13 +6,14 @@ event or a decision is committed.
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import hmac
-import json
 import logging
 import sys
 import threading
+import time
 from typing import Any
 
 from slack_bolt.request import BoltRequest
@@ -25,8 +26,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from engine.channels import ChannelSender, ChannelSettings
-from engine.events import loads
+from engine.events import Intake, decode_body, split_body
+from engine.groupcommit import GroupCommit
 from engine.service import LeadService
+from engine.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 
 from .app import build_app
 from .config import Settings
@@ -56,50 +59,79 @@ def build_asgi(settings: Settings, service: LeadService, client: WebClient | Non
     bolt = build_app(settings, client, service) if settings.slack_enabled and client else None
     stop = threading.Event()
 
+    writer = GroupCommit(service.store)
+    intake = Intake(clock=time.time, max_future=settings.max_future)
+
     async def events(request: Request) -> Response:
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > settings.max_body_bytes:
+        """One event or a JSON array of them. Each item is checked like a JSONL line (64 KB, JSON,
+        fields) and applied in its own savepoint, so a bad item is answered `rejected` (or
+        `conflict`) alone; the answer comes after the group transaction holding the request is
+        committed with an fsync: `applied` means on disk."""
+        body = await _read_capped(request, settings.max_body_bytes)
+        if body is None:
             return JSONResponse({"error": f"body larger than {settings.max_body_bytes} bytes"}, 413)
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > settings.max_body_bytes:
-                return JSONResponse({"error": f"body larger than {settings.max_body_bytes} bytes"}, 413)
         problem = _authenticate(settings, request, body)
         if problem:
             return JSONResponse({"error": problem}, 401, headers={"WWW-Authenticate": "Bearer"})
         try:
-            parsed = loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            await run_in_threadpool(_dead_letter, service, body, f"not JSON: {exc}")
-            return JSONResponse({"error": f"not JSON: {exc}"}, 400)
-        items = parsed if isinstance(parsed, list) else [parsed]
+            batch, items = split_body(decode_body(body))
+        except ValueError as exc:
+            reason = f"not JSON: {exc}"
+            await asyncio.wrap_future(writer.submit(lambda: _dead_letter(service, body, reason)))
+            return JSONResponse({"error": reason}, 400)
         if len(items) > settings.max_batch:
             return JSONResponse({"error": f"at most {settings.max_batch} events per request"}, 413)
-        results = await run_in_threadpool(_apply_all, service, items)
-        service.wake.set()
-        status = 200 if all(r["status"] != "rejected" for r in results) else (422 if len(items) > 1 or
-                                                                              isinstance(parsed, list) else 400)
-        if isinstance(parsed, list):
-            return JSONResponse({"results": results}, status)
-        return JSONResponse(results[0], status)
+        try:
+            results = await asyncio.wrap_future(writer.submit(lambda: _apply_all(service, items, intake), len(items)))
+        except Exception:  # noqa: BLE001 - the database failed: nothing of this request was kept
+            log.exception("events not stored")
+            return JSONResponse({"error": "the events could not be stored; nothing was applied, send them again"}, 503)
+        if any(r["status"] == "applied" for r in results):
+            service.wake.set()
+        bad = [r for r in results if r["status"] in ("rejected", "conflict")]
+        if batch:
+            return JSONResponse({"results": results}, 422 if bad else 200)
+        return JSONResponse(results[0], {"rejected": 400, "conflict": 409}.get(results[0]["status"], 200))
 
     async def slack(request: Request) -> Response:
+        """Slack's request URL. The size cap and the signature come before anything reads or parses
+        the body, so an anonymous caller can neither make us buffer or log a large body nor reach
+        Bolt's parser; whatever is malformed gets a 4xx, never a 500."""
         if bolt is None:
             return JSONResponse({"error": "Slack is not configured (set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET)"},
                                 503)
-        body = (await request.body()).decode("utf-8")
-        bolt_request = BoltRequest(body=body, query=request.url.query, headers=dict(request.headers))
+        raw = await _read_capped(request, settings.max_slack_body_bytes)
+        if raw is None:
+            return JSONResponse({"error": f"body larger than {settings.max_slack_body_bytes} bytes"}, 413)
+        if not _slack_signed(settings.signing_secret or "", raw, request.headers):
+            return JSONResponse({"error": "invalid request"}, 401)
+        try:
+            text = raw.decode("utf-8")
+            bolt_request = BoltRequest(body=text, query=request.url.query, headers=dict(request.headers))
+        except Exception:  # noqa: BLE001 - building it only parses: any failure means "not a Slack payload"
+            return JSONResponse({"error": "malformed request body"}, 400)
+        if not isinstance(bolt_request.body, dict):
+            return JSONResponse({"error": "malformed request body"}, 400)
         resp = await run_in_threadpool(bolt.dispatch, bolt_request)
         headers = {k: v[0] for k, v in resp.headers.items() if v}
         return Response(content=resp.body, status_code=resp.status, headers=headers)
 
+    worker_threads: list[threading.Thread] = []
+
     async def health(request: Request) -> Response:
-        pending = await run_in_threadpool(lambda: service.store.conn.execute(
-            "SELECT count(*) FROM outbox WHERE status IN ('pending', 'sending')").fetchone()[0])
-        return JSONResponse({"ok": True, "rules_version": service.pipeline.version, "outbox_pending": pending,
+        """Anyone may ask whether the service is well (load balancers, uptime checks); only callers
+        with the webhook credentials see the details (rule problems name files and lines)."""
+        problems = list(service.rule_problems)
+        worker_alive = all(t.is_alive() for t in worker_threads)
+        ok = not problems and worker_alive
+        if _authenticate(settings, request, b""):
+            return JSONResponse({"ok": ok})
+        counts = await run_in_threadpool(service.store.outbox_counts)
+        return JSONResponse({"ok": ok, "rules_version": service.pipeline.version,
+                             "outbox_pending": counts.get("pending", 0) + counts.get("sending", 0),
+                             "outbox_failed": counts.get("failed", 0), "worker": worker_alive if run_worker else None,
                              "slack": bolt is not None,
-                             "rule_problems": [f"{p.location}: {p.code}: {p.message}" for p in service.rule_problems]})
+                             "rule_problems": [f"{p.location}: {p.code}: {p.message}" for p in problems]})
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):  # noqa: ANN202
@@ -107,6 +139,7 @@ def build_asgi(settings: Settings, service: LeadService, client: WebClient | Non
         if run_worker:
             worker = threading.Thread(target=service.run, args=(stop, interval), name="leadflow-worker", daemon=True)
             worker.start()
+            worker_threads.append(worker)
         try:
             yield
         finally:
@@ -114,6 +147,7 @@ def build_asgi(settings: Settings, service: LeadService, client: WebClient | Non
             service.wake.set()
             if worker:
                 worker.join(timeout=5)
+            writer.close()  # what was submitted is committed and answered before the store closes
 
     return Starlette(routes=[Route("/v1/events", events, methods=["POST"]),
                              Route("/slack/events", slack, methods=["POST"]),
@@ -121,26 +155,59 @@ def build_asgi(settings: Settings, service: LeadService, client: WebClient | Non
 
 
 def _authenticate(settings: Settings, request: Request, body: bytes) -> str | None:
-    if not settings.webhook_token and not settings.webhook_secret:
+    """None when the caller may write events (and read /healthz details), else why not.
+
+    No credential configured means the service is on loopback (`serve` refuses otherwise) and open.
+    A signature must be fresh (engine.signing: timestamp within five minutes), so a captured request
+    cannot be replayed later."""
+    if not settings.webhook_protected:
         return None
     if settings.webhook_token:
         given = request.headers.get("authorization", "")
-        if hmac.compare_digest(given.encode(), f"Bearer {settings.webhook_token}".encode()):
+        if hmac.compare_digest(given.encode("utf-8", "replace"), f"Bearer {settings.webhook_token}".encode()):
             return None
+    if settings.webhook_secret and request.headers.get(SIGNATURE_HEADER):
+        return verify(settings.webhook_secret, body, request.headers.get(TIMESTAMP_HEADER),
+                      request.headers.get(SIGNATURE_HEADER))
+    ways = ["'Authorization: Bearer TOKEN'"] if settings.webhook_token else []
     if settings.webhook_secret:
-        given = request.headers.get("x-leadflow-signature", "")
-        want = "sha256=" + hmac.new(settings.webhook_secret.encode(), body, hashlib.sha256).hexdigest()
-        if hmac.compare_digest(given.encode(), want.encode()):
+        ways.append(f"'{TIMESTAMP_HEADER}: UNIX_SECONDS' with '{SIGNATURE_HEADER}: sha256=HMAC(secret, "
+                    "\"<timestamp>.\" + body)'")
+    return "missing or wrong credentials: send " + " or ".join(ways)
+
+
+async def _read_capped(request: Request, limit: int) -> bytes | None:
+    """The body, or None once it is larger than `limit` (checked before anything is buffered)."""
+    length = request.headers.get("content-length", "")
+    if length.strip().isascii() and length.strip().isdigit() and int(length) > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
             return None
-    return "missing or wrong credentials: send 'Authorization: Bearer TOKEN' or 'X-Leadflow-Signature: sha256=HMAC'"
+    return bytes(body)
 
 
-def _apply_all(service: LeadService, items: list) -> list[dict]:
+def _slack_signed(secret: str, body: bytes, headers: Any) -> bool:
+    """Slack's v0 signature over the raw bytes, with its five-minute window. (slack_sdk's verifier
+    decodes the body first and reads the timestamp with int(): a non-UTF-8 body or a timestamp like
+    "soon" would raise, and an exception here is a 500.)"""
+    timestamp, given = (headers.get("x-slack-request-timestamp") or "").strip(), headers.get("x-slack-signature") or ""
+    if not (timestamp.isascii() and timestamp.isdigit()) or abs(time.time() - int(timestamp)) > 300:
+        return False
+    want = "v0=" + hmac.new(secret.encode(), b"v0:" + timestamp.encode() + b":" + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(given.encode("utf-8", "replace"), want.encode())
+
+
+def _apply_all(service: LeadService, items: list[str], intake: Intake) -> list[dict]:
+    """Apply a request's items (raw text) on the writer thread, inside its group transaction."""
     out = []
-    for item in items:
-        outcome = service.pipeline.apply(item, raw=json.dumps(item, default=str), source="webhook")
-        entry = {"id": outcome.event_id or (item.get("id") if isinstance(item, dict) else None), "status": outcome.status}
-        if outcome.status == "rejected":
+    pipeline = service.pipeline  # one rule version for the whole request
+    for raw in items:
+        outcome = pipeline.apply_text(raw, source="webhook", intake=intake)
+        entry = {"id": outcome.event_id, "status": outcome.status}
+        if outcome.status in ("rejected", "conflict"):
             entry.update(field=outcome.field, reason=outcome.reason)
         elif outcome.decision and outcome.decision.transitions:
             entry["stage"] = outcome.decision.transitions[-1]["to"]
@@ -149,17 +216,19 @@ def _apply_all(service: LeadService, items: list) -> list[dict]:
 
 
 def _dead_letter(service: LeadService, body: bytes, reason: str) -> None:
-    with service.store.transaction():
-        service.store.dead_letter(body.decode("utf-8", "replace"), reason, "", "webhook", None)
+    service.store.dead_letter(body.decode("utf-8", "replace"), reason, "", "webhook", None)
 
 
 def serve(settings: Settings) -> None:
     import uvicorn
 
+    problem = settings.exposure_problem()
+    if problem:
+        raise ValueError(problem)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     service, client = build_service(settings)
-    if not settings.webhook_token and not settings.webhook_secret:
-        log.warning("the event webhook accepts unauthenticated requests: set LEADFLOW_WEBHOOK_TOKEN")
+    if not settings.webhook_protected:
+        log.warning("the event webhook accepts unauthenticated requests (loopback only): set LEADFLOW_WEBHOOK_TOKEN")
     if not settings.slack_enabled:
         log.warning("Slack is not configured: SQL cards go to this log; decide with `leadflow sql accept|reject`")
     uvicorn.run(build_asgi(settings, service, client), host=settings.host, port=settings.port, log_level="info")

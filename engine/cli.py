@@ -1,14 +1,16 @@
 """The `leadflow` command: thin click wrappers over the library.
 
 Data goes to stdout, diagnostics to stderr. Exit codes: 0 ok, 1 a problem was found (invalid rules,
-rejected input), 2 usage error (click's own).
+rejected input), 2 usage error (click's own), 130 interrupted (Ctrl-C).
 """
 from __future__ import annotations
 
 import functools
 import json
 import os
+import signal
 import sys
+import threading
 from typing import Any, Callable
 
 import click
@@ -53,7 +55,8 @@ def print_problems(problems: list[Problem]) -> None:
     sources: dict[str, list[str]] = {}
     for p in problems:
         loc = p.location
-        click.echo(f"{loc}: {p.code}: {p.message}", err=True)
+        severity = "warning: " if p.severity == "warning" else ""
+        click.echo(f"{loc}: {severity}{p.code}: {p.message}", err=True)
         if loc.line and loc.file:
             if loc.file not in sources:
                 try:
@@ -67,16 +70,52 @@ def print_problems(problems: list[Problem]) -> None:
                 click.echo("    " + " " * (max(loc.column, 1) - 1) + "^", err=True)
         if p.hint:
             click.echo(f"  hint: {p.hint}", err=True)
-    click.echo(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} found", err=True)
+    warnings = sum(1 for p in problems if p.severity == "warning")
+    errors = len(problems) - warnings
+    summary = [f"{errors} problem{'s' if errors != 1 else ''} found"] if errors or not warnings else []
+    summary += [f"{warnings} warning{'s' if warnings != 1 else ''}"] if warnings else []
+    click.echo(", ".join(summary), err=True)
 
 
 def emit(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
 
 
+def interrupted(*_: object) -> None:
+    """Ctrl-C: say so in one line and leave with 130, at once.
+
+    Not by raising KeyboardInterrupt: when the signal lands inside a durable_rules action, the
+    engine catches every BaseException and hands it back as an action failure with its traceback
+    (and in some loops swallows it). Leaving at once is safe because every write is a transaction:
+    committed work stays, the open transaction rolls back, as after any crash."""
+    try:
+        if sys.stderr.isatty():
+            sys.stderr.write("\x1b[?25h")  # a progress bar may have hidden the cursor
+        sys.stderr.write("interrupted\n")
+        sys.stderr.flush()
+        sys.stdout.flush()
+    except Exception:  # noqa: BLE001 - a closed or broken stream must not stop the exit
+        pass
+    os._exit(130)
+
+
+class _Commands(click.Group):
+    """The `leadflow` group: Ctrl-C anywhere (parsing, the engine, a blocking read) is `interrupted`."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        catch = threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # an ignored Ctrl-C stays ignored
+        previous = signal.signal(signal.SIGINT, interrupted) if catch else None
+        try:
+            return super().main(*args, **kwargs)
+        finally:
+            if catch:
+                signal.signal(signal.SIGINT, previous)
+
+
 # ---- commands -------------------------------------------------------------------------------------
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @db_option
 @rules_option
 @click.version_option(package_name="leadflow")
@@ -98,24 +137,28 @@ def _settings(ctx: click.Context, db_path: str | None = None, rules_dir: str | N
 @click.argument("files", nargs=-1, required=True, type=click.Path(allow_dash=True))
 @click.option("--mapping", "mapping_path", type=click.Path(exists=True, dir_okay=False),
               help="Mapping file for CSV input (lead id, attributes, events, outcome, feedback columns).")
+@click.option("--trusted", is_flag=True, help="The JSONL holds history with leadflow's own event types (reps' "
+                                               "verdicts, reopenings); refused otherwise. CSV with --mapping is trusted.")
+@click.option("--max-future", "max_future", default="1d", show_default=True, envvar="LEADFLOW_MAX_FUTURE",
+              help="Reject events dated more than this after the wall clock (env LEADFLOW_MAX_FUTURE).")
 @db_option
 @rules_option
 @json_option
 @click.pass_context
 @reports_problems
-def ingest(ctx: click.Context, files: tuple, mapping_path: str | None, db_path: str, rules_dir: str,
-           as_json: bool) -> None:
-    """Apply JSONL events (one JSON object per line; '-' reads standard input), or CSV rows with --mapping."""
-    from .events import read_jsonl
+def ingest(ctx: click.Context, files: tuple, mapping_path: str | None, trusted: bool, max_future: str, db_path: str,
+           rules_dir: str, as_json: bool) -> None:
+    """Apply JSONL events (one JSON object per line; '-' reads standard input), or CSV rows with --mapping.
+
+    A bad line is rejected alone (a dead letter); an id sent again with other content is a conflict."""
+    from .ingest import ingest_file
     from .pipeline import Counts, Pipeline
+    from .timeutil import parse_duration
 
-    def lines_of(path: str):  # noqa: ANN202
-        if mapping_path and path.endswith(".csv"):
-            from .mapping import csv_events
-
-            return ((line, json.dumps(e)) for line, e in csv_events(mapping_path, path))
-        return read_jsonl(path)
-
+    try:
+        future = parse_duration(max_future)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--max-future") from None
     db, rules_path = _settings(ctx, db_path, rules_dir)
     for f in files:
         if f != "-" and not os.path.isfile(f):
@@ -123,37 +166,38 @@ def ingest(ctx: click.Context, files: tuple, mapping_path: str | None, db_path: 
     pipeline = Pipeline.open(db, rules_path)
     total = Counts()
     for f in files:
-        lines = lines_of(f)
         if sys.stderr.isatty() and f != "-":
-            counts = _with_progress(pipeline, lines, f)
+            total.merge(_with_progress(f, lambda tick, f=f: ingest_file(pipeline, f, mapping_path, trusted, future,
+                                                                         progress=tick)))
         else:
-            counts = pipeline.apply_lines(lines, source=f)
-        total.applied += counts.applied
-        total.duplicates += counts.duplicates
-        total.rejected += counts.rejected
-        total.rejections += counts.rejections
+            total.merge(ingest_file(pipeline, f, mapping_path, trusted, future))
     stages = pipeline.store.stage_counts()
-    for source, line, fld, reason in total.rejections:
-        where = f"{source}:{line}" if line else source
-        click.echo(f"{where}: rejected: {fld + ': ' if fld else ''}{reason}", err=True)
+    for kind, listed in (("conflict", total.conflicted), ("rejected", total.rejections)):
+        for source, line, fld, reason in listed:
+            where = f"{source}:{line}" if line else source
+            click.echo(f"{where}: {kind}: {fld + ': ' if fld else ''}{reason}", err=True)
+    counts = {"applied": total.applied, "duplicates": total.duplicates, "rejected": total.rejected}
+    if total.conflicts:  # only when there are some, so the usual answer keeps its shape
+        counts["conflicts"] = total.conflicts
     if as_json:
-        emit({"applied": total.applied, "duplicates": total.duplicates, "rejected": total.rejected, "stages": stages})
+        emit({**counts, "stages": stages})
     else:
-        click.echo(f"applied {total.applied}, duplicates {total.duplicates}, rejected {total.rejected}")
+        click.echo(", ".join(f"{k} {v}" for k, v in counts.items()))
         click.echo("stages: " + ", ".join(f"{k} {v}" for k, v in sorted(stages.items())))
-    if total.rejected:
-        click.echo(f"{total.rejected} event(s) rejected; kept in the dead_letters table", err=True)
+    if total.rejected or total.conflicts:
+        click.echo(f"{total.rejected + total.conflicts} event(s) rejected or in conflict; kept in the dead_letters "
+                   "table", err=True)
         sys.exit(1)
 
 
-def _with_progress(pipeline: Any, lines: Any, name: str) -> Any:
+def _with_progress(name: str, run: Callable[[Callable[[int], None]], Any]) -> Any:
+    """run(tick) under a progress bar on the terminal; tick(n) counts n more events."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    size = os.path.getsize(name)
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} events"),
                   TimeElapsedColumn(), transient=True) as progress:
-        task = progress.add_task(f"ingesting {os.path.basename(name)}", total=None if not size else None)
-        return pipeline.apply_lines(lines, source=name, progress=lambda n: progress.advance(task, n))
+        task = progress.add_task(f"ingesting {os.path.basename(name)}", total=None)
+        return run(lambda n: progress.advance(task, n))
 
 
 @main.group()
@@ -329,7 +373,7 @@ def dead_letters(ctx: click.Context, db_path: str, limit: int, as_json: bool) ->
         click.echo(f"{where}: {r['field'] + ': ' if r['field'] else ''}{r['reason']}\n    {r['raw'][:200]}")
 
 
-from . import cli_desk, cli_rules, cli_stats  # noqa: E402,F401 - register `sql ...`, `rules ...`, `stats`
+from . import cli_desk, cli_outbox, cli_rules, cli_stats  # noqa: E402,F401 - register `sql`, `outbox`, `rules`, `stats`
 
 if __name__ == "__main__":  # `python -m engine.cli`: run the module-level group that cli_desk extended
     from engine.cli import main as _main

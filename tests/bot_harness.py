@@ -113,10 +113,32 @@ class Service:
         self.thread.join(timeout=10)
         self.service.store.close()
 
+    def drain(self, timeout: float = 15.0, horizon: float | None = None) -> None:
+        """Let the worker run until nothing is due: no outbox row pending or sending that falls due
+        within `horizon` seconds of the service's clock (30 s on the wall clock, so a Retry-After wait
+        is sat out; 0 on a manual clock). Call it before asserting that something did NOT happen."""
+        if horizon is None:
+            horizon = 30.0 if self.clock is time.time else 0.0
+        deadline = time.time() + timeout
+        while True:
+            self.service.wake.set()
+            limit = self.clock() + horizon
+            busy = [r["key"] for r in self.service.store.outbox_rows(("pending", "sending"), 1000)
+                    if r["status"] == "sending" or r["next_at"] <= limit]
+            if not busy:
+                return
+            if time.time() > deadline:
+                raise AssertionError(f"the worker did not drain: {busy}")
+            time.sleep(0.02)
+
     # -- callers ------------------------------------------------------------------------------------
     def send_events(self, events, token: str | None = WEBHOOK_TOKEN, **kw) -> httpx.Response:  # noqa: ANN001
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return self.http.post("/v1/events", content=json.dumps(events), headers=headers, **kw)
+
+    def health(self) -> dict:
+        """GET /healthz with the webhook token: the details (without credentials it says only ok)."""
+        return self.http.get("/healthz", headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"}).json()
 
     def slack(self, body: bytes, content_type: str, ts: int | None = None, secret: str = SECRET,
               headers: dict | None = None) -> httpx.Response:

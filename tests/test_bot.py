@@ -22,9 +22,9 @@ def fake():
 def posted_card(fake: SlackFake, index: int = 0) -> dict:
     call = fake.wait_for("chat.postMessage", index + 1, where=lambda c: c["args"].get("blocks"))[index]
     args = call["args"]
-    msg = next(m for m in fake.messages[args["channel"]] if m.get("metadata") == args.get("metadata"))
+    msg = next(m for m in fake.history_of(args["channel"]) if m.get("metadata") == args.get("metadata"))
     buttons = args["blocks"][-1]["elements"]
-    return {"channel": args["channel"], "ts": msg["ts"], "value": buttons[0]["value"], "args": args}
+    return {"channel": msg["channel"], "ts": msg["ts"], "value": buttons[0]["value"], "args": args}
 
 
 def wait_until(check, timeout: float = 10.0):  # noqa: ANN001
@@ -55,7 +55,7 @@ def test_an_sql_gets_exactly_one_card_and_accept_updates_it(tmp_path, fake):
         assert lead["stage"] == "accepted" and lead["owner"] == "alice"
         history = [h["to_stage"] for h in svc.service.store.history("lead-1")]
         assert history == ["new", "mql", "sql", "accepted"]
-        time.sleep(0.3)
+        svc.drain()  # everything due has run: a second one would be there by now
         assert len(fake.of("chat.postMessage")) == 1 and not fake.unexpected
 
 
@@ -78,7 +78,7 @@ def test_double_clicks_retries_and_races_make_one_decision(tmp_path, fake):
         assert len(svc.service.store.feedback_rows()) == 1
         events = svc.service.store.conn.execute("SELECT count(*) FROM events WHERE type = 'sql_accepted'").fetchone()
         assert events[0] == 1
-        time.sleep(0.3)
+        svc.drain()  # everything due has run: a second one would be there by now
         assert len(fake.of("chat.update")) == 1
 
 
@@ -146,7 +146,7 @@ def test_slack_retries_and_signatures(tmp_path, fake):
         answer = fake.wait_for("chat.postMessage")[0]["args"]
         assert answer["channel"] == "C0STATS01" and answer["thread_ts"] == "1700000001.000100"
         assert "Pipeline, this month" in answer["text"]
-        time.sleep(0.3)
+        svc.drain()  # everything due has run: a second one would be there by now
         assert len(fake.of("chat.postMessage")) == 1  # the retry did not answer twice
         assert svc.event(mention, "Ev0002", secret="wrong-secret").status_code == 401
         assert svc.event(mention, "Ev0003", ts=int(time.time()) - 600).status_code == 401
@@ -178,7 +178,7 @@ def test_rate_limited_card_is_retried_after_retry_after_and_posted_once(tmp_path
         calls = fake.wait_for("chat.postMessage", timeout=15)
         failed = [c for c in fake.calls if c["method"] == "chat.postMessage" and c.get("failed")]
         assert len(failed) == 1 and calls[0]["at"] - failed[0]["at"] >= 0.9
-        time.sleep(0.3)
+        svc.drain()  # everything due has run: a second one would be there by now
         assert len(fake.of("chat.postMessage")) == 1
 
 
@@ -192,11 +192,12 @@ def test_a_crash_after_slack_accepted_the_card_does_not_post_it_twice(tmp_path, 
         # but the process died before the outbox row was marked done.
         with service.store.transaction():
             service.store.outbox_sending(row["id"])
-        fake.messages["D0ALICE01"] = [{"channel": "D0ALICE01", "text": "card", "ts": "1699999999.000100",
+        ts = f"{time.time():.6f}"
+        fake.messages["D0ALICE01"] = [{"channel": "D0ALICE01", "text": "card", "ts": ts,
                                        "metadata": {"event_type": "leadflow", "event_payload": {"key": row["key"]}}}]
         assert service.dispatcher.run_once() == 1
         assert fake.of("chat.postMessage") == [] and fake.of("conversations.history")
-        assert service.store.outbox_result(row["key"])["ts"] == "1699999999.000100"
+        assert service.store.outbox_result(row["key"])["ts"] == ts
 
 
 def test_sla_reminds_reassigns_then_escalates(tmp_path, fake):
@@ -261,7 +262,7 @@ def test_weekly_digest_is_posted_once_per_period(tmp_path, fake):
         fake.wait_for("files.completeUploadExternal")
         clock.now += 3 * 86400
         svc.service.wake.set()
-        time.sleep(0.3)
+        svc.drain()  # everything due has run: a second one would be there by now
         assert len([c for c in fake.of("chat.postMessage") if c["args"]["channel"] == "C0DIGEST1"]) == 1
         clock.now += 5 * 86400
         svc.service.wake.set()
@@ -309,4 +310,4 @@ def test_a_tuning_proposal_is_posted_and_applied_by_a_manager(tmp_path, fake):
         assert (row["status"], row["decided_by"]) == ("applied", "U0MGR0001")
         assert svc.service.pipeline.version != before
         assert (rules / "scoring.yaml").read_text() == (Path(row["dir"]) / "scoring.yaml").read_text()
-        assert svc.http.get("/healthz").json()["rules_version"] == svc.service.pipeline.version
+        assert svc.health()["rules_version"] == svc.service.pipeline.version

@@ -24,10 +24,13 @@ def test_requests_without_credentials_get_401_and_change_nothing(tmp_path):
 def test_hmac_signature_is_accepted(tmp_path):
     with Service(tmp_path, None, webhook_secret="s3cret") as svc:
         body = json.dumps(sql_events("a")[0]).encode()
-        sig = "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
-        r = svc.http.post("/v1/events", content=body, headers={"X-Leadflow-Signature": sig})
+        ts = str(int(__import__("time").time()))
+        sig = "sha256=" + hmac.new(b"s3cret", ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+        r = svc.http.post("/v1/events", content=body, headers={"X-Leadflow-Signature": sig,
+                                                                "X-Leadflow-Timestamp": ts})
         assert r.status_code == 200 and r.json() == {"id": "a-1", "status": "applied"}
-        bad = svc.http.post("/v1/events", content=body, headers={"X-Leadflow-Signature": "sha256=00"})
+        bad = svc.http.post("/v1/events", content=body, headers={"X-Leadflow-Signature": "sha256=00",
+                                                                  "X-Leadflow-Timestamp": ts})
         assert bad.status_code == 401
 
 
@@ -37,7 +40,7 @@ def test_limits_validation_duplicates_and_dead_letters(tmp_path):
                 "data": {"pad": "x" * 100}} for i in range(30)]
         assert svc.send_events(big).status_code == 413
         r = svc.http.post("/v1/events", content=b"{not json", headers={"Authorization": "Bearer hook-token-123"})
-        assert r.status_code == 400 and "not JSON" in r.json()["error"]
+        assert r.status_code == 400 and r.json()["status"] == "rejected" and "not JSON" in r.json()["reason"]
         r = svc.send_events({"id": "e1", "lead": "a", "type": "page_view", "at": "2026-11-02 09:00"})
         assert r.status_code == 400 and r.json()["field"] == "at" and "time zone" in r.json()["reason"]
         batch = [sql_events("a")[0], {"id": "e2", "lead": "a", "type": 7, "at": "2026-11-02T09:00:00Z"},
@@ -50,7 +53,7 @@ def test_limits_validation_duplicates_and_dead_letters(tmp_path):
         assert len(dead) == 3 and {d["source"] for d in dead} == {"webhook"}
         assert any("{not json" in d["raw"] for d in dead)
         assert svc.send_events(sql_events("a")[0]).json()["status"] == "duplicate"
-        assert svc.http.get("/healthz").json()["ok"] is True
+        assert svc.health()["ok"] is True
 
 
 def test_segment_identify_and_track(tmp_path):
@@ -100,14 +103,14 @@ def test_a_bad_rule_edit_never_stops_the_running_service(tmp_path):
         text = rules.read_text()
         rules.write_text(text.replace("points: 30", "pionts: 30"))
         deadline = time.time() + 10
-        while not svc.http.get("/healthz").json()["rule_problems"] and time.time() < deadline:
+        while not svc.health()["rule_problems"] and time.time() < deadline:
             time.sleep(0.05)
-        health = svc.http.get("/healthz").json()
+        health = svc.health()
         assert any("UNKNOWN_KEY" in p and "pionts" in p for p in health["rule_problems"])
         assert health["rules_version"] == good  # the last good version keeps running
         assert svc.send_events(sql_events("a")).json()["results"][1]["stage"] == "sql"
         rules.write_text(text.replace("points: 30", "points: 35"))
-        while svc.http.get("/healthz").json()["rules_version"] == good and time.time() < deadline + 10:
+        while svc.health()["rules_version"] == good and time.time() < deadline + 10:
             time.sleep(0.05)
-        health = svc.http.get("/healthz").json()
+        health = svc.health()
         assert health["rules_version"] != good and health["rule_problems"] == []

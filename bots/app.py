@@ -7,6 +7,7 @@ idempotency key, so a Slack retry or a double click never produces two answers o
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from slack_bolt import App
 from slack_sdk import WebClient
@@ -18,6 +19,7 @@ from engine.timeutil import format_time
 
 from .blocks import reject_modal, stats_blocks
 from .config import Settings
+from .mrkdwn import code, escape
 from .questions import HELP, parse, render_stats
 
 log = logging.getLogger("leadflow.bot")
@@ -25,7 +27,7 @@ log = logging.getLogger("leadflow.bot")
 
 def build_app(settings: Settings, client: WebClient, service: LeadService) -> App:
     app = App(client=client, signing_secret=settings.signing_secret, token_verification_enabled=False,
-              request_verification_enabled=True, ignoring_self_events_enabled=True)
+              request_verification_enabled=True, ignoring_self_events_enabled=True, logger=bolt_logger())
 
     def who(user: str) -> tuple[str | None, bool]:
         desk = service.desk.desk
@@ -35,7 +37,7 @@ def build_app(settings: Settings, client: WebClient, service: LeadService) -> Ap
     def tell(body: dict, user: str, text: str) -> None:
         channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
         if channel:
-            client.chat_postEphemeral(channel=channel, user=user, text=text)
+            client.chat_postEphemeral(channel=channel, user=user, text=escape(text))
 
     @app.action("sql_accept")
     def on_accept(ack, body) -> None:  # noqa: ANN001 - Bolt injects by parameter name
@@ -94,11 +96,11 @@ def build_app(settings: Settings, client: WebClient, service: LeadService) -> Ap
         except LeadflowError as exc:
             status, message = "invalid", "the proposal has problems: " + "; ".join(
                 f"{p.location}: {p.message}" for p in exc.problems[:3])
-        if status == "done":
+        if status in ("done", "stale"):  # the proposal is closed either way: its card loses the buttons
             with service.store.transaction():
                 service.store.add_outbox(f"proposal_update:{pid}", "proposal_update", "", {"proposal": pid})
             service.wake.set()
-        else:
+        if status != "done":
             tell(body, user, message)
 
     app.action("proposal_apply")(lambda ack, body: on_proposal(ack, body, "apply"))
@@ -106,20 +108,24 @@ def build_app(settings: Settings, client: WebClient, service: LeadService) -> Ap
 
     @app.command("/leadflow")
     def on_command(ack, command) -> None:  # noqa: ANN001
-        title, lines, _ = answer(service, command.get("text", ""), command["user_id"], who)
-        ack(response_type="ephemeral", text=title, blocks=[b.to_dict() for b in stats_blocks(title, lines)])
+        said = answer(service, command.get("text", ""), command["user_id"], who)
+        ack(response_type="ephemeral", text=escape(said.title),
+            blocks=[b.to_dict() for b in stats_blocks(said.title, said.lines)])
 
     def reply(event: dict, body: dict) -> None:
-        title, lines, chart = answer(service, event.get("text", ""), event.get("user", ""), who)
+        said = answer(service, event.get("text", ""), event.get("user", ""), who)
         key = f"answer:{body.get('event_id') or event.get('client_msg_id') or event.get('ts')}"
         thread = event.get("thread_ts") or event.get("ts")
+        payload = {"channel": event["channel"], "thread_ts": thread, "text": escape(said.title),
+                   "blocks": [b.to_dict() for b in stats_blocks(said.title, said.lines)]}
+        in_dm = event.get("channel_type") == "im" or str(event.get("channel", "")).startswith("D")
+        if said.private and not in_dm:  # a lead's story asked in a shared channel: only the asker sees it
+            payload.update(private_to=event.get("user"), thread_ts=event.get("thread_ts"))
         with service.store.transaction():
-            service.store.add_outbox(key, "answer", "", {
-                "channel": event["channel"], "thread_ts": thread,
-                "text": title, "blocks": [b.to_dict() for b in stats_blocks(title, lines)]})
-            if chart is not None:  # stats answers come with the dashboard as a PNG in the thread
+            service.store.add_outbox(key, "answer", "", payload)
+            if said.chart is not None:  # stats answers come with the dashboard as a PNG in the thread
                 service.store.add_outbox(key + ":chart", "chart", "", {
-                    "channel": event["channel"], "thread_ts": thread, "title": title, **chart})
+                    "channel": event["channel"], "thread_ts": thread, "title": said.title, **said.chart})
         service.wake.set()
 
     @app.event("app_mention")
@@ -141,32 +147,67 @@ def build_app(settings: Settings, client: WebClient, service: LeadService) -> Ap
             now = service.clock()
             for a in service.store.assignments(rep=rep_id, status="pending"):
                 left = "" if a["due_at"] is None else f" · {max(0.0, (a['due_at'] - now) / 3600):.1f} h left to accept"
-                rows.append(f"*{a['lead']}* assigned {format_time(a['assigned_at'])}{left}")
+                rows.append(f"*{escape(a['lead'])}* assigned {format_time(a['assigned_at'])}{left}")
         client.views_publish(user_id=event["user"], view=home_view(rep_id or "there", rows))
 
     return app
 
 
-def answer(service: LeadService, text: str, user: str, who) -> tuple[str, list[str], dict | None]:  # noqa: ANN001
-    """(title, lines, chart parameters or None) for a question in plain words."""
+class _NoRequestContent(logging.Filter):
+    """Bolt puts request content into log lines: the whole raw body of every request that fails
+    signature verification (at INFO), parts of unhandled requests, responses. That text is the
+    caller's: megabytes of it, or line breaks that forge log lines. Keep each message up to its
+    first detail and drop the rest (tracebacks of our own errors stay)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        cut = min((i for i in (text.find(c) for c in "(:{[\n\r") if i >= 0), default=len(text))
+        record.msg = text[:min(cut, 200)].rstrip() + (" (request details not logged)" if cut < len(text) else "")
+        record.args = ()
+        return True
+
+
+def bolt_logger() -> logging.Logger:
+    """The logger Bolt and its middleware write to (they copy its filters); never logs request content."""
+    logger = logging.getLogger("leadflow.slack")
+    if not any(isinstance(f, _NoRequestContent) for f in logger.filters):
+        logger.addFilter(_NoRequestContent())
+    return logger
+
+
+@dataclass
+class Answer:
+    """What the bot says to a question: `title` is plain text (escaped where it becomes mrkdwn),
+    `lines` are mrkdwn with lead data already escaped, `private` marks a lead's story, which is
+    never posted where others can read it."""
+    title: str
+    lines: list[str]
+    chart: dict | None = None
+    private: bool = False
+
+
+def answer(service: LeadService, text: str, user: str, who) -> Answer:  # noqa: ANN001
+    """The answer to a question in plain words, as this user may see it."""
     rep_id, manager = who(user)
     question = parse(text, service.clock(), list(service.desk.desk.reps))
     if question.kind == "help":
-        return "leadflow", [HELP], None
+        return Answer("leadflow", [HELP])
     if question.kind == "why":
         lead = service.store.lead_row(question.lead or "")
-        if lead is None:
-            return "Not found", [f"I know no lead called `{question.lead}`."], None
-        if not manager and (rep_id is None or lead["owner"] != rep_id):
-            return "Not yours", [f"`{question.lead}` is not assigned to you; ask a manager."], None
-        return f"Why {question.lead} is {lead['stage'].upper()}", \
-            (story(service.store, service.pipeline.compiled.rules, question.lead) or "").splitlines()[:25], None
+        if lead is None or (not manager and (rep_id is None or lead["owner"] != rep_id)):
+            # one answer for "no such lead" and "not yours", so nobody can probe which leads exist
+            return Answer("No story to show", [f"I can't show you {code(question.lead)}: there is no such lead, or it "
+                                               "is not assigned to you. Managers see every lead."], private=True)
+        lines = (story(service.store, service.pipeline.compiled.rules, question.lead) or "").splitlines()[:25]
+        return Answer(f"Why {question.lead} is {lead['stage'].upper()}", [escape(line) for line in lines],
+                      private=True)
     if not manager and not rep_id:
-        return "Stats are for the sales team", ["Only managers and reps named in the rule files can ask for stats."], None
+        return Answer("Stats are for the sales team",
+                      ["Only managers and reps named in the rule files can ask for stats."])
     if not manager:
         question.rep = rep_id  # a rep sees their own numbers
     data = compute(service.store, question.since, question.until, question.by, question.rep)
     scope = f" for {question.rep}" if question.rep else ""
     by = f" by {question.by}" if question.by else ""
     chart = {"since": question.since, "until": question.until, "by": question.by, "rep": question.rep}
-    return f"Pipeline, {question.period}{scope}{by}", render_stats(data, question), chart
+    return Answer(f"Pipeline, {question.period}{scope}{by}", render_stats(data, question), chart)

@@ -7,7 +7,10 @@ from slack_sdk.models.blocks import (ActionsBlock, ButtonElement, ContextBlock, 
                                      PlainTextObject, SectionBlock, StaticSelectElement)
 from slack_sdk.models.views import View
 
+from engine.ruledir import STALE
 from engine.timeutil import format_time
+
+from .mrkdwn import code, escape, mention
 
 BANT_LABELS = {"budget": "Budget", "authority": "Authority", "need": "Need", "timeline": "Timeline"}
 
@@ -26,10 +29,10 @@ def _who(lead: dict) -> str:
 def lead_summary_blocks(lead: dict, activity: list[str]) -> list:
     a = lead["attributes"]
     top = lead["contributions"][:5]
-    points = "\n".join(f"• `{c['rule']}` {c['points']:+g}" for c in top) or "• no contributions"
+    points = "\n".join(f"• {code(c['rule'])} {c['points']:+g}" for c in top) or "• no contributions"
     bant = "  ".join(("✅ " if lead["bant"].get(k) else "⬜ ") + label for k, label in BANT_LABELS.items())
-    facts = [f"*Email*\n{a.get('email', '—')}", f"*Country*\n{a.get('country', '—')}",
-             f"*Employees*\n{a.get('employees', '—')}", f"*Stage*\n{lead['stage'].upper()}"]
+    facts = [f"*Email*\n{escape(a.get('email', '—'))}", f"*Country*\n{escape(a.get('country', '—'))}",
+             f"*Employees*\n{escape(a.get('employees', '—'))}", f"*Stage*\n{escape(lead['stage'].upper())}"]
     blocks = [
         HeaderBlock(text=PlainTextObject(text=_clip(f"New SQL: {_who(lead)}", 150))),
         SectionBlock(fields=[MarkdownTextObject(text=_clip(f, 2000)) for f in facts]),
@@ -38,15 +41,16 @@ def lead_summary_blocks(lead: dict, activity: list[str]) -> list:
         SectionBlock(text=MarkdownTextObject(text=f"*BANT*  {bant}")),
     ]
     if activity:
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=_clip("*Recent activity*\n" + "\n".join(activity), 3000))))
+        recent = "*Recent activity*\n" + "\n".join(escape(line) for line in activity)
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=_clip(recent, 3000))))
     return blocks
 
 
 def sql_card(lead: dict, assignment: dict, activity: list[str], due: str | None) -> list:
     blocks = lead_summary_blocks(lead, activity)
-    context = f"Lead `{lead['id']}` · rules `{lead['rules_version']}` · {assignment['why']}"
+    context = f"Lead {code(lead['id'])} · rules {code(lead['rules_version'])} · {escape(assignment['why'])}"
     if due:
-        context += f" · accept by {due}"
+        context += f" · accept by {escape(due)}"
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_clip(context, 3000))]))
     value = str(assignment["id"])
     blocks.append(ActionsBlock(block_id="decide", elements=[
@@ -59,17 +63,21 @@ def sql_card(lead: dict, assignment: dict, activity: list[str], due: str | None)
 def decided_card(lead: dict, assignment: dict, activity: list[str], labels: dict) -> list:
     blocks = lead_summary_blocks(lead, activity)
     status = assignment["status"]
-    who = f"<@{assignment['decided_by_slack']}>" if assignment.get("decided_by_slack") else (assignment["decided_by"] or "the SLA")
+    who = mention(assignment["decided_by_slack"]) if assignment.get("decided_by_slack") else \
+        escape(assignment["decided_by"] or "the SLA")
     when = format_time(assignment["decided_at"]) if assignment["decided_at"] else ""
+    reason = escape(labels.get(assignment["reason"], assignment["reason"]))
     text = {"accepted": f"✅ Accepted by {who} at {when}",
-            "rejected": f"❌ Rejected by {who} at {when}: {labels.get(assignment['reason'], assignment['reason'])}",
-            "reassigned": f"↪️ Passed on by {who} at {when}: {labels.get(assignment['reason'], assignment['reason'])}",
+            "rejected": f"❌ Rejected by {who} at {when}: {reason}",
+            "reassigned": f"↪️ Passed on by {who} at {when}: {reason}",
             "expired": f"⏰ Not answered in time; reassigned at {when}",
-            "closed": f"Closed at {when}: {assignment.get('reason') or 'the lead moved on'}"}.get(status, status)
-    if assignment.get("comment"):
-        text += f"\n> {assignment['comment']}"
+            "closed": f"Closed at {when}: {escape(assignment.get('reason') or 'the lead moved on')}"}.get(status,
+                                                                                                     escape(status))
+    if assignment.get("comment"):  # a rep's own words: quoted line by line, never markup
+        text += "\n" + "\n".join(f"> {escape(line)}" for line in str(assignment["comment"]).splitlines())
     blocks.append(SectionBlock(text=MarkdownTextObject(text=_clip(text, 3000))))
-    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"Lead `{lead['id']}` · rules `{lead['rules_version']}`")]))
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(
+        text=_clip(f"Lead {code(lead['id'])} · rules {code(lead['rules_version'])}", 3000))]))
     return blocks
 
 
@@ -78,7 +86,7 @@ def reject_modal(assignment_id: int, lead_id: str, reasons: dict) -> View:
     return View(type="modal", callback_id="sql_reject_reason", private_metadata=str(assignment_id),
                 title=PlainTextObject(text="Reject lead"), submit=PlainTextObject(text="Reject"),
                 close=PlainTextObject(text="Cancel"), blocks=[
-                    SectionBlock(text=MarkdownTextObject(text=f"Why is `{lead_id}` not a fit?")),
+                    SectionBlock(text=MarkdownTextObject(text=_clip(f"Why is {code(lead_id)} not a fit?", 3000))),
                     InputBlock(block_id="reason", label=PlainTextObject(text="Reason"),
                                element=StaticSelectElement(action_id="reason", options=options,
                                                            placeholder=PlainTextObject(text="Pick a reason"))),
@@ -106,17 +114,20 @@ def proposal_blocks(row: dict, report: dict, decided: bool) -> list:
     changed = [r for r in report["rules"] if r["old"] != r["new"]]
     lines = [f"*AUC* {b['auc']} → {a['auc']} · *precision top 30%* {b['precision_at']['0.3']} → "
              f"{a['precision_at']['0.3']} (cross-validated on {report['leads']} leads)"]
-    lines += [f"• `{r['rule']}` {r['old']:g} → {r['new']}" for r in changed[:12]]
-    lines += [f"• new `{r['rule']}` ({r['points']:+d}): {r['evidence']}" for r in report["new_rules"][:5]]
+    lines += [f"• {code(r['rule'])} {r['old']:g} → {escape(r['new'])}" for r in changed[:12]]
+    lines += [f"• new {code(r['rule'])} ({r['points']:+d}): {escape(r['evidence'])}" for r in report["new_rules"][:5]]
     lines += [f"• {k.upper()} threshold → {v:g}" for k, v in report.get("thresholds", {}).items()]
     blocks = [HeaderBlock(text=PlainTextObject(text=f"Rule tuning proposal #{row['id']}")),
               SectionBlock(text=MarkdownTextObject(text=_clip("\n".join(lines), 3000))),
-              ContextBlock(elements=[MarkdownTextObject(text=_clip(f"Files: `{row['dir']}` (see TUNING.md there)",
+              ContextBlock(elements=[MarkdownTextObject(text=_clip(f"Files: {code(row['dir'])} (see TUNING.md there)",
                                                                    3000))])]
     if decided:
-        who = f"<@{row['decided_by']}>" if str(row["decided_by"]).startswith("U") else row["decided_by"]
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=f"*{row['status'].capitalize()}* by {who} at "
-                                                                f"{format_time(row['decided_at'])}")))
+        who = mention(row["decided_by"])
+        if row["status"] == "stale":
+            text = f"*Not applied*: {STALE} (Apply pressed by {who} at {format_time(row['decided_at'])})"
+        else:
+            text = f"*{row['status'].capitalize()}* by {who} at {format_time(row['decided_at'])}"
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=text)))
     else:
         blocks.append(ActionsBlock(block_id="proposal", elements=[
             ButtonElement(text="Apply", action_id="proposal_apply", value=str(row["id"]), style="primary"),

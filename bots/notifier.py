@@ -3,26 +3,39 @@
 Cards carry their outbox key in Slack message metadata. If the process died after Slack accepted a
 card but before the outbox row was marked done, the retry finds the card by that key in the
 conversation's history and records it instead of posting a second one.
+
+Slack's history, replies and update methods take conversation ids, not names (`#sales-queue` gives
+`channel_not_found`), so every channel named in the rules is resolved to its id once
+(`conversations.list`, all pages; cached) and the id is used everywhere. A lookup that fails (an
+error, a 429, a 5xx) is a transient failure and the row is retried; only a complete listing without
+the name makes it a permanent `channel_not_found`. Slack errors become DeliveryErrors classified
+in engine/delivery.py.
 """
 from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any, TextIO
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackObjectFormationError
 
+from engine.delivery import DeliveryError, slack_failure
 from engine.leadview import lead_json, recent_activity
 from engine.outbox import RetryLater
 from engine.service import LeadService
 from engine.timeutil import format_time
 
 from .blocks import decided_card, sql_card
+from .mrkdwn import code, escape
 
 KINDS = ("card", "card_update", "remind", "escalate", "answer", "chart", "digest", "slack_owner", "proposal",
          "proposal_update")
 log = logging.getLogger("leadflow.notify")
+CONVERSATION_ID = re.compile(r"^[CDG][A-Z0-9]{2,}$")  # channels, DMs, private groups; names are lower case
+USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+LOOK_BACK = 3600.0  # search for a possibly sent message from this long before its row was written (clock skew)
 
 
 class _Base:
@@ -45,30 +58,77 @@ class SlackNotifier(_Base):
     def __init__(self, client: WebClient):
         super().__init__()
         self.client = client
+        self.channel_ids: dict[str, str] = {}  # channel name (no '#') -> conversation id
+        self.since = 0.0  # when the row being delivered was written (bounds the search for an earlier copy)
 
-    def deliver(self, kind: str, lead_id: str, payload: dict, key: str, resumed: bool) -> dict:
+    def deliver(self, kind: str, lead_id: str, payload: dict, key: str, resumed: bool, since: float = 0.0) -> dict:
+        self.since = since
         try:
             return getattr(self, f"_{kind}")(payload, key, resumed)
         except SlackApiError as exc:
-            if exc.response is not None and exc.response.status_code == 429:
-                raise RetryLater(float(exc.response.headers.get("Retry-After", "1") or 1), "rate limited") from exc
-            raise
+            resp = exc.response
+            status = getattr(resp, "status_code", 0) or 0
+            error = resp.get("error") if resp is not None and isinstance(resp.data, dict) else None
+            headers = (getattr(resp, "headers", None) or {}) if resp is not None else {}
+            retry_after = headers.get("Retry-After") or headers.get("retry-after")
+            raise slack_failure(status, error, retry_after) from exc
+        except SlackObjectFormationError as exc:  # a Block Kit limit: the same message fails every time
+            raise DeliveryError("bad_payload", f"the message cannot be built: {exc}") from exc
+
+    def conversation(self, channel: str) -> str:
+        """The conversation id for a channel id, a user id (their DM) or a channel name (`#sales-queue`)."""
+        channel = (channel or "").strip()
+        if CONVERSATION_ID.match(channel):
+            return channel
+        if USER_ID.match(channel):
+            return self.client.conversations_open(users=channel)["channel"]["id"]
+        name = channel.lstrip("#").lower()
+        if name not in self.channel_ids:
+            self.channel_ids.update(self._list_channels())  # raises on any failed page: retried, never "not found"
+        if name not in self.channel_ids:
+            raise DeliveryError("slack:channel_not_found", f"no channel named #{name} that the bot can see "
+                                                           "(check the name, invite the bot, or use the channel id)")
+        return self.channel_ids[name]
+
+    def _list_channels(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        cursor = None
+        while True:
+            resp = self.client.conversations_list(types="public_channel,private_channel", exclude_archived=True,
+                                                  limit=200, cursor=cursor)
+            found.update({c["name"]: c["id"] for c in resp.get("channels", []) if c.get("name") and c.get("id")})
+            cursor = (resp.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return found
 
     def _post(self, channel: str, key: str, resumed: bool, **message: Any) -> dict:
+        channel_id = self.conversation(channel)
         if resumed:
-            found = self._find(channel, key)
+            found = self._find(channel_id, key, message.get("thread_ts"))
             if found:
                 return found
         meta = {"event_type": "leadflow", "event_payload": {"key": key}}
-        resp = self.client.chat_postMessage(channel=channel, metadata=meta, **message)
+        resp = self.client.chat_postMessage(channel=channel_id, metadata=meta, **message)
         return {"channel": resp["channel"], "ts": resp["ts"]}
 
-    def _find(self, channel: str, key: str) -> dict | None:
-        resp = self.client.conversations_history(channel=channel, limit=50, include_all_metadata=True)
-        for msg in resp.get("messages", []):
-            if ((msg.get("metadata") or {}).get("event_payload") or {}).get("key") == key:
-                return {"channel": channel, "ts": msg["ts"], "recovered": True}
-        return None
+    def _find(self, channel_id: str, key: str, thread_ts: str | None = None) -> dict | None:
+        """The message carrying `key`, posted since the row was written: the channel's history, or the
+        thread's replies (history does not list replies). Every page is read; a failed page raises."""
+        args: dict[str, Any] = {"channel": channel_id, "limit": 200, "include_all_metadata": True}
+        if self.since:
+            args["oldest"] = f"{max(self.since - LOOK_BACK, 0.0):.6f}"
+        cursor = None
+        while True:
+            if thread_ts:
+                resp = self.client.conversations_replies(ts=thread_ts, cursor=cursor, **args)
+            else:
+                resp = self.client.conversations_history(cursor=cursor, **args)
+            for msg in resp.get("messages", []):
+                if ((msg.get("metadata") or {}).get("event_payload") or {}).get("key") == key:
+                    return {"channel": channel_id, "ts": msg["ts"], "recovered": True}
+            cursor = (resp.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return None
 
     def _channel_for(self, assignment: dict) -> str:
         desk = self.service.desk.desk
@@ -85,7 +145,7 @@ class SlackNotifier(_Base):
             blocks = decided_card(lead, self._shown(assignment), recent_activity(self.service.store, lead["id"]), labels)
         else:
             blocks = sql_card(lead, assignment, recent_activity(self.service.store, lead["id"]), due)
-        text = f"New SQL {lead['id']} (score {lead['score']:g}): accept or reject"
+        text = f"New SQL {escape(lead['id'])} (score {lead['score']:g}): accept or reject"
         return self._post(self._channel_for(assignment), key, resumed, text=text,
                           blocks=[b.to_dict() for b in blocks])
 
@@ -99,7 +159,8 @@ class SlackNotifier(_Base):
             return {"skipped": "card was never posted (it is posted already decided, if at all)"}
         labels = {rid: r["label"] for rid, r in self.service.desk.desk.reasons.items()}
         blocks = decided_card(lead, self._shown(assignment), recent_activity(store, lead["id"]), labels)
-        resp = self.client.chat_update(channel=posted["channel"], ts=posted["ts"], text=f"{lead['id']}: {assignment['status']}",
+        resp = self.client.chat_update(channel=self.conversation(posted["channel"]), ts=posted["ts"],
+                                       text=f"{escape(lead['id'])}: {assignment['status']}",
                                        blocks=[b.to_dict() for b in blocks])
         return {"channel": resp["channel"], "ts": resp["ts"]}
 
@@ -115,14 +176,14 @@ class SlackNotifier(_Base):
         posted = self.service.store.outbox_result(f"card:{assignment['id']}") or {}
         due = format_time(assignment["due_at"]) if assignment["due_at"] else "soon"
         return self._post(posted.get("channel") or self._channel_for(assignment), key, resumed,
-                          thread_ts=posted.get("ts"), text=f"⏰ Reminder: {lead['id']} is waiting for you; accept or "
+                          thread_ts=posted.get("ts"), text=f"⏰ Reminder: {escape(lead['id'])} is waiting for you; accept or "
                                                            f"reject by {due} or it goes to the next rep.")
 
     def _escalate(self, payload: dict, key: str, resumed: bool) -> dict:
         assignment, lead = self._context(payload)
         channel = payload.get("channel") or "#sales-managers"
         tried = len(self.service.store.assignments(lead=lead["id"]))
-        return self._post(channel, key, resumed, text=f"🚨 {lead['id']} (score {lead['score']:g}) has not been "
+        return self._post(channel, key, resumed, text=f"🚨 {escape(lead['id'])} (score {lead['score']:g}) has not been "
                                                       f"accepted after {tried} assignment(s). Please take a look.")
 
     def _chart(self, payload: dict, key: str, resumed: bool) -> dict:
@@ -130,12 +191,12 @@ class SlackNotifier(_Base):
         from engine.charts import dashboard
         from engine.stats import compute
 
-        if resumed and self._find(payload["channel"], key):
-            return {"recovered": True}
+        # an upload carries no metadata to find it by: a crash during it can repeat the chart (and only it)
         data = compute(self.service.store, payload.get("since"), payload.get("until"), payload.get("by"),
                        payload.get("rep"), weekly=True)
         png = dashboard(data, payload.get("title") or "Pipeline")
-        resp = self.client.files_upload_v2(channel=payload["channel"], thread_ts=payload.get("thread_ts"),
+        resp = self.client.files_upload_v2(channel=self.conversation(payload["channel"]),
+                                           thread_ts=payload.get("thread_ts"),
                                            content=png, filename="pipeline.png", title=payload.get("title"),
                                            initial_comment=None)
         return {"file": (resp.get("file") or {}).get("id")}
@@ -162,8 +223,9 @@ class SlackNotifier(_Base):
             channel = self.client.conversations_open(users=rep.slack)["channel"]["id"]
         else:
             channel = desk.fallback or "#sales-queue"
-        return self._post(channel, key, resumed, text=f"{payload.get('text') or payload.get('subject')} "
-                                                      f"(lead `{payload['lead']}`, track {payload.get('track')})")
+        note = escape(payload.get("text") or payload.get("subject"))
+        return self._post(channel, key, resumed,
+                          text=f"{note} (lead {code(payload['lead'])}, track {escape(payload.get('track'))})")
 
     def _proposal(self, payload: dict, key: str, resumed: bool) -> dict:
         from .blocks import proposal_blocks
@@ -180,12 +242,18 @@ class SlackNotifier(_Base):
         posted = self.service.store.outbox_result(f"proposal:{row['id']}")
         if not posted or "ts" not in posted:
             return {"skipped": "never posted"}
-        resp = self.client.chat_update(channel=posted["channel"], ts=posted["ts"], text=f"Proposal {row['status']}",
+        resp = self.client.chat_update(channel=self.conversation(posted["channel"]), ts=posted["ts"],
+                                       text=f"Proposal {row['status']}",
                                        blocks=[b.to_dict() for b in proposal_blocks(row, json.loads(row["report"]),
                                                                                     decided=True)])
         return {"channel": resp["channel"], "ts": resp["ts"]}
 
     def _answer(self, payload: dict, key: str, resumed: bool) -> dict:
+        if payload.get("private_to"):  # only the asker sees it (a lead's story asked in a shared channel)
+            resp = self.client.chat_postEphemeral(channel=payload["channel"], user=payload["private_to"],
+                                                  thread_ts=payload.get("thread_ts"), text=payload["text"],
+                                                  blocks=payload.get("blocks"))
+            return {"channel": payload["channel"], "ephemeral": resp.get("message_ts")}
         return self._post(payload["channel"], key, resumed, thread_ts=payload.get("thread_ts"),
                           text=payload["text"], blocks=payload.get("blocks"))
 
@@ -197,7 +265,7 @@ class ConsoleNotifier(_Base):
         super().__init__()
         self.stream = stream
 
-    def deliver(self, kind: str, lead_id: str, payload: dict, key: str, resumed: bool) -> dict:
+    def deliver(self, kind: str, lead_id: str, payload: dict, key: str, resumed: bool, since: float = 0.0) -> dict:
         if kind in ("answer", "chart", "digest", "slack_owner", "proposal", "proposal_update"):
             line = f"[{kind}] {payload.get('text') or payload.get('title') or payload.get('channel')}"
         else:

@@ -5,6 +5,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from .mrkdwn import escape
+
 
 @dataclass
 class Question:
@@ -71,6 +73,7 @@ def parse(text: str, now: float, rep_ids: list[str]) -> Question:
 
 
 def render_stats(data: dict, question: Question) -> list[str]:
+    """Stats as mrkdwn lines; attribute values, reps and reasons are escaped (they come from lead data)."""
     s, c, h = data["stages"], data["conversion"], data["median_hours"]
 
     def pct(x: float | None) -> str:
@@ -83,13 +86,14 @@ def render_stats(data: dict, question: Question) -> list[str]:
              f"*Median time MQL→SQL* {'—' if h['mql_to_sql'] is None else str(h['mql_to_sql']) + ' h'}"]
     if data["reps"]:
         lines.append("*By rep* (accepted / rejected / pending):")
-        lines += [f"• {r['rep']}: {r['accepted']} / {r['rejected']} / {r['pending']}"
+        lines += [f"• {escape(r['rep'])}: {r['accepted']} / {r['rejected']} / {r['pending']}"
                   f" (acceptance {pct(r['acceptance_rate'])})" for r in data["reps"]]
     if data["reject_reasons"]:
-        lines.append("*Top reject reasons*: " + ", ".join(f"{r['reason']} ({r['count']})" for r in data["reject_reasons"][:5]))
+        lines.append("*Top reject reasons*: " + ", ".join(f"{escape(r['reason'])} ({r['count']})"
+                                                          for r in data["reject_reasons"][:5]))
     for group in data.get("by", [])[:15]:
         gs = group["stages"]
-        lines.append(f"• {question.by} = {group['value']}: MQL {gs.get('mql', 0)}, SQL {gs.get('sql', 0)}, "
+        lines.append(f"• {escape(question.by)} = {escape(group['value'])}: MQL {gs.get('mql', 0)}, SQL {gs.get('sql', 0)}, "
                      f"MQL→SQL {pct(group['conversion']['mql_to_sql'])}")
     return lines
 

@@ -6,18 +6,31 @@ LEADFLOW_SMTP_TLS (starttls|ssl|none), LEADFLOW_SMTP_FROM; LEADFLOW_NURTURE_WEBH
 LEADFLOW_NURTURE_WEBHOOK_SECRET. Without them messages are written to the log instead.
 Per-lead opt-outs are checked at send time: a `do_not_email` attribute (true, yes) or an
 `email_unsubscribed` event stops e-mail, whatever the track says.
+
+The recipient is the lead's `email` attribute and must be exactly one address: several addresses
+would turn the step into a relay, so anything else (a list, a display name with a comma, a line
+break, a number) fails the step permanently with the reason, as does a line break in any header.
+Outgoing webhooks are signed over `<timestamp>.<body>` so a captured request cannot be replayed
+later: `X-Leadflow-Timestamp: <unix seconds>`, `X-Leadflow-Signature: sha256=HEX`.
 """
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import logging
+import re
 import smtplib
+import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from email.errors import HeaderParseError
+from email.headerregistry import Address
 from email.message import EmailMessage
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
+
+from .delivery import DeliveryError, http_failure
+from .signing import sign
 
 log = logging.getLogger("leadflow.channels")
 OPT_OUT = ("do_not_email", "email_opt_out", "unsubscribed")
@@ -51,17 +64,68 @@ def opted_out(state: Any, unsubscribed: bool) -> str | None:
     return "unsubscribed by event" if unsubscribed else None
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+_NAMED = re.compile(r"^([^<>]*)<([^<>]*)>$")
+_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+def recipient(value: Any) -> Address:
+    """The one address a lead's `email` attribute holds (`ann@acme.example` or `Ann <ann@acme.example>`).
+
+    Raises DeliveryError('bad_address') for anything else: several addresses, a comma or semicolon
+    anywhere (also inside a display name), a line break or control character, text that does not
+    parse as an RFC 5322 address, a domain without a dot. A light syntax check; no DNS.
+    """
+    if not isinstance(value, str):
+        raise DeliveryError("bad_address", f"the email attribute is {type(value).__name__}, not text")
+    text = value.strip()
+    if not text:
+        raise DeliveryError("bad_address", "the email attribute is empty")
+    if _CONTROL.search(text):
+        raise DeliveryError("bad_address", "the email attribute holds a line break or control character")
+    if "," in text or ";" in text:
+        raise DeliveryError("bad_address", "the email attribute holds more than one address (a comma or semicolon)")
+    named = _NAMED.match(text)
+    name, spec = (named.group(1).strip().strip('"').strip(), named.group(2).strip()) if named else ("", text)
+    if any(c in name for c in '"\\@'):
+        raise DeliveryError("bad_address", "the display name holds a quote, a backslash or an @")
+    try:
+        address = Address(display_name=name, addr_spec=spec)
+    except (ValueError, IndexError, HeaderParseError) as exc:
+        raise DeliveryError("bad_address", f"not one valid e-mail address: {exc}") from None
+    domain = address.domain
+    labels = domain.split(".")
+    try:
+        ascii_labels = [label.encode("idna").decode("ascii") for label in labels]
+    except UnicodeError:
+        ascii_labels = []
+    if not address.username or len(labels) < 2 or not all(_LABEL.match(label) for label in ascii_labels) \
+            or not ascii_labels or not address.username.isascii():
+        raise DeliveryError("bad_address", f"'{spec}' is not a usable address (domain with a dot, ASCII local part)")
+    return Address(display_name=name, username=address.username, domain=".".join(ascii_labels))
+
+
+def header_value(name: str, value: Any) -> str:
+    """A header value as text; a line break or control character in it is a permanent failure."""
+    text = "" if value is None else str(value)
+    if _CONTROL.search(text):
+        raise DeliveryError("bad_header", f"the {name} holds a line break or control character")
+    return text
+
+
 class ChannelSender:
     """Delivers `email` and `webhook` outbox rows (a notifier for the outbox dispatcher)."""
 
     kinds = ("email", "webhook")
 
-    def __init__(self, settings: ChannelSettings, store: Any, stream: Any = None):
+    def __init__(self, settings: ChannelSettings, store: Any, stream: Any = None,
+                 clock: Callable[[], float] = time.time):
         self.settings = settings
         self.store = store
         self.stream = stream
+        self.clock = clock  # wall time for webhook timestamps (receivers compare it with theirs)
 
-    def deliver(self, kind: str, lead: str, payload: dict, key: str, resumed: bool) -> dict:
+    def deliver(self, kind: str, lead: str, payload: dict, key: str, resumed: bool, since: float = 0.0) -> dict:
         return self._email(lead, payload, key) if kind == "email" else self._webhook(lead, payload, key)
 
     def _email(self, lead: str, payload: dict, key: str) -> dict:
@@ -71,38 +135,47 @@ class ChannelSender:
         if why:
             return {"skipped": why}
         to = (state.attrs.get("email") if state else None) or payload.get("to")
-        if not to:
+        if to is None or to == "":
             return {"skipped": "the lead has no email attribute"}
+        address = recipient(to)
         s = self.settings
         msg = EmailMessage()
-        msg["From"], msg["To"], msg["Subject"] = s.smtp_from, to, payload.get("subject") or "(no subject)"
+        msg["From"] = header_value("sender address", s.smtp_from)
+        msg["To"] = address
+        msg["Subject"] = header_value("subject", payload.get("subject") or "(no subject)")
         # the same step always carries the same Message-ID: a resend after a crash is recognisably a copy
         msg["Message-ID"] = f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@leadflow>"
-        msg["X-Leadflow-Key"] = key
-        msg.set_content(payload.get("text") or "")
+        msg["X-Leadflow-Key"] = header_value("key", key)
+        msg.set_content(str(payload.get("text") or ""))
         if not s.smtp_host:
-            print(f"[email] to {to}: {msg['Subject']}", file=self.stream, flush=True)
-            return {"to": to, "logged": True}
+            print(f"[email] to {address.addr_spec}: {msg['Subject']}", file=self.stream, flush=True)
+            return {"to": address.addr_spec, "logged": True}
         smtp_class = smtplib.SMTP_SSL if s.smtp_tls == "ssl" else smtplib.SMTP
         with smtp_class(s.smtp_host, s.smtp_port, timeout=30) as smtp:
             if s.smtp_tls == "starttls":
                 smtp.starttls()
             if s.smtp_user:
                 smtp.login(s.smtp_user, s.smtp_password or "")
-            smtp.send_message(msg)
-        return {"to": to, "message_id": msg["Message-ID"]}
+            # the envelope names the one recipient: never whatever the headers might add up to
+            smtp.send_message(msg, from_addr=s.smtp_from, to_addrs=[address.addr_spec])
+        return {"to": address.addr_spec, "message_id": msg["Message-ID"]}
 
     def _webhook(self, lead: str, payload: dict, key: str) -> dict:
         s = self.settings
-        body = json.dumps({"key": key, "lead": lead, **payload}, sort_keys=True).encode()
+        try:
+            body = json.dumps({"key": key, "lead": lead, **payload}, sort_keys=True, allow_nan=False).encode()
+        except (ValueError, TypeError) as exc:
+            raise DeliveryError("bad_payload", f"the webhook body cannot be built: {exc}") from None
         if not s.webhook_url:
-            print(f"[webhook] {lead}: {payload.get('subject') or payload.get('text', '')[:60]}", file=self.stream,
+            print(f"[webhook] {lead}: {payload.get('subject') or str(payload.get('text', ''))[:60]}", file=self.stream,
                   flush=True)
             return {"logged": True}
-        headers = {"Content-Type": "application/json", "Idempotency-Key": key}
-        if s.webhook_secret:
-            headers["X-Leadflow-Signature"] = "sha256=" + hmac.new(s.webhook_secret.encode(), body,
-                                                                   hashlib.sha256).hexdigest()
+        headers = {"Content-Type": "application/json", "Idempotency-Key": header_value("key", key)}
+        if s.webhook_secret:  # X-Leadflow-Timestamp and X-Leadflow-Signature over "<timestamp>." + body
+            headers.update(sign(s.webhook_secret, body, now=self.clock()))
         request = urllib.request.Request(s.webhook_url, data=body, headers=headers, method="POST")
-        with urllib.request.urlopen(request, timeout=30) as resp:  # non-2xx raises and is retried
-            return {"status": resp.status}
+        try:
+            with urllib.request.urlopen(request, timeout=30) as resp:
+                return {"status": resp.status}
+        except urllib.error.HTTPError as exc:  # the receiver answered, but not 2xx
+            raise http_failure(exc.code, exc.headers.get("Retry-After") if exc.headers else None) from None

@@ -16,12 +16,15 @@ from typing import Any, Iterator
 
 import sqlite_utils
 
+from .events import storable as _storable
 from .leadstate import LeadState
+from .store_metrics import MetricsReads
+from .store_outbox import OutboxTable
 
 SCHEMA_VERSION = 1
 
 
-class Store:
+class Store(OutboxTable, MetricsReads):
     def __init__(self, path: str):
         self.path = path
         self._local = threading.local()  # one connection per thread: WAL gives readers and one writer
@@ -35,7 +38,10 @@ class Store:
         if conn is None:
             conn = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            # FULL: a COMMIT returns only once the WAL is on disk, so an acknowledgement (the webhook's
+            # `applied`, a rep's decision) survives a power loss; NORMAL could roll it back. The cost
+            # is one fsync per commit, which batches (ingest) and group commit (webhook) share.
+            conn.execute("PRAGMA synchronous=FULL")
             self._local.conn = conn
             self._local.db = sqlite_utils.Database(conn)
             self._all.append(conn)
@@ -123,6 +129,8 @@ class Store:
                 db["schedule"].create({"name": str, "last_at": float}, pk="name")
             # reading the history lead by lead in time order is the metrics' hot path
             self.conn.execute("CREATE INDEX IF NOT EXISTS stage_history_lead_at ON stage_history (lead, at, id)")
+            if "digest" not in db["events"].columns_dict:  # databases made before conflicts were told apart
+                self.conn.execute("ALTER TABLE events ADD COLUMN digest TEXT")
             self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     # -- transactions -----------------------------------------------------------------------------
@@ -141,32 +149,38 @@ class Store:
             self.conn.execute("COMMIT")
 
     @contextmanager
-    def savepoint(self) -> Iterator[None]:
-        self.conn.execute("SAVEPOINT one_event")
+    def savepoint(self, name: str = "one_event") -> Iterator[None]:
+        """Inside a transaction: what the block wrote is undone if it raises, and nothing else is."""
+        self.conn.execute(f"SAVEPOINT {name}")
         try:
             yield
         except BaseException:
-            self.conn.execute("ROLLBACK TO one_event")
-            self.conn.execute("RELEASE one_event")
+            self.conn.execute(f"ROLLBACK TO {name}")
+            self.conn.execute(f"RELEASE {name}")
             raise
-        self.conn.execute("RELEASE one_event")
+        self.conn.execute(f"RELEASE {name}")
 
     # -- events and leads -------------------------------------------------------------------------
     def has_event(self, event_id: str) -> bool:
         return self.conn.execute("SELECT 1 FROM events WHERE id = ?", (event_id,)).fetchone() is not None
+
+    def stored_event(self, event_id: str) -> tuple | None:
+        """(digest, lead, type, at, data JSON) of the event with this id; digest is NULL for old rows."""
+        return self.conn.execute("SELECT digest, lead, type, at, data FROM events WHERE id = ?", (event_id,)).fetchone()
 
     def load_state(self, lead_id: str) -> LeadState | None:
         row = self.conn.execute("SELECT state FROM leads WHERE id = ?", (lead_id,)).fetchone()
         return LeadState.from_json(json.loads(row[0])) if row else None
 
     def record(self, event: dict, at: float, source: str, state: LeadState, decision: Any,
-               created: bool) -> None:
+               created: bool, digest: str | None = None) -> None:
         """Write one evaluated event and everything it caused (call inside a transaction)."""
         now = time.time()
         c = self.conn
-        c.execute("INSERT INTO events (id, lead, type, at, at_text, data, source, received_at) VALUES (?,?,?,?,?,?,?,?)",
-                  (event["id"], event["lead"], event["type"], at, event["at"],
-                   json.dumps(event.get("data") or {}, separators=(",", ":")), source, now))
+        c.execute("INSERT INTO events (id, lead, type, at, at_text, data, source, received_at, digest)"
+                  " VALUES (?,?,?,?,?,?,?,?,?)", (event["id"], event["lead"], event["type"], at, event["at"],
+                                                 json.dumps(event.get("data") or {}, separators=(",", ":")), source,
+                                                 now, digest))
         c.execute("INSERT INTO leads (id, stage, score, fit, engagement, owner, disqualified, created_at, updated_at,"
                   " rules_version, state) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET"
                   " stage=excluded.stage, score=excluded.score, fit=excluded.fit, engagement=excluded.engagement,"
@@ -192,14 +206,11 @@ class Store:
                 self.add_outbox(f"route:{state.id}:{event['id']}", "route_sql", state.id,
                                 {"lead": state.id, "event_id": event["id"], "score": state.score})
 
-    def add_outbox(self, key: str, kind: str, lead: str, payload: dict) -> None:
-        self.conn.execute("INSERT OR IGNORE INTO outbox (key, kind, lead, payload, created_at, status, attempts, next_at)"
-                          " VALUES (?,?,?,?,?,?,?,?)", (key, kind, lead, json.dumps(payload), time.time(), "pending", 0,
-                                                        0.0))  # due at once, whatever the clock
-
     def dead_letter(self, raw: str, reason: str, field: str, source: str, line: int | None) -> None:
+        """Keep rejected input. Lone surrogates (bytes that were not UTF-8) become backslash escapes,
+        because SQLite text must be valid UTF-8 and a dead letter must never fail to be written."""
         self.conn.execute("INSERT INTO dead_letters (received_at, source, line, raw, reason, field) VALUES (?,?,?,?,?,?)",
-                          (time.time(), source, line, raw, reason, field))
+                          (time.time(), _storable(source), line, _storable(raw), _storable(reason), _storable(field)))
 
     def note_rules(self, version: str, files: dict) -> None:
         with self.transaction():
@@ -239,31 +250,7 @@ class Store:
     def count(self, table: str) -> int:
         return self.db[table].count
 
-    # -- outbox delivery ---------------------------------------------------------------------------
-    def due_outbox(self, now: float, kinds: tuple, limit: int = 50) -> list[dict]:
-        marks = ",".join("?" for _ in kinds)
-        return list(self.db.query(f"SELECT * FROM outbox WHERE status IN ('pending', 'sending') AND kind IN ({marks})"
-                                  " AND next_at <= ? ORDER BY id LIMIT ?", [*kinds, now, limit]))
-
-    def outbox_sending(self, row_id: int) -> None:
-        self.conn.execute("UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id = ?", (row_id,))
-
-    def outbox_done(self, row_id: int, result: dict | None = None) -> None:
-        self.conn.execute("UPDATE outbox SET status = 'done', last_error = NULL, payload = json_set(payload,"
-                          " '$.result', json(?)) WHERE id = ?", (json.dumps(result or {}), row_id))
-
-    def outbox_retry(self, row_id: int, error: str, next_at: float, give_up: bool = False) -> None:
-        self.conn.execute("UPDATE outbox SET status = ?, last_error = ?, next_at = ? WHERE id = ?",
-                          ("failed" if give_up else "pending", error[:500], next_at, row_id))
-
-    def outbox_status(self, key: str) -> str | None:
-        row = self.conn.execute("SELECT status FROM outbox WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else None
-
-    def outbox_result(self, key: str) -> dict | None:
-        row = self.conn.execute("SELECT json_extract(payload, '$.result') FROM outbox WHERE key = ? AND status = 'done'",
-                                (key,)).fetchone()
-        return json.loads(row[0]) if row and row[0] else None
+    # -- outbox delivery: engine/store_outbox.py (inherited) -------------------------------------------
 
     # -- assignments and feedback -------------------------------------------------------------------
     def add_assignment(self, row: dict) -> int:
@@ -323,21 +310,7 @@ class Store:
         cols = ", ".join(row)
         self.conn.execute(f"INSERT INTO feedback ({cols}) VALUES ({', '.join('?' for _ in row)})", list(row.values()))
 
-    # -- reads for metrics ----------------------------------------------------------------------------
-    def stage_entries(self) -> Iterator[tuple]:
-        """(lead, to_stage, at, rules_version) for every stage change, oldest first."""
-        yield from self.conn.execute("SELECT lead, to_stage, at, rules_version FROM stage_history ORDER BY lead, at, id")
-
-    def lead_fields(self, field: str) -> dict:
-        """lead id -> one attribute (or 'owner'), for slicing metrics."""
-        if field == "owner":
-            return dict(self.conn.execute("SELECT id, owner FROM leads"))
-        return dict(self.conn.execute("SELECT id, json_extract(state, '$.attrs.' || json_quote(?)) FROM leads",
-                                      (field,)))
-
-    def event_log(self) -> Iterator[tuple]:
-        """(lead, type, at text, data JSON) for every stored event, lead by lead in arrival order."""
-        yield from self.conn.execute("SELECT lead, type, at_text, data FROM events ORDER BY lead, seq")
+    # -- reads for metrics: engine/store_metrics.py (inherited) ---------------------------------------
 
     # -- nurture and timers -------------------------------------------------------------------------
     def enroll(self, lead: str, track: str, at: float) -> int:
@@ -422,19 +395,5 @@ class Store:
         self.conn.execute("INSERT INTO schedule (name, last_at) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET"
                           " last_at = excluded.last_at", (name, at))
 
-    def won_deals(self) -> list[tuple]:
-        """(lead, at, amount) of every deal_won event with a numeric amount."""
-        rows = self.conn.execute("SELECT lead, at, json_extract(data, '$.amount') FROM events WHERE type = 'deal_won'")
-        return [(lead, at, float(amount)) for lead, at, amount in rows if isinstance(amount, (int, float))]
-
-    def campaign_costs(self) -> list[tuple]:
-        return list(self.conn.execute("SELECT at, json_extract(data, '$.campaign'), json_extract(data, '$.amount')"
-                                      " FROM events WHERE type = 'campaign_cost'"))
-
     def feedback_rows(self) -> list[dict]:
         return list(self.db.query("SELECT * FROM feedback ORDER BY id"))
-
-    def outbox(self, kind: str | None = None) -> list[dict]:
-        if kind:
-            return list(self.db.query("SELECT * FROM outbox WHERE kind = ? ORDER BY id", [kind]))
-        return list(self.db.query("SELECT * FROM outbox ORDER BY id"))

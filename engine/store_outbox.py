@@ -1,0 +1,121 @@
+"""The outbox table's SQL (part of the store: `Store` inherits it; kept apart to keep modules small).
+
+A row is a notification to deliver: `pending` -> `sending` (committed before the notifier is
+called) -> `done`, or back to `pending` with a later `next_at` after a transient failure, or
+`failed` with its reason. Payloads and results are written as strict JSON: a value JSON cannot
+hold (infinity, NaN, an object) is written as text, so SQLite's JSON functions never refuse a row
+and one odd value cannot jam the queue.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import time
+from typing import Any
+
+OPEN = ("pending", "sending")
+
+
+def json_text(value: Any) -> str:
+    """Strict JSON for the outbox: non-finite numbers and unknown objects become text."""
+    try:
+        return json.dumps(value, allow_nan=False, default=str)
+    except ValueError:
+        return json.dumps(_finite(value), allow_nan=False, default=str)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def plain_text(text: str, limit: int = 500) -> str:
+    """Text SQLite can store: lone surrogates (from hostile input in an error message) escaped, clipped."""
+    return str(text).encode("utf-8", "backslashreplace").decode("utf-8")[:limit]
+
+
+def _loads(text: str | None) -> Any:
+    """Python reads what SQLite's JSON functions may refuse (Infinity, NaN); None when unreadable."""
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
+
+
+class OutboxTable:
+    conn: sqlite3.Connection
+    db: Any
+
+    def add_outbox(self, key: str, kind: str, lead: str, payload: dict) -> None:
+        self.conn.execute("INSERT OR IGNORE INTO outbox (key, kind, lead, payload, created_at, status, attempts, next_at)"
+                          " VALUES (?,?,?,?,?,?,?,?)", (key, kind, lead, json_text(payload), time.time(), "pending", 0,
+                                                        0.0))  # due at once, whatever the clock
+
+    def due_outbox(self, now: float, kinds: tuple, limit: int = 50) -> list[dict]:
+        marks = ",".join("?" for _ in kinds)
+        return list(self.db.query(f"SELECT * FROM outbox WHERE status IN ('pending', 'sending') AND kind IN ({marks})"
+                                  " AND next_at <= ? ORDER BY id LIMIT ?", [*kinds, now, limit]))
+
+    def outbox_sending(self, row_id: int) -> None:
+        self.conn.execute("UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id = ?", (row_id,))
+
+    def outbox_claim(self, row_id: int, status: str, attempts: int) -> bool:
+        """Mark a row `sending` if nobody changed it since it was read (a second dispatcher skips it)."""
+        cur = self.conn.execute("UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id = ? AND"
+                                " status = ? AND attempts = ?", (row_id, status, attempts))
+        return cur.rowcount == 1
+
+    def outbox_done(self, row_id: int, result: dict | None = None) -> None:
+        """Done, with the notifier's result kept in the payload (`$.result`) for later updates."""
+        row = self.conn.execute("SELECT payload FROM outbox WHERE id = ?", (row_id,)).fetchone()
+        payload = _loads(row[0]) if row else None
+        if isinstance(payload, dict):
+            text = json_text({**payload, "result": result or {}})
+        else:  # an unreadable payload stays as it was; the row is still done
+            text = row[0] if row else None
+        self.conn.execute("UPDATE outbox SET status = 'done', last_error = NULL, payload = ? WHERE id = ?",
+                          (text, row_id))
+
+    def outbox_retry(self, row_id: int, error: str, next_at: float, give_up: bool = False) -> None:
+        self.conn.execute("UPDATE outbox SET status = ?, last_error = ?, next_at = ? WHERE id = ?",
+                          ("failed" if give_up else "pending", plain_text(error), next_at, row_id))
+
+    def outbox_fail(self, row_id: int, error: str) -> None:
+        self.outbox_mark(row_id, "failed", error)
+
+    def outbox_mark(self, row_id: int, status: str, note: str) -> None:
+        """Set status and note and nothing else (the fallback when a richer update was refused)."""
+        self.conn.execute("UPDATE outbox SET status = ?, last_error = ? WHERE id = ?", (status, plain_text(note), row_id))
+
+    def outbox_status(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT status FROM outbox WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def outbox_result(self, key: str) -> dict | None:
+        row = self.conn.execute("SELECT payload FROM outbox WHERE key = ? AND status = 'done'", (key,)).fetchone()
+        payload = _loads(row[0]) if row else None
+        result = payload.get("result") if isinstance(payload, dict) else None
+        return result if isinstance(result, dict) else None
+
+    def outbox(self, kind: str | None = None) -> list[dict]:
+        if kind:
+            return list(self.db.query("SELECT * FROM outbox WHERE kind = ? ORDER BY id", [kind]))
+        return list(self.db.query("SELECT * FROM outbox ORDER BY id"))
+
+    def outbox_rows(self, statuses: tuple | None = None, limit: int = 100) -> list[dict]:
+        """Rows in these statuses (all when None), newest first."""
+        if statuses:
+            marks = ",".join("?" for _ in statuses)
+            return list(self.db.query(f"SELECT * FROM outbox WHERE status IN ({marks}) ORDER BY id DESC LIMIT ?",
+                                      [*statuses, limit]))
+        return list(self.db.query("SELECT * FROM outbox ORDER BY id DESC LIMIT ?", [limit]))
+
+    def outbox_counts(self) -> dict[str, int]:
+        """Rows per status, e.g. {"done": 120, "pending": 2, "failed": 1} (for /healthz)."""
+        return dict(self.conn.execute("SELECT status, count(*) FROM outbox GROUP BY status").fetchall())

@@ -43,7 +43,8 @@ def sql_list(ctx: click.Context, show_all: bool, db_path: str, rules_dir: str, a
         click.echo("no open SQLs", err=True)
     for r in rows:
         due = f" due {format_time(r['due_at'])}" if r["due_at"] else ""
-        click.echo(f"#{r['id']:<5} {r['lead']:<20} {r['rep'] or r['channel']:<14} {r['status']:<10}{due}  {r['why']}")
+        target = r["rep"] or r["channel"] or "(nobody)"  # no routing and no fallback: nobody was told
+        click.echo(f"#{r['id']:<5} {r['lead']:<20} {target:<14} {r['status']:<10}{due}  {r['why']}")
 
 
 def _decide(ctx: click.Context, assignment: int, verdict: str, reason: str | None, comment: str | None,

@@ -155,13 +155,24 @@ def find_template(template_dir: str, name: str) -> str | None:
     return None
 
 
-class _Blank(dict):
-    def __missing__(self, key: str) -> str:
-        return ""
+class MissingFields(ValueError):
+    """Placeholders with no value and no default: the message would go out with blanks."""
+
+    def __init__(self, names: list[str]):
+        self.names = names
+        first = names[0]
+        super().__init__("no value for " + ", ".join("{" + n + "}" for n in names) +
+                         f" (set the attribute, or declare a default: {{{first}|...}})")
 
 
 def render(message: dict, template_dir: str, fields: dict) -> tuple[str, str]:
-    """(subject, text) of a send step, with {field} placeholders filled from the lead."""
+    """(subject, text) of a send step, with {field} placeholders filled from the lead.
+
+    `{field}`, `{field:format}` (Python's format spec; a value it does not fit is written plainly),
+    `{field|default}` and `{field:format|default}`; `{{` and `}}` are literal braces. A field that is
+    missing, empty or not a plain value takes its default; without one, MissingFields is raised and
+    nothing is sent, because a sentence with a hole in it is worse than no message.
+    """
     subject, text = message.get("subject", ""), message.get("text", "")
     if message.get("template"):
         path = find_template(template_dir, message["template"])
@@ -172,16 +183,36 @@ def render(message: dict, template_dir: str, fields: dict) -> tuple[str, str]:
             subject, text = first[8:].strip(), rest.lstrip("\n")
         else:
             text = body
-    values = _Blank({k: v for k, v in fields.items() if not isinstance(v, (dict, list))})
-    return _fill(subject, values), _fill(text, values)
+    missing: list[str] = []
+    subject, text = fill(str(subject or ""), fields, missing), fill(str(text or ""), fields, missing)
+    if missing:
+        raise MissingFields(list(dict.fromkeys(missing)))
+    return subject, text
 
 
-_PLACEHOLDER = re.compile(r"\{([^{}:!]+)(?:![rsa])?(?::[^{}]*)?\}")
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}:!|]+)(?:!([rsa]))?(?::([^{}|]*))?(?:\|([^{}]*))?\}")
 
 
-def _fill(text: str, values: dict) -> str:
-    """str.format_map, but a placeholder whose format does not fit the value is filled plainly."""
-    try:
-        return text.format_map(values)
-    except (ValueError, TypeError, IndexError, AttributeError):
-        return _PLACEHOLDER.sub(lambda m: str(values.get(m.group(1).strip(), "")), text)
+def fill(text: str, fields: dict, missing: list) -> str:
+    """Fill the placeholders of `text`; names with no value and no default are appended to `missing`."""
+
+    def one(m: re.Match) -> str:
+        token = m.group(0)
+        if token in ("{{", "}}"):
+            return token[0]
+        name, conversion, spec, default = m.group(1).strip(), m.group(2), m.group(3), m.group(4)
+        value = fields.get(name)
+        if value is None or isinstance(value, (dict, list)) or (isinstance(value, str) and not value.strip()):
+            if default is None:
+                missing.append(name)
+            return default or ""
+        if conversion == "r":
+            value = repr(value)
+        if spec:
+            try:
+                return format(value, spec)
+            except (ValueError, TypeError):
+                return str(value)
+        return str(value)
+
+    return _PLACEHOLDER.sub(one, text)

@@ -19,7 +19,7 @@ from typing import Any
 
 from .evaluator import holds
 from .leadstate import LeadState, rule_value
-from .nurture import Track, render
+from .nurture import MissingFields, Track, render
 from .ruleset import RuleSet
 from .timeutil import format_time
 from .worktime import add_working_time, parse_hours
@@ -144,8 +144,9 @@ class Scheduler:
         for lead, kind, due in self.store.due_timers(now):
             with self.store.transaction():
                 self.store.set_timer(lead, kind, None)
-                self.pipeline.apply({"id": f"tick:{lead}:{int(due)}", "lead": lead, "type": "decay_tick",
-                                     "at": format_time(max(due, 0)), "data": {}}, source="scheduler")
+                # not strict: a tick that cannot be applied is logged and dead-lettered, the others go on
+                self.pipeline.apply_internal({"id": f"tick:{lead}:{int(due)}", "lead": lead, "type": "decay_tick",
+                                              "at": format_time(max(due, 0)), "data": {}}, "scheduler", strict=False)
             counts["ticks"] += 1
         return counts
 
@@ -174,7 +175,7 @@ class Scheduler:
             _finish(store, state, track.id, "exited", when, "goal met: left the track")
             store.save_state(state)
             if state.stage == "recycled":
-                self.pipeline.apply(reopen_event(state.id, f"{row['id']}", when), source="nurture")
+                self.pipeline.apply_internal(reopen_event(state.id, f"{row['id']}", when), source="nurture")
             return pc, True
         ins = track.program[pc]
         if ins.op == "end":
@@ -204,19 +205,24 @@ class Scheduler:
         elif ins.op == "jump":
             nxt = ins.target
         elif ins.op == "set":
-            self.pipeline.apply({"id": f"nurture:{row['id']}:{pc}", "lead": state.id, "type": "lead_updated",
-                                 "at": format_time(when), "data": ins.arg}, source="nurture")
+            self.pipeline.apply_internal({"id": f"nurture:{row['id']}:{pc}", "lead": state.id, "type": "lead_updated",
+                                          "at": format_time(when), "data": ins.arg}, source="nurture")
             store.log_step(row, pc, "set", when, json.dumps(ins.arg))
             nxt = pc + 1
         else:  # send / notify
             fields = {**state.attrs, "id": state.id, "score": state.score, "owner": state.owner or "",
                       "stage": state.stage}
-            subject, text = render(ins.arg, rules.template_dir, fields)
-            payload = {"lead": state.id, "track": track.id, "enrollment": row["id"], "step": pc,
-                       "channel": ins.arg["channel"], "template": ins.arg.get("template"), "subject": subject,
-                       "text": text, "to": state.attrs.get("email"), "owner": state.owner}
-            store.add_outbox(f"nurture:{row['id']}:{pc}", ins.arg["channel"], state.id, payload)
-            store.log_step(row, pc, "send", when, f"{ins.arg['channel']}: {subject or text[:60]}")
+            try:
+                subject, text = render(ins.arg, rules.template_dir, fields)
+            except MissingFields as exc:  # never a message with blanks: this step fails, the track goes on
+                store.log_step(row, pc, "failed", when, f"{ins.arg['channel']} not sent: {exc}")
+                subject = None
+            if subject is not None:
+                payload = {"lead": state.id, "track": track.id, "enrollment": row["id"], "step": pc,
+                           "channel": ins.arg["channel"], "template": ins.arg.get("template"), "subject": subject,
+                           "text": text, "to": state.attrs.get("email"), "owner": state.owner}
+                store.add_outbox(f"nurture:{row['id']}:{pc}", ins.arg["channel"], state.id, payload)
+                store.log_step(row, pc, "send", when, f"{ins.arg['channel']}: {subject or text[:60]}")
             nxt = pc + 1
         store.update_enrollment(row["id"], nxt, "active", when, None, when)
         return nxt, False

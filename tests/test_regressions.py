@@ -124,9 +124,7 @@ def test_a_card_whose_answer_was_lost_is_not_posted_twice(tmp_path):
         with Service(tmp_path, fake) as svc:
             svc.send_events(sql_events("lead-1"))
             fake.wait_for("conversations.history", timeout=15)  # the retry looks before it posts again
-            import time
-
-            time.sleep(0.5)
+            svc.drain()
             cards = [c for c in fake.calls if c["method"] == "chat.postMessage"]
             assert len(cards) == 1 and cards[0].get("lost_answer")
             assert svc.service.store.outbox_result("card:1")["ts"] == fake.messages["D0ALICE01"][0]["ts"]

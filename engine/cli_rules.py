@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 
 import click
 
@@ -21,12 +23,13 @@ def rules() -> None:
 @json_option
 @click.pass_context
 def rules_check(ctx: click.Context, directory: str | None, rules_dir: str, as_json: bool) -> None:
-    """Validate a rule directory; silent and exit 0 when valid."""
+    """Validate a rule directory; silent and exit 0 when valid. Warnings (a rule set that works, but
+    probably not as meant) are printed and keep exit 0; they are judged once there are no errors."""
     from .checker import load_rules
 
     target = directory or _settings(ctx, rules_dir=rules_dir)[1]
     try:
-        load_rules(target)
+        warnings = load_rules(target).warnings
     except LeadflowError as exc:
         if as_json:
             emit({"valid": False, "problems": [p.to_dict() for p in exc.problems]})
@@ -34,7 +37,9 @@ def rules_check(ctx: click.Context, directory: str | None, rules_dir: str, as_js
             print_problems(exc.problems)
         sys.exit(1)
     if as_json:
-        emit({"valid": True, "problems": []})
+        emit({"valid": True, "problems": [p.to_dict() for p in warnings]})
+    elif warnings:
+        print_problems(warnings)
 
 
 @rules.command("test")
@@ -86,6 +91,7 @@ def rules_tune(ctx: click.Context, data_path: str | None, mapping_path: str | No
                as_json: bool) -> None:
     """Propose better points, new rules and thresholds from outcomes and reps' feedback."""
     from .labels import leads_from_csv, leads_from_store
+    from .ruledir import inside, overlay_rule_files
     from .tune import tune
 
     db, rules_path = _settings(ctx, db_path, rules_dir)
@@ -106,7 +112,21 @@ def rules_tune(ctx: click.Context, data_path: str | None, mapping_path: str | No
     if sum(1 for x in leads if x.label is not None) < 20:
         click.echo("not enough labelled leads to tune (need at least 20 with feedback or an outcome)", err=True)
         sys.exit(1)
-    report = tune(rules_path, leads, rules_path if apply_live else out_dir, target_precision, share)
+    if out_dir and inside(rules_path, out_dir):
+        raise click.UsageError(f"--out {out_dir} would replace the rules it is made from; give a directory of its "
+                               "own, or --apply to change the live rules")
+    if not apply_live:
+        report = tune(rules_path, leads, out_dir, target_precision, share)
+    else:  # the same path as a proposal applied in Slack: a full copy, then only changed rule files written
+        with tempfile.TemporaryDirectory() as work:
+            proposal_dir = out_dir or os.path.join(work, "proposal")
+            report = tune(rules_path, leads, proposal_dir, target_precision, share)
+            status, _ = overlay_rule_files(proposal_dir, rules_path, report["rules_version"])
+            if status == "stale":
+                click.echo(f"{rules_path}: the rules changed while tuning ran; nothing was applied (run again)",
+                           err=True)
+                sys.exit(1)
+            shutil.copyfile(os.path.join(proposal_dir, "TUNING.md"), os.path.join(rules_path, "TUNING.md"))
     if as_json:
         emit(report)
         return

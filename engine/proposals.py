@@ -3,12 +3,14 @@ directory next to the database, and apply it over the live rules only when a per
 approval is recorded with who and when)."""
 from __future__ import annotations
 
+import json
 import os
-import shutil
 from typing import Any
 
-from .checker import load_rules, rule_files
+from .checker import load_rules
+from .errors import LeadflowError, Location, Problem
 from .labels import leads_from_store
+from .ruledir import STALE, dir_version, overlay_rule_files
 from .timeutil import parse_duration
 
 
@@ -28,7 +30,11 @@ def schedule_proposal(service: Any) -> int:
         return 0
     from .tune import tune
 
-    out = os.path.join(os.path.dirname(os.path.abspath(store.path)), "proposals", f"{int(now)}")
+    base = out = os.path.join(os.path.dirname(os.path.abspath(store.path)), "proposals", f"{int(now)}")
+    n = 1
+    while os.path.exists(out):  # a second proposal within the same second (after a stale one) gets its own
+        n += 1
+        out = f"{base}-{n}"
     report = tune(service.rules_dir, leads, out, settings.get("target_precision"), settings.get("capacity"))
     with store.transaction():
         pid = store.add_proposal(out, now, report)
@@ -37,7 +43,10 @@ def schedule_proposal(service: Any) -> int:
 
 
 def apply_proposal(service: Any, proposal_id: int, by: str) -> tuple[str, str]:
-    """(status, message). Only a valid proposal is copied over the live rule files."""
+    """(status, message). Only a valid proposal made from the live rule version is applied, and
+    only its changed rule files are written. A proposal made from older rules is refused and closed
+    as "stale" (writing its snapshot would revert every edit made since), and the next tuning run
+    is made due at once, so a fresh proposal follows."""
     store = service.store
     row = store.proposal(proposal_id)
     if row is None:
@@ -45,11 +54,20 @@ def apply_proposal(service: Any, proposal_id: int, by: str) -> tuple[str, str]:
     if row["status"] != "open":
         return "already", f"proposal {proposal_id} was already {row['status']} by {row['decided_by']}"
     load_rules(row["dir"])  # raises LeadflowError: a broken proposal never reaches the live rules
+    base = json.loads(row["report"] or "{}").get("rules_version")  # absent in proposals made before versions
+    if base is None or dir_version(service.rules_dir) != base:
+        with store.transaction():
+            if not store.decide_proposal(proposal_id, "stale", by, service.clock()):
+                return "already", f"proposal {proposal_id} was decided meanwhile"
+            store.mark_run("tuning", 0.0)  # due at once: the next worker pass tunes the current rules
+        return "stale", STALE
     with store.transaction():
         if not store.decide_proposal(proposal_id, "applied", by, service.clock()):
             return "already", f"proposal {proposal_id} was decided meanwhile"
-        for path in rule_files(row["dir"]):
-            shutil.copyfile(path, os.path.join(service.rules_dir, os.path.basename(path)))
+        # inside the transaction: when the files cannot be written, the proposal stays open
+        status, _ = overlay_rule_files(row["dir"], service.rules_dir, base)
+        if status == "stale":  # an edit landed between the check above and the write: nothing written
+            raise LeadflowError([Problem("STALE_PROPOSAL", STALE, Location(service.rules_dir))])
     service.reload_rules()
     return "done", f"applied proposal {proposal_id}; rules {service.pipeline.version} are live"
 

@@ -30,6 +30,7 @@ from .leadstate import LeadState
 from .mapping import LabelledLead
 from .runtime import Engine
 from .ruleset import RuleSet
+from .ruledir import copy_rule_dir, dir_version, inside
 from .timeutil import parse_time
 
 FOLDS = 5
@@ -187,12 +188,15 @@ def choose_thresholds(scored: list[Scored], target_precision: float | None, capa
 
 
 def write_proposal(src: str, dst: str, proposal: Proposal) -> None:
+    """The rule set in `src` with the proposal's edits, as the directory `dst` (replaced when it
+    exists; `src == dst` edits in place). The whole rule set is copied, templates and rule tests
+    included, so the proposal loads and tests like the rules it came from."""
     from . import tune_yaml
 
     if os.path.abspath(src) != os.path.abspath(dst):
         if os.path.exists(dst):
             shutil.rmtree(dst)
-        shutil.copytree(src, dst, ignore=shutil.ignore_patterns("tests", "*.md"))
+        copy_rule_dir(src, dst)
     tune_yaml.apply(dst, proposal)
 
 
@@ -231,13 +235,24 @@ def cross_validate(rules_dir: str, leads: list[LabelledLead], target_precision: 
 
 def tune(rules_dir: str, leads: list[LabelledLead], out_dir: str, target_precision: float | None = None,
          capacity: float | None = None) -> dict:
+    """Write the proposal for `rules_dir` into `out_dir` (a directory of its own: it is replaced)
+    and return the report. The report's `rules_version` is the version the proposal was made from;
+    applying it anywhere else is refused (see ruledir.overlay_rule_files)."""
+    if inside(rules_dir, out_dir):
+        raise ValueError(f"the proposal directory {out_dir} would replace the rules it is made from")
     engine = Engine()
     leads = sorted((x for x in leads if x.label is not None), key=lambda x: x.id)
-    validation = cross_validate(rules_dir, leads, target_precision, capacity, engine)
     with tempfile.TemporaryDirectory() as work:
-        proposal, proposed_dir = propose(rules_dir, leads, target_precision, capacity, engine, work)
-        write_proposal(rules_dir, out_dir, proposal)
-    report = {"leads": len(leads), "positives": sum(x.label for x in leads), "validation": validation,
+        # One snapshot: every figure and the proposal come from the same files, even when someone
+        # edits the live rules while tuning runs, and the recorded version is the one tuned.
+        base = os.path.join(work, "base")
+        copy_rule_dir(rules_dir, base)
+        version = dir_version(base)
+        validation = cross_validate(base, leads, target_precision, capacity, engine)
+        proposal, proposed_dir = propose(base, leads, target_precision, capacity, engine, work)
+        write_proposal(base, out_dir, proposal)
+    report = {"leads": len(leads), "positives": sum(x.label for x in leads), "rules_version": version,
+              "validation": validation,
               "rules": [{"rule": rid, "old": proposal.old[rid], "new": proposal.points[rid],
                          "fired": proposal.stats[rid][0],
                          "positive_rate_when_fired": None if proposal.stats[rid][1] is None else

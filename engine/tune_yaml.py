@@ -37,6 +37,11 @@ def apply(directory: str, proposal: Any) -> None:
                         edits.append((line, col, _num(proposal.points[item["id"]])))
             for group, rules in _new_rules(proposal, existing).items():
                 inserts.append(_insertion(doc, lines, scoring, group, rules))
+        events = doc.data.get("events")
+        if isinstance(events, dict) and events:
+            declared = _declare_events(doc, lines, events, proposal)
+            if declared:
+                inserts.append(declared)
         stages = doc.data.get("stages")
         if isinstance(stages, dict):
             for stage, threshold in proposal.thresholds.items():
@@ -75,6 +80,19 @@ def _new_rules(proposal: Any, existing: set) -> dict:
         body.append(f"points: {points}")
         groups.setdefault(group, []).append(body)
     return groups
+
+
+def _declare_events(doc: Document, lines: list, events: dict, proposal: Any) -> tuple | None:
+    """Declare the event types of new `on:` rules beside the others, so the proposal reads like a
+    rule set a person wrote (an undeclared event type looks like a typo to a reviewer and to `rules check`)."""
+    new = sorted({c.event for c, _ in proposal.candidates if c.event is not None and c.event not in events})
+    head_line, head_col = doc.keys[("events",)]
+    first_line, first_col = doc.keys[("events", next(iter(events)))]
+    if not new or first_line == head_line:  # a flow mapping on one line: leave it to the reviewer
+        return None
+    after = _last_line(doc, ("events",), lines, head_col - 1)
+    note = json.dumps("seen in the labelled data; declared by rules tune")
+    return after, [" " * (first_col - 1) + f"{event}: {note}" for event in new]
 
 
 def _last_line(doc: Document, prefix: tuple, lines: list, indent: int) -> int:

@@ -1,0 +1,94 @@
+"""A rule directory as one unit: copying it for a proposal, telling its version, and writing a
+proposal's rule files back over the live ones.
+
+A rule set is more than its `*.yaml` files: nurture steps name templates in `templates/`, and rule
+tests live in `tests/` or `*_test.yaml`. A copy that drops any of these does not load (or cannot be
+tested), so every proposal (`rules tune --out`, `--apply`, the scheduled proposal in Slack) is made
+from a copy made here. Anything else in the directory (documentation, examples, editor leftovers,
+earlier proposals) is not part of the rule set and is not copied.
+
+Applying a proposal writes only the rule files that differ, and only when the live rules are still
+the version the proposal was made from: copying an old proposal's snapshot would silently revert
+every edit made since (a new manager, a changed SLA).
+"""
+from __future__ import annotations
+
+import filecmp
+import os
+import shutil
+import tempfile
+
+from .checker import rule_files, rules_version
+
+SUBDIRS = ("templates", "tests")  # the parts of a rule set that live in sub-directories
+STALE = "rules changed since this proposal was made; a new proposal will follow"
+
+
+def _junk(name: str) -> bool:
+    """Editor, OS and Python leftovers that are never part of a rule set."""
+    return (name.startswith((".", "#")) or name.endswith(("~", ".swp", ".swo", ".tmp", ".pyc", ".orig", ".rej"))
+            or name in ("__pycache__", "Thumbs.db"))
+
+
+def copy_rule_dir(src: str, dst: str) -> None:
+    """Copy the rule set in `src` into `dst` (created; must not exist or be empty): the top-level
+    YAML files (rules and `*_test.yaml`) and the `templates/` and `tests/` trees."""
+    os.makedirs(dst, exist_ok=True)
+    for name in sorted(os.listdir(src)):
+        path = os.path.join(src, name)
+        if _junk(name):
+            continue
+        if os.path.isfile(path) and name.endswith((".yaml", ".yml")):
+            shutil.copyfile(path, os.path.join(dst, name))
+        elif name in SUBDIRS and os.path.isdir(path):
+            shutil.copytree(path, os.path.join(dst, name), ignore=lambda _d, names: [n for n in names if _junk(n)],
+                            dirs_exist_ok=True)
+
+
+def inside(path: str, directory: str) -> bool:
+    """Whether `path` is `directory` or lies under it (replacing `directory` would remove it)."""
+    path, directory = os.path.realpath(path), os.path.realpath(directory)
+    return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
+
+
+def dir_version(directory: str) -> str:
+    """The version a service would run for this directory (the hash of its rule files)."""
+    return rules_version(rule_files(directory))
+
+
+def overlay_rule_files(proposal_dir: str, live_dir: str, base_version: str | None) -> tuple[str, list[str]]:
+    """Write the proposal's changed rule files over `live_dir`.
+
+    Returns ("stale", []) without touching anything when the live rules are no longer
+    `base_version`; otherwise checks the result first (live templates and tests with the proposal's
+    rule files: raises LeadflowError when that would not load) and returns ("done", names written).
+    Each file is replaced atomically, so a service reloading meanwhile never reads half a file."""
+    from .compiler import load_compiled
+
+    if base_version is None or dir_version(live_dir) != base_version:
+        return "stale", []
+    with tempfile.TemporaryDirectory() as stage:
+        copy_rule_dir(live_dir, stage)
+        changed = []
+        for path in rule_files(proposal_dir):
+            name = os.path.basename(path)
+            target = os.path.join(stage, name)
+            if not (os.path.exists(target) and filecmp.cmp(path, target, shallow=False)):
+                shutil.copyfile(path, target)
+                changed.append(name)
+        load_compiled(stage)
+        for name in changed:
+            fd, tmp = tempfile.mkstemp(dir=live_dir, prefix=f".{name}.", suffix=".tmp")
+            os.close(fd)
+            try:
+                shutil.copyfile(os.path.join(stage, name), tmp)
+                live = os.path.join(live_dir, name)
+                if os.path.exists(live):
+                    shutil.copymode(live, tmp)  # mkstemp makes 0600; keep the file's own permissions
+                else:
+                    os.chmod(tmp, 0o644)
+                os.replace(tmp, os.path.join(live_dir, name))
+            finally:
+                if os.path.exists(tmp):
+                    os.remove(tmp)
+    return "done", changed

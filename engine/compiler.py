@@ -55,12 +55,24 @@ class FactShape:
     event_windows: dict = field(default_factory=dict)  # (type, within) -> index
     keep_times: dict = field(default_factory=dict)  # type -> how many recent times to keep
 
+    pattern_runs: int = 0  # attribute text tests run so far (tests check that unchanged attributes cost none)
+
     def attribute_fields(self, attrs: dict) -> dict:
+        return {**self.attribute_values(attrs), **self.attribute_tests(attrs)}
+
+    def attribute_values(self, attrs: dict) -> dict:
         out: dict = {}
         for path, i in self.attr_fields.items():
             _put(out, "a", i, lookup(attrs, path))
+        return out
+
+    def attribute_tests(self, attrs: dict) -> dict:
+        """The 0/1 fields of the pattern and substring tests on attributes. They depend on the attributes
+        alone, so the runtime keeps them in the lead state and calls this only when attributes change."""
+        out: dict = {}
         for i, (ns, path, test) in enumerate(self.text_tests):
             if ns == "a":
+                self.pattern_runs += 1
                 out[f"p{i}"] = 1 if test(lookup(attrs, path)) else 0
         return out
 

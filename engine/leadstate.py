@@ -6,6 +6,7 @@ of a lead costs the same as the first. The full contribution log lives in the st
 """
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -25,7 +26,7 @@ class LeadState:
     clock: float | None = None  # the latest event time seen: the lead's "now"
     base: float | None = None  # reference time of the decay accumulators
     fit_rules: dict = field(default_factory=dict)  # attribute rule id -> points while it holds
-    tallies: dict = field(default_factory=dict)  # event rule id -> [raw, count, last_at, decay_acc]
+    tallies: dict = field(default_factory=dict)  # event rule id -> [raw, count, last_at, decay_acc(, fired_at)]
     counts: dict = field(default_factory=dict)  # tracked event type -> count ever
     times: dict = field(default_factory=dict)  # windowed event type -> recent times (sorted)
     bant: dict = field(default_factory=lambda: {n: False for n in BANT_NAMES})
@@ -38,6 +39,7 @@ class LeadState:
     rules_version: str = ""
     tracks: dict = field(default_factory=dict)  # nurture track -> [status, enrolled_at, waiting_for]
     decay_due: float | None = None  # when the decay timer in the store fires (saves a write per event)
+    text_hits: dict | None = None  # attribute pattern/substring results ("p3": 1) for attrs at rules_version
 
     def to_json(self) -> dict:
         # shallow on purpose: dataclasses.asdict deep-copies and cost a quarter of the ingest time
@@ -64,10 +66,10 @@ def merge_attributes(attrs: dict, data: dict) -> dict:
 
 def may_count(rule: ScoringRule, tally: list | None, at: float) -> float:
     """Points the event rule adds for an event at `at`, given its tally; 0 means it does not count."""
-    raw, count, last = (tally[0], tally[1], tally[2]) if tally else (0.0, 0, None)
+    raw, count = (tally[0], tally[1]) if tally else (0.0, 0)
     if rule.repeat == "once" and count > 0:
         return 0.0
-    if rule.repeat == "once_every" and last is not None and abs(at - last) < rule.repeat_every:
+    if rule.repeat == "once_every" and tally and _fired_near(_fired_at(tally), at, rule.repeat_every):
         return 0.0
     points = rule.points
     if rule.max_points is not None:
@@ -83,12 +85,31 @@ def add_tally(state: LeadState, rule: ScoringRule, points: float, at: float, hal
     tally[0] += points
     tally[1] += 1
     tally[2] = at if tally[2] is None else max(tally[2], at)
+    if rule.repeat == "once_every":
+        times = _fired_at(tally)
+        bisect.insort(times, at)
+        tally[4:] = [times]
     if half_life:
         if state.base is None:
             state.base = at
         if (at - state.base) / half_life > _REBASE_AT:
             _rebase(state, at, half_life)
         tally[3] += points * 2.0 ** ((at - state.base) / half_life)
+
+
+def _fired_at(tally: list) -> list:
+    """When a once_every rule counted, sorted. Events may arrive out of order, so "once every D between
+    event times" must look at every firing, not only the latest; firings are at least D apart, so the
+    list grows with the span of the lead's history, not with its number of events. Tallies stored
+    before this list existed know only their latest firing."""
+    if len(tally) > 4:
+        return tally[4]
+    return [tally[2]] if tally[2] is not None else []
+
+
+def _fired_near(times: list, at: float, every: float) -> bool:
+    i = bisect.bisect_left(times, at)
+    return any(abs(at - times[j]) < every for j in (i - 1, i) if 0 <= j < len(times))
 
 
 def _rebase(state: LeadState, new_base: float, half_life: float) -> None:

@@ -119,7 +119,9 @@ class Engine:
         ev = _Evaluation(state, event, at, changed)
         ev.decision.rules_version = rules.version
         fact = {"sid": SID, "id": f"{event['id']}", "k": "i", "t": etype, "u": 1 if changed else 0}
-        ev.attr_fields = shape.attribute_fields(state.attrs)
+        if changed or state.text_hits is None:  # patterns run again only when their input changed
+            state.text_hits = shape.attribute_tests(state.attrs)
+        ev.attr_fields = {**shape.attribute_values(state.attrs), **state.text_hits}
         fact.update(ev.attr_fields)
         if etype != "lead_updated":
             fact.update(shape.data_fields_of(event.get("data") or {}))

@@ -7,11 +7,14 @@ disagree, one of them misreads DESIGN.md.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
+
+import re2
 
 from engine.conditions import All, AnyOf, EventCount, Leaf, Not, lookup
 from engine.ruleset import RuleSet
+
+PATTERN_TEXT = 4096  # README: `matches` is an RE2 search on the first 4,096 characters of a text value
 
 
 def _num(v):
@@ -194,5 +197,5 @@ def _test(op: str, arg, v) -> bool:
     if op == "contains":
         return isinstance(v, str) and str(arg).casefold() in v.casefold()
     if op == "matches":
-        return isinstance(v, str) and re.search(arg, v) is not None
+        return isinstance(v, str) and re2.search(arg, v[:PATTERN_TEXT]) is not None
     raise AssertionError(op)

@@ -10,7 +10,7 @@ import os
 import tempfile
 
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from engine.checker import load_rules
@@ -120,7 +120,7 @@ def rule_files(draw):
 def event_lists(draw):
     events, t = [], T0
     for i in range(draw(st.integers(1, 14))):
-        t += draw(st.sampled_from([0, 60, 3600, 86400, 3 * 86400, 20 * 86400, -7200]))
+        t += draw(st.sampled_from([0, 60, 3600, 86400, 3 * 86400, 20 * 86400, -7200, -3600, -86400]))
         kind = draw(st.sampled_from(["lead_updated"] * 3 + EVENT_TYPES * 2 + ["sql_accepted", "sql_rejected", "deal_won",
                                                                                       "lead_disqualified", "lead_recycled", "lead_reopened"]))
         if kind == "lead_updated":
@@ -144,8 +144,17 @@ def _load(files: dict):
         return load_rules(tmp)
 
 
-@settings(max_examples=int(os.environ.get("LEADFLOW_DIFF_EXAMPLES", "400")), deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+# A fixed budget, so the suite's time is predictable: the same examples on every run (derandomize, no
+# example database), ~0.05 s each, and no shrinking by default: a failure is reported as found rather
+# than after minutes of shrinking. LEADFLOW_DIFF_EXAMPLES=2000 runs a big search; LEADFLOW_DIFF_SHRINK=1
+# shrinks a failure to a small case worth copying into tests/test_rule_language.py.
+BUDGET = settings(
+    max_examples=int(os.environ.get("LEADFLOW_DIFF_EXAMPLES", "250")), deadline=None, derandomize=True,
+    database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    phases=[Phase.explicit, Phase.generate] + ([Phase.shrink] if os.environ.get("LEADFLOW_DIFF_SHRINK") else []))
+
+
+@BUDGET
 @given(files=rule_files(), events=event_lists())
 def test_engine_agrees_with_reference(files, events):
     rules = _load(files)

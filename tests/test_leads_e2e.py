@@ -721,7 +721,7 @@ def test_global_options_after_the_command_and_from_the_environment(qual):
 
 def test_unknown_lead_is_a_problem_not_a_crash(qual):
     proc = qual.run("leads", "show", "nobody", "--json", expect=1)
-    assert proc.stdout == "" and "nobody" in proc.stderr
+    assert proc.stdout == "" and "no lead 'nobody'" in proc.stderr.splitlines()
 
 
 # =====================================================================================================

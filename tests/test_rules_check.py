@@ -432,8 +432,13 @@ def test_negative_points_zero_hint(tmp_path):
         """)})
     result = check(str(directory))
     assert result.returncode == 1
-    assert headers(result.stderr) == [(os.path.join(str(directory), RULES), 6, 15, "NEGATIVE_POINTS")]
-    assert "-0" not in result.stderr
+    path = os.path.join(str(directory), RULES)
+    assert headers(result.stderr) == [(path, 6, 15, "NEGATIVE_POINTS")]
+    assert_reported(result.stderr, path, 6, 15, "NEGATIVE_POINTS", "      points: 0",
+                    "a rule worth 0 points does nothing; give it negative points or remove it")
+    # the message and hint, not the whole stderr: that holds the temporary path (".../pytest-0/...")
+    problem = json.loads(check(str(directory), "--json").stdout)["problems"][0]
+    assert "-0" not in problem["message"] and "-0" not in problem["hint"]
 
 
 @pytest.mark.parametrize("layout", ["no-yaml-files", "only-rule-tests", "missing-directory"])

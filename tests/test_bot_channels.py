@@ -157,3 +157,24 @@ def test_escalations_digests_and_answers_to_named_channels(tmp_path, fake):
         assert failed[0]["last_error"].startswith("slack:channel_not_found: no channel named #no-such-channel")
         cards = [json.loads(r["payload"])["result"]["channel"] for r in store.outbox("card")]
         assert cards == ["D0ALICE01", "D0BOB0001", QUEUE]  # both reps let it lapse: the queue, by its id
+
+
+def test_a_reminder_in_a_thread_is_found_after_a_crash_not_posted_again(tmp_path, fake):
+    clock = Clock(parse_time("2026-11-02T09:00:00Z"))
+    with Service(tmp_path, fake, clock=clock, rules=NAMED, run_worker=False) as svc:
+        service = svc.service
+        svc.send_events(sql_events("lead-1"))
+        service.work_once()  # alice's card
+        clock.now += 2.5 * 3600  # past remind_at
+        service.desk.tick()
+        row = next(r for r in service.store.outbox("remind"))
+        with service.store.transaction():  # killed while sending the reminder...
+            service.store.outbox_sending(row["id"])
+        card = service.store.outbox_result("card:1")  # ...after Slack had put it in the card's thread
+        WebClient(token=TOKEN, base_url=fake.url).chat_postMessage(channel=card["channel"], thread_ts=card["ts"],
+                                                                   text="Reminder", metadata=meta(row["key"]))
+        assert service.dispatcher.run_once() == 1
+        replies = [m for m in fake.history_of(card["channel"]) if m.get("thread_ts") == card["ts"]]
+        assert len(replies) == 1  # history never lists thread replies: the notifier asked the thread
+        assert service.store.outbox_result(row["key"]).get("recovered") is True
+        assert fake.of("conversations.replies")

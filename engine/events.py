@@ -1,22 +1,63 @@
-"""Incoming events (DESIGN.md section 4): validation, Segment payloads, and JSONL reading.
+"""Incoming events (DESIGN.md section 4): validation, Segment payloads, JSONL reading, webhook bodies.
 
 `validate` returns either a clean event or a `Rejection` naming the field and the reason, so the
-caller can keep the raw text as a dead letter; nothing here raises on bad input.
+caller can keep the raw text as a dead letter; nothing here raises on bad input, however hostile.
+What a sender may send depends on who it is: an `Intake` says whether leadflow's own event types
+and ids are allowed and how far in the future an event may be dated (see RESERVED_TYPES).
+
+The rules for ids, in one place: `id` and `lead` are strings (the number 7 is refused, not read
+as "7", so 7 and "7" can never silently be one event), normalised to Unicode NFC (two spellings of
+the same visible text are one id), and refused, never trimmed, when they have spaces at either end
+or contain control, invisible (format) or line/paragraph separator characters.
 """
 from __future__ import annotations
 
+import codecs
+import hashlib
 import json
+import math
 import re
+import sys
+import unicodedata
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from .errors import did_you_mean
-from .timeutil import parse_time
+from .limits import DEFAULT_MAX_FUTURE, MAX_DEPTH, MAX_EVENT_BYTES, MAX_ID, MIN_TIME
+from .timeutil import format_duration, parse_time
 
-MAX_EVENT_BYTES = 64 * 1024
-MAX_ID = 200
 FIELDS = ("id", "lead", "type", "at", "data")
-_TYPE = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,99}$")
+_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,99}")
+# Types only leadflow produces: reps' decisions, their consequences, reopenings and decay ticks. From
+# outside they would bypass "only the assigned rep or a manager decides". deal_won, deal_lost and
+# lead_updated stay open to CRMs; a CRM disqualifies through attributes and `disqualify` rules.
+RESERVED_TYPES = frozenset({"sql_accepted", "sql_rejected", "sql_reassigned", "lead_disqualified",
+                            "lead_recycled", "lead_reopened", "decay_tick"})
+# Ids leadflow gives its own events (fb-12, fb-12-dq, reopen:..., tick:..., nurture:...): an outside
+# event holding one in advance would turn leadflow's later event into a duplicate.
+RESERVED_IDS = re.compile(r"fb-\d|reopen:|tick:|nurture:")
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+_MAX_FLOAT = sys.float_info.max
+
+
+@dataclass(frozen=True)
+class Intake:
+    """Who sends: what they may send, and the clock that dates their receipt.
+
+    clock None means no limit on future times (leadflow's own events, simulations, tests);
+    trusted_types lets an operator import history that holds leadflow's own types (`ingest
+    --trusted`, CSV mappings); internal is leadflow itself (its own ids, and an id it finds taken is
+    an error for it, never a silent duplicate).
+    """
+
+    clock: Callable[[], float] | None = None
+    max_future: float = DEFAULT_MAX_FUTURE
+    trusted_types: bool = False
+    internal: bool = False
+
+
+OUTSIDE = Intake()
+INTERNAL = Intake(trusted_types=True, internal=True)
 
 
 @dataclass
@@ -34,13 +75,25 @@ class Accepted:
     at: float
 
 
+# ---- raw text ------------------------------------------------------------------------------------
+
 def parse_line(raw: str) -> Any | Rejection:
-    if len(raw.encode("utf-8", "replace")) > MAX_EVENT_BYTES:
+    """One JSONL line or webhook item: size, encoding and JSON syntax; never raises."""
+    try:
+        size = len(raw.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        ch = raw[exc.start]
+        if "\udc80" <= ch <= "\udcff":  # a byte that was not UTF-8, kept by surrogateescape
+            return Rejection("", f"not UTF-8: byte 0x{ord(ch) - 0xDC00:02X} at column {exc.start + 1}")
+        return Rejection("", f"not valid Unicode: a lone surrogate at column {exc.start + 1}")
+    if size > MAX_EVENT_BYTES:
         return Rejection("", f"event is larger than {MAX_EVENT_BYTES // 1024} KB")
     try:
         return loads(raw)
     except json.JSONDecodeError as exc:
         return Rejection("", f"not JSON: {exc.msg} at column {exc.colno}")
+    except RecursionError:
+        return Rejection("", f"nested too deeply (at most {MAX_DEPTH} levels)")
     except ValueError as exc:
         return Rejection("", f"not JSON: {exc}")
 
@@ -53,6 +106,89 @@ def loads(raw: str | bytes) -> Any:
     """Strict JSON: NaN and Infinity (which Python's json accepts) are errors."""
     return json.loads(raw, parse_constant=_no_constant)
 
+
+_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},]', re.S)
+_CLOSES = {"]": "[", "}": "{"}
+
+
+def split_body(text: str) -> tuple[bool, list[str]]:
+    """(is a batch, raw text of each event) of a webhook body: one event, or a JSON array of them.
+
+    Each item of an array is returned as the sender wrote it, so a batch item goes through exactly
+    what a JSONL line does (size limit, JSON syntax, validation) and one bad item never takes the
+    others with it. Raises ValueError when the array itself is broken."""
+    start = len(text) - len(text.lstrip())
+    if not text.startswith("[", start):
+        return False, [text]
+    items: list[str] = []
+    opened: list[str] = []
+    begin = start + 1
+    for m in _TOKENS.finditer(text, start):
+        tok = m.group()
+        if tok[0] == '"':
+            continue
+        if tok in "[{":
+            opened.append(tok)
+        elif tok in "]}":
+            if not opened or opened.pop() != _CLOSES[tok]:
+                raise ValueError(f"'{tok}' at column {m.start() + 1} closes nothing")
+            if not opened:
+                last = text[begin:m.start()]
+                if last.strip() or items:
+                    items.append(last)
+                if text[m.end():].strip():
+                    raise ValueError(f"text after the closing ] at column {m.end() + 1}")
+                if any(not item.strip() for item in items):
+                    raise ValueError("an empty item in the array")
+                return True, items
+        elif len(opened) == 1:  # a comma between items
+            items.append(text[begin:m.start()])
+            begin = m.end()
+    raise ValueError("the array is not closed")
+
+
+def decode_body(body: bytes) -> str:
+    """A request body as text; bytes that are not UTF-8 are kept (surrogateescape) for parse_line."""
+    encoding = json.detect_encoding(body)
+    if encoding not in ("utf-8", "utf-8-sig"):
+        try:
+            return body.decode(encoding)
+        except UnicodeDecodeError:
+            encoding = "utf-8"
+    return body.decode(encoding, "surrogateescape")
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _escape_surrogate(m: re.Match) -> str:
+    code = ord(m.group())
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+
+def storable(text: str) -> str:
+    """Text SQLite and JSON answers can hold: a byte that was not UTF-8 (kept by surrogateescape)
+    becomes \\xNN, any other lone surrogate \\uNNNN."""
+    return text if _surrogate(text) is None else _SURROGATES.sub(_escape_surrogate, text)
+
+
+def read_jsonl(path: str) -> Iterator[tuple[int, str]]:
+    """(line number, raw text) for every non-blank line; '-' reads standard input. Lines are read as
+    bytes: a byte that is not UTF-8 rejects its line (parse_line says where), not the file."""
+    fh = sys.stdin.buffer if path == "-" else open(path, "rb")
+    try:
+        for number, line in enumerate(fh, 1):
+            if number == 1 and line.startswith(codecs.BOM_UTF8):
+                line = line[len(codecs.BOM_UTF8):]
+            text = line.decode("utf-8", "surrogateescape").rstrip("\r\n")
+            if text.strip():
+                yield number, text
+    finally:
+        if fh is not sys.stdin.buffer:
+            fh.close()
+
+
+# ---- objects -------------------------------------------------------------------------------------
 
 def from_segment(obj: dict) -> dict:
     """Segment `identify`/`track` payloads as leadflow events (other objects pass through)."""
@@ -69,49 +205,161 @@ def from_segment(obj: dict) -> dict:
             "at": obj.get("timestamp") or obj.get("sentAt"), "data": obj.get("properties") or {}}
 
 
-def validate(obj: Any) -> Accepted | Rejection:
+def validate(obj: Any, intake: Intake = OUTSIDE) -> Accepted | Rejection:
+    """A clean event, or the first problem with its field; never raises, whatever `obj` holds."""
     if not isinstance(obj, dict):
         return Rejection("", f"an event must be a JSON object, not {type(obj).__name__}")
+    problem = check_values(obj)
+    if problem:
+        return problem
     obj = from_segment(obj)
     for name in ("id", "lead", "type", "at"):
         if name not in obj:
             close = [k for k in obj if k not in FIELDS and did_you_mean(name, [k])]
             return Rejection(name, "is missing" + (f" (is '{close[0]}' a typo for it?)" if close else ""))
+    ids = {}
     for name in ("id", "lead"):
-        value = obj[name]
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-        if not isinstance(value, str) or not value.strip():
-            return Rejection(name, f"must be a non-empty string, not {json.dumps(value)}")
-        if len(value) > MAX_ID:
-            return Rejection(name, f"is longer than {MAX_ID} characters")
-        obj[name] = value
-    if not isinstance(obj["type"], str) or not _TYPE.match(obj["type"]):
-        return Rejection("type", f"must be a name such as page_view (letters, digits, _ . : -), "
-                                 f"not {json.dumps(obj['type'])}")
-    try:
-        at = parse_time(obj["at"])
-    except ValueError as exc:
-        return Rejection("at", str(exc))
+        checked = check_id(name, obj[name])
+        if isinstance(checked, Rejection):
+            return checked
+        ids[name] = checked
+    if not intake.internal and RESERVED_IDS.match(ids["id"]):
+        return Rejection("id", "ids that start with fb-<digit>, reopen:, tick: or nurture: are leadflow's own "
+                               "(decisions, reopenings, decay ticks, nurture steps); use another id")
+    etype = obj["type"]
+    if not isinstance(etype, str) or not _TYPE.fullmatch(etype):
+        return Rejection("type", f"must be a name such as page_view (letters, digits, _ . : -), not {_short(etype)}")
+    if etype in RESERVED_TYPES and not intake.trusted_types:
+        return Rejection("type", f"'{etype}' is leadflow's own event type (made by a rep's decision, a nurture track "
+                                 "or the scheduler) and cannot be sent from outside; a CRM sends deal_won, "
+                                 "deal_lost or lead_updated")
+    at = check_time(obj["at"], intake)
+    if isinstance(at, Rejection):
+        return at
     data = obj.get("data", {})
     if data is None:
         data = {}
     if not isinstance(data, dict):
         return Rejection("data", f"must be a JSON object, not {type(data).__name__}")
-    event = {"id": obj["id"], "lead": obj["lead"], "type": obj["type"], "at": obj["at"], "data": data}
+    problem = check_money(etype, data)
+    if problem:
+        return problem
+    event = {"id": ids["id"], "lead": ids["lead"], "type": etype, "at": obj["at"], "data": data}
     return Accepted(event, at)
 
 
-def read_jsonl(path: str) -> Iterator[tuple[int, str]]:
-    """(line number, raw text) for every non-blank line; '-' reads standard input."""
-    import sys
+def check_values(obj: Any) -> Rejection | None:
+    """Walk every value (iteratively: depth is what is being checked) for what JSON cannot carry
+    safely: non-finite or overflowing numbers, lone surrogates, nesting beyond MAX_DEPTH."""
+    stack: list = [("", obj, 0)]
+    while stack:
+        path, value, depth = stack.pop()
+        if isinstance(value, str):
+            bad = _surrogate(value)
+            if bad is not None:
+                return Rejection(path, f"contains a lone surrogate (U+{ord(value[bad]):04X}) at position {bad + 1}, "
+                                       "which is not valid Unicode")
+        elif isinstance(value, bool) or value is None:
+            continue
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                return Rejection(path, f"is not a finite number ({value}); numbers such as 1e400 overflow")
+        elif isinstance(value, int):
+            if abs(value) > _MAX_FLOAT:
+                return Rejection(path, "is a number too large to store (beyond 1.8e308)")
+        elif isinstance(value, (dict, list, tuple)):
+            if depth >= MAX_DEPTH:
+                return Rejection(path, f"is nested too deeply (at most {MAX_DEPTH} levels)")
+            if isinstance(value, dict):
+                children = []
+                for key, child in value.items():
+                    key = key if isinstance(key, str) else str(key)
+                    bad = _surrogate(key)
+                    if bad is not None:
+                        return Rejection(storable(_join(path, key)), "has a key with a lone surrogate, which is not "
+                                                                     "valid Unicode")
+                    children.append((_join(path, key), child, depth + 1))
+            else:
+                children = [(f"{path}[{i}]", child, depth + 1) for i, child in enumerate(value)]
+            stack.extend(reversed(children))
+        else:
+            return Rejection(path, f"is a {type(value).__name__}, not a JSON value")
+    return None
 
-    fh = sys.stdin if path == "-" else open(path, encoding="utf-8", errors="replace")
+
+def check_id(name: str, value: Any) -> str | Rejection:
+    """A lead or event id as stored (NFC), or why it is refused (see the module docstring)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return Rejection(name, f'must be a non-empty string: send "{value}" (in quotes), not the number {value}')
+    if not isinstance(value, str) or not value.strip():
+        return Rejection(name, f"must be a non-empty string, not {_short(value)}")
+    if not (value.isascii() and value.isprintable()):
+        value = unicodedata.normalize("NFC", value)
+        for i, ch in enumerate(value):
+            if unicodedata.category(ch) in _INVISIBLE:
+                return Rejection(name, f"contains an invisible or control character (U+{ord(ch):04X}) at position "
+                                       f"{i + 1}; ids are compared exactly, so send it without")
+    if value != value.strip():
+        return Rejection(name, "has spaces at the start or end; send it without them (ids are compared exactly)")
+    if len(value) > MAX_ID:
+        return Rejection(name, f"is longer than {MAX_ID} characters")
+    return value
+
+
+def check_time(text: Any, intake: Intake) -> float | Rejection:
     try:
-        for number, line in enumerate(fh, 1):
-            text = line.rstrip("\r\n")
-            if text.strip():
-                yield number, text
-    finally:
-        if fh is not sys.stdin:
-            fh.close()
+        at = parse_time(text)
+    except (ValueError, OverflowError) as exc:
+        return Rejection("at", storable(str(exc))[:300])
+    if at < MIN_TIME:
+        return Rejection("at", "is before 1970-01-01T00:00:00Z; event times start in 1970")
+    if intake.clock is not None and at > intake.clock() + intake.max_future:
+        return Rejection("at", f"is more than {format_duration(intake.max_future)} in the future of the receiving "
+                               "clock; send the time the event happened")
+    return at
+
+
+def check_money(etype: str, data: dict) -> Rejection | None:
+    """campaign_cost needs a campaign and an amount; a deal_won amount, when given, is a number."""
+    if etype == "campaign_cost":
+        campaign = data.get("campaign")
+        if not isinstance(campaign, str) or not campaign.strip():
+            return Rejection("data.campaign", f"must be the campaign's name (a non-empty string), not {_short(campaign)}")
+        if data.get("amount") is None:
+            return Rejection("data.amount", "is missing; send the cost as a number such as 1200")
+    if etype in ("campaign_cost", "deal_won") and data.get("amount") is not None:
+        amount = data["amount"]
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)):
+            hint = " (no thousands separators or currency: 1200.50, not \"1,200.50\")" if isinstance(amount, str) else ""
+            return Rejection("data.amount", f"must be a number such as 1200{hint}, not {_short(amount)}")
+        if amount < 0:
+            return Rejection("data.amount", f"must not be negative, not {amount}")
+    return None
+
+
+def content_digest(lead: str, etype: str, at: float, data: Any) -> str:
+    """What an event says, for telling a resent event (same digest) from a conflicting one."""
+    text = json.dumps([lead, etype, at, data], sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def _surrogate(text: str) -> int | None:
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+        return None
+    except UnicodeEncodeError as exc:
+        return exc.start
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _short(value: Any) -> str:
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError, RecursionError):
+        text = type(value).__name__
+    return storable(text if len(text) <= 60 else text[:57] + "...")

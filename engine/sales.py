@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from .errors import EngineError
 from .pipeline import Pipeline
 from .routing import Desk, build_desk, choose
 from .timeutil import format_time, parse_duration
@@ -19,7 +20,7 @@ from .worktime import add_working_time
 
 @dataclass
 class Verdict:
-    status: str  # done | already | forbidden | unknown | bad_reason
+    status: str  # done | already | forbidden | unknown | bad_reason | error
     message: str
     assignment: dict | None = None
 
@@ -76,6 +77,13 @@ class SalesDesk:
     def decide(self, assignment_id: int, verdict: str, by: str | None, rep_id: str | None = None,
                manager: bool = False, reason: str | None = None, comment: str | None = None) -> Verdict:
         """Accept or reject an assignment exactly once, whoever clicks twice or at the same time."""
+        try:
+            return self._decide(assignment_id, verdict, by, rep_id, manager, reason, comment)
+        except EngineError as exc:  # its event could not be recorded: nothing was decided, and the rep hears why
+            return Verdict("error", f"the decision was not recorded: {exc}", self.store.assignment(assignment_id))
+
+    def _decide(self, assignment_id: int, verdict: str, by: str | None, rep_id: str | None,
+                manager: bool, reason: str | None, comment: str | None) -> Verdict:
         assignment = self.store.assignment(assignment_id)
         if assignment is None:
             return Verdict("unknown", f"there is no assignment {assignment_id}")
@@ -115,10 +123,11 @@ class SalesDesk:
             return Verdict("done", f"{lead} {status}", self.store.assignment(assignment_id))
 
     def _event(self, lead: str, event_id: str, etype: str, now: float, data: dict) -> None:
-        outcome = self.pipeline.apply({"id": event_id, "lead": lead, "type": etype, "at": format_time(now),
-                                       "data": data}, source="feedback")
-        if outcome.status == "rejected":
-            raise RuntimeError(f"feedback event rejected: {outcome.reason}")
+        """The decision as an event in the lead's log. If it cannot be applied (its id is taken, say),
+        this raises: the decision's transaction rolls back and `decide` answers with an error verdict
+        the rep sees, instead of an Accept that silently changes nothing."""
+        self.pipeline.apply_internal({"id": event_id, "lead": lead, "type": etype, "at": format_time(now),
+                                      "data": data}, source="feedback")
 
     def _reassign(self, assignment: dict) -> dict:
         tried = {a["rep"] for a in self.store.assignments(lead=assignment["lead"]) if a["rep"]}

@@ -12,6 +12,9 @@
 - revenue: the sum of `amount` over the `deal_won` events dated in the period, in total and per group.
 - costs (given a costs CSV `campaign,cost` or `campaign_cost` events with data {campaign, amount}):
   cost per MQL / SQL / customer = the campaign's cost / its MQL, SQL and won cohorts in the period.
+- ignored (only when there are some): stored deal_won amounts and campaign_cost events that are not
+  a finite number >= 0 (such as "1,200", kept before ingest checked them); they are left out of
+  revenue and costs instead of failing the report.
 - by FIELD: any lead attribute (e.g. source, campaign), `owner` (the rep) or `rules_version` (the
   rule version under which the lead first became MQL, to compare before/after a rule change).
 Leads are streamed lead by lead from the stage history, so the cost grows with rows, not with memory.
@@ -19,6 +22,7 @@ Leads are streamed lead by lead from the stage history, so the cost grows with r
 from __future__ import annotations
 
 import csv
+import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from itertools import groupby
@@ -104,9 +108,13 @@ def compute(store: Store, since: float | None = None, until: float | None = None
     owners = store.lead_fields("owner") if rep else None
     keys = None if not by or by == "rules_version" else store.lead_fields(by)
     amounts: dict = defaultdict(float)  # revenue of the deals won in the period, per lead
+    ignored = 0  # stored amounts that are not a usable number (kept before ingest checked them)
     for lead_id, at, amount in store.won_deals():
-        if _in(at, since, until):
-            amounts[lead_id] += amount
+        if _in(at, since, until) and amount is not None:
+            if _money(amount) is None:
+                ignored += 1
+            else:
+                amounts[lead_id] += amount
     total, groups = _Group(), defaultdict(_Group)
     weeks: dict = defaultdict(Counter)
     for lead, rows in groupby(store.stage_entries(), key=lambda r: r[0]):
@@ -138,6 +146,9 @@ def compute(store: Store, since: float | None = None, until: float | None = None
     result["by"] = [{"value": value, **g.result()} for value, g in sorted(groups.items())] if by else []
     if costs is not None:
         _add_costs(result, costs, by)
+    ignored_costs = getattr(costs, "ignored", 0)
+    if ignored or ignored_costs:  # said only when it happens, so the usual output keeps its shape
+        result["ignored"] = {"deal_won_amounts": ignored, "campaign_costs": ignored_costs}
     if weekly:
         result["weekly"] = [{"week_start": MONDAY + w * 604800, **{s: c[s] for s in ("mql", "sql", "accepted")}}
                             for w, c in sorted(weeks.items())]
@@ -158,17 +169,34 @@ def _add_costs(result: dict, costs: dict, by: str | None) -> None:
                              "per_sql": per(cost, group["cohorts"]["sql"]), "per_customer": per(cost, group["won"])}
 
 
+class Costs(defaultdict):
+    """campaign -> cost; `ignored` counts stored campaign_cost events that were not usable."""
+
+    ignored = 0
+
+
 def load_costs(path: str | None, store: Store, since: float | None, until: float | None) -> dict | None:
-    """Campaign costs from a `campaign,cost` CSV and/or `campaign_cost` events in the period."""
-    costs: dict = defaultdict(float)
+    """Campaign costs from a `campaign,cost` CSV and/or `campaign_cost` events in the period. Stored
+    events without a campaign name or a finite amount >= 0 are skipped and counted (`ignored`)."""
+    costs = Costs(float)
     if path:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             for row in csv.DictReader(fh):
                 costs[row["campaign"]] += float(row["cost"])
     for at, campaign, amount in store.campaign_costs():
         if _in(at, since, until):
-            costs[campaign] += amount
-    return dict(costs) if costs or path else None
+            if not isinstance(campaign, str) or _money(amount) is None:
+                costs.ignored += 1
+            else:
+                costs[campaign] += amount
+    return costs if costs or path or costs.ignored else None
+
+
+def _money(value: object) -> float | None:
+    """A stored amount that can be added: a finite number >= 0 (not a bool, not text such as "1,200")."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) and value >= 0 else None
 
 
 def _reps(store: Store, since: float | None, until: float | None, only: str | None) -> list[dict]:

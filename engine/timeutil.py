@@ -47,4 +47,9 @@ def parse_time(text: object) -> float:
 
 
 def format_time(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """ISO-8601 in UTC. A stored time outside what datetime can show (kept before ingest refused
+    times before 1970) is printed as a number, so one old bad row never breaks `leads show`."""
+    try:
+        return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (ValueError, OverflowError, OSError):
+        return f"{seconds:.0f} s from 1970 (out of range)"

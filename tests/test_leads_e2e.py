@@ -82,8 +82,8 @@ class Scenario:
         self.events_file.write_text("\n".join(lines) + "\n")
         return self.events_file
 
-    def ingest(self, path: Path | None = None) -> dict:
-        return json.loads(self.run("ingest", str(path or self.events_file), "--json").stdout)
+    def ingest(self, path: Path | None = None, *flags: str) -> dict:
+        return json.loads(self.run("ingest", str(path or self.events_file), "--json", *flags).stdout)
 
     def show(self, lead: str) -> dict:
         data = json.loads(self.run("leads", "show", lead, "--json").stdout)
@@ -625,7 +625,7 @@ def qual_leads() -> list[Lead]:
 def qual(tmp_path_factory):
     sc = Scenario(tmp_path_factory.mktemp("qual"), QUAL, "qual")
     sc.write(qual_leads())
-    sc.counts = sc.ingest()
+    sc.counts = sc.ingest(None, "--trusted")  # the reps' verdicts as history (leadflow's own event types)
     return sc
 
 
@@ -820,8 +820,9 @@ def test_sigkill_during_ingest_then_rerun_equals_a_clean_run(tmp_path):
     assert total == N_LEADS * PER_LEAD
     crashed, clean = tmp_path / "crashed.db", tmp_path / "clean.db"
 
+    history = ("--trusted", "--max-future", "365d")  # generated history: reps' verdicts, dates after today
     cmd = [sys.executable, "-m", "engine.cli", "--db", str(crashed), "--rules", str(rules), "ingest", str(data),
-           "--json"]
+           "--json", *history]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 20
@@ -837,13 +838,13 @@ def test_sigkill_during_ingest_then_rerun_equals_a_clean_run(tmp_path):
     kept = count_events(crashed)
     assert 0 < kept < total
 
-    resumed = leadflow(crashed, rules, "ingest", str(data), "--json", timeout=300)
+    resumed = leadflow(crashed, rules, "ingest", str(data), "--json", *history, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     counts = json.loads(resumed.stdout)
     assert counts["rejected"] == 0
     assert counts["duplicates"] == kept and counts["applied"] == total - kept
 
-    fresh = leadflow(clean, rules, "ingest", str(data), "--json", timeout=300)
+    fresh = leadflow(clean, rules, "ingest", str(data), "--json", *history, timeout=300)
     assert fresh.returncode == 0, fresh.stderr
     fresh_counts = json.loads(fresh.stdout)
     assert (fresh_counts["applied"], fresh_counts["duplicates"]) == (total, 0)

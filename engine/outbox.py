@@ -56,7 +56,7 @@ class Dispatcher:
                 delivered += self._deliver(row)
             except Exception as exc:  # noqa: BLE001 - recording the outcome failed: isolate the row, go on
                 log.exception("outbox row %s could not be recorded", row["key"])
-                self._last_resort(row, "failed", f"unexpected: the outcome could not be recorded ({type(exc).__name__})")
+                self._last_resort(row, "failed", f"unexpected: the outcome was not recorded ({type(exc).__name__})")
         return delivered
 
     def _deliver(self, row: dict) -> int:

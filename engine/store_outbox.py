@@ -53,9 +53,9 @@ class OutboxTable:
     db: Any
 
     def add_outbox(self, key: str, kind: str, lead: str, payload: dict) -> None:
-        self.conn.execute("INSERT OR IGNORE INTO outbox (key, kind, lead, payload, created_at, status, attempts, next_at)"
-                          " VALUES (?,?,?,?,?,?,?,?)", (key, kind, lead, json_text(payload), time.time(), "pending", 0,
-                                                        0.0))  # due at once, whatever the clock
+        self.conn.execute("INSERT OR IGNORE INTO outbox (key, kind, lead, payload, created_at, status, attempts,"
+                          " next_at) VALUES (?,?,?,?,?,?,?,?)",  # next_at 0: due at once, whatever the clock
+                          (key, kind, lead, json_text(payload), time.time(), "pending", 0, 0.0))
 
     def due_outbox(self, now: float, kinds: tuple, limit: int = 50) -> list[dict]:
         marks = ",".join("?" for _ in kinds)
@@ -91,7 +91,8 @@ class OutboxTable:
 
     def outbox_mark(self, row_id: int, status: str, note: str) -> None:
         """Set status and note and nothing else (the fallback when a richer update was refused)."""
-        self.conn.execute("UPDATE outbox SET status = ?, last_error = ? WHERE id = ?", (status, plain_text(note), row_id))
+        self.conn.execute("UPDATE outbox SET status = ?, last_error = ? WHERE id = ?",
+                          (status, plain_text(note), row_id))
 
     def outbox_status(self, key: str) -> str | None:
         row = self.conn.execute("SELECT status FROM outbox WHERE key = ?", (key,)).fetchone()

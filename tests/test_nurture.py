@@ -114,7 +114,7 @@ def test_bundled_education_track_end_to_end(tmp_path, smtp, hooks):
                          env).stdout)
     assert out["delivered"] == 3
     subjects = [m["Subject"] for _, m in smtp.messages]
-    assert subjects == ["How teams like Acme qualify leads in minutes", "Ann, join our live session on lead scoring"]
+    assert subjects == ["How teams like Acme qualify leads in minutes", "Join our live session on lead scoring"]
     assert all(rcpt == ["ann@acme.example"] for rcpt, _ in smtp.messages)
     assert "Hi Ann," in smtp.messages[0][1].get_payload()
     headers, body = hooks.received[0]
@@ -133,7 +133,7 @@ def test_bundled_education_track_end_to_end(tmp_path, smtp, hooks):
                            env).stdout)
     assert again["delivered"] == 0 and len(smtp.messages) == 2  # nothing runs twice
     story = run(["--db", str(db), "--rules", str(rules), "leads", "explain", "L1"]).stdout
-    assert "Nurture" in story and "mql_education" in story and "join our live session" in story
+    assert "Nurture" in story and "mql_education" in story and "Join our live session" in story
 
 
 def test_opt_out_stops_email_and_the_then_branch_runs_on_behaviour(tmp_path, smtp):
@@ -162,7 +162,7 @@ def test_recycled_lead_is_nurtured_and_climbs_again(tmp_path, smtp):
     run(["--db", str(db), "--rules", str(rules), "worker", "--until", format_time(rejected_at + 40 * 86400)], env)
     store = Store(str(db))
     assert store.load_state("L3").stage == "recycled"  # a page view is not enough to come back
-    assert [m["Subject"] for _, m in smtp.messages] == ["Checking in, Ann"]
+    assert [m["Subject"] for _, m in smtp.messages] == ["Checking in: is the timing better now?"]
     ingest(db, rules, [ev("3", "L3", "page_view", rejected_at + 41 * 86400, {"url": "/"})], env)
     assert Store(str(db)).load_state("L3").stage == "recycled"
     ingest(db, rules, [ev("4", "L3", "pricing_inquiry", rejected_at + 42 * 86400)], env)
@@ -237,3 +237,15 @@ def test_a_worker_killed_mid_track_resumes_and_runs_each_step_once(tmp_path, smt
     assert sends == sorted(set(sends)) and len(sends) == 30  # each step ran exactly once
     assert all(m.get_payload().strip() == f"body {n} for Ann" for n, (_, m) in
                enumerate(smtp.messages[ids.index(i)] for i in unique))
+
+
+def test_bundled_templates_read_well_without_lead_details():
+    """The bundled e-mails declare defaults, so a lead known only by its address still gets a whole sentence."""
+    from engine.nurture import render
+
+    templates = ROOT / "rules" / "templates"
+    for name in ("case_study", "checking_in", "webinar_invite"):
+        subject, text = render({"template": name}, str(templates), {"email": "ann@acme.example"})
+        assert "{" not in subject + text and "  " not in subject and text.startswith("Hi there,"), name
+    subject, _ = render({"template": "case_study"}, str(templates), {"company": "Acme"})
+    assert subject == "How teams like Acme qualify leads in minutes"

@@ -7,15 +7,18 @@ raises one `LeadflowError` holding all problems sorted by location.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from typing import Any
 
+from .compiler import MAX_OPERATIONS, operations
 from .conditions import BANT_NAMES, ConditionParser, EventCount, walk
 from .errors import LeadflowError, Location, Problem, did_you_mean
+from .lint import rule_warnings
 from .ruleset import RuleSet, ScoringRule
 from .schema import ID_PATTERN, TOP, Anything, Cond, Field, ListOf, MapOf, Obj, OneOf, Scalar
 from .timeutil import parse_duration
-from .yamlfile import Document, load_file
+from .yamlfile import Document, load_bytes
 
 BUILTIN_EVENTS = ("sql_accepted", "sql_rejected", "sql_reassigned", "deal_won", "deal_lost", "lead_disqualified",
                   "lead_recycled", "lead_reopened")
@@ -28,16 +31,23 @@ def rule_files(directory: str) -> list[str]:
     if not os.path.isdir(directory):
         return []
     names = sorted(n for n in os.listdir(directory)
-                   if n.endswith((".yaml", ".yml")) and not n.rsplit(".", 1)[0].endswith("_test"))
+                   if n.endswith((".yaml", ".yml")) and not n.rsplit(".", 1)[0].endswith("_test")
+                   and os.path.isfile(os.path.join(directory, n)))  # not a directory or a pipe named x.yaml
     return [os.path.join(directory, n) for n in names]
 
 
 def rules_version(paths: list[str]) -> str:
-    digest = hashlib.sha256()
+    contents = []
     for path in paths:
-        digest.update(os.path.basename(path).encode() + b"\0")
         with open(path, "rb") as fh:
-            digest.update(fh.read() + b"\0")
+            contents.append((path, fh.read()))
+    return _version(contents)
+
+
+def _version(contents: list[tuple[str, bytes]]) -> str:
+    digest = hashlib.sha256()
+    for path, data in contents:
+        digest.update(os.path.basename(path).encode() + b"\0" + data + b"\0")
     return digest.hexdigest()[:12]
 
 
@@ -49,17 +59,27 @@ def load_rules(directory: str) -> RuleSet:
                                      Location(directory), "create one starting with 'leadflow: 1'")])
     problems: list[Problem] = []
     docs: list[Document] = []
-    for path in paths:
-        doc, found = load_file(path)
+    contents: list[tuple[str, bytes]] = []
+    for path in paths:  # each file is read once: the version is the hash of exactly what was checked
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except OSError as exc:
+            problems.append(Problem("FILE_UNREADABLE", f"cannot read: {exc.strerror}", Location(path)))
+            continue
+        contents.append((path, data))
+        doc, found = load_bytes(data, path)
         problems += found
         if doc is not None:
             docs.append(doc)
     builder = _Builder(problems)
     for doc in docs:
         builder.add(doc)
-    ruleset = builder.finish(rules_version(paths), paths)
+    ruleset = builder.finish(_version(contents), paths)
     if problems:
         raise LeadflowError(problems)
+    ruleset.warnings = sorted(rule_warnings(ruleset, builder.sections, builder.on_uses, builder.counted,
+                                            BUILTIN_EVENTS + RESERVED_EVENTS), key=Problem.sort_key)
     return ruleset
 
 
@@ -67,6 +87,8 @@ class _Builder:
     def __init__(self, problems: list[Problem]):
         self.problems = problems
         self.sections: dict[str, tuple[Any, Document]] = {}
+        self.on_uses: list[tuple[str, Location]] = []  # every `on:` event type and where it is written
+        self.counted: set = set()  # event types that `event:` tests count
 
     def problem(self, doc: Document, code: str, message: str, path: tuple, hint: str = "",
                 key: bool = False) -> None:
@@ -146,6 +168,9 @@ class _Builder:
             self.problem(doc, "WRONG_TYPE", f"expected {'a ' + kind if kind != 'id' else 'a name'}, got {_kind(value)}",
                          path, "quote text that looks like a number or boolean" if kind == "string" else "")
             return False
+        if kind == "number" and not math.isfinite(value):  # .inf/.nan would poison every score they touch
+            self.problem(doc, "BAD_VALUE", f"expected a finite number, got {value}", path)
+            return False
         if kind == "id" and not re.match(ID_PATTERN, value):
             self.problem(doc, "BAD_NAME", f"'{value}' is not a valid name", path,
                          "use letters, digits, _ . - and start with a letter")
@@ -199,6 +224,7 @@ class _Builder:
                     self.problem(doc, "DUPLICATE_ID", f"track id '{track.id}' appears twice", ("nurture", i, "id"))
                 seen.add(track.id)
         known = set(rs.events) | {r.on for r in rs.rules if r.on} | set(BUILTIN_EVENTS)
+        self.counted = {test.type for test, _ in event_tests}
         unparsed = any(p.code in ("YAML_SYNTAX", "FILE_ENCODING", "FILE_UNREADABLE") for p in self.problems)
         if unparsed and events_doc is None:
             event_tests = []  # the file that did not parse may be the one declaring them; do not guess
@@ -209,10 +235,16 @@ class _Builder:
         self._field_budget(rs)
         return rs
 
-    def _cond(self, doc: Document, scope: str, data: Any, path: tuple, event_tests: list) -> Any:
+    def _cond(self, doc: Document, scope: str, data: Any, path: tuple, event_tests: list,
+              engine: bool = True) -> Any:
         parser = ConditionParser(scope, self.problems, doc.at)
         cond = parser.parse(data, path)
         event_tests += [(e, doc) for e in parser.events]
+        if engine and cond is not None and operations(cond) > MAX_OPERATIONS:
+            self.problem(doc, "CONDITION_TOO_COMPLEX", f"the condition needs {operations(cond)} and/or operations; "
+                         f"the engine runs at most {MAX_OPERATIONS} per rule", path,
+                         "split it over several rules or criteria, or use `in: [...]` for alternatives of one field")
+            return None
         return cond
 
     def _scoring(self, rs: RuleSet, value: Any, doc: Document, event_tests: list) -> None:
@@ -259,6 +291,8 @@ class _Builder:
                                  "attribute rules are recomputed, they never accumulate", key=True)
         if has_on:
             rule.on = item["on"]
+            if isinstance(rule.on, str):
+                self.on_uses.append((rule.on, doc.at(path + ("on",))))
             if rule.on in RESERVED_EVENTS:
                 self.problem(doc, "RESERVED_EVENT", f"'{rule.on}' changes attributes; it is not an engagement event",
                              path + ("on",), "score attributes with a 'when' rule instead")
@@ -311,7 +345,7 @@ class _Builder:
                 if not isinstance(entry, dict):
                     continue
                 if "when" in entry:
-                    self._cond(doc, "attributes", entry["when"], ("routing", i, "when"), [])
+                    self._cond(doc, "attributes", entry["when"], ("routing", i, "when"), [], engine=False)
                 pool = entry.get("pool")
                 for j, rep in enumerate(pool if isinstance(pool, list) else []):
                     if isinstance(rep, str) and rep not in ids:

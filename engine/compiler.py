@@ -196,6 +196,25 @@ class _Compiler:
         raise ValueError(f"unsupported test {leaf.op} on {leaf.field}")
 
 
+# durable_rules keeps the and/or operations of one rule in a fixed table (32 slots, two per operation)
+# and refuses the whole ruleset beyond it (error 113 at load). Every compiled rule wraps its condition
+# in one `$and`, so a condition may compile to 14 operations of its own. Measured: 300 random
+# conditions loaded exactly when the rule had at most 15 operations.
+MAX_OPERATIONS = 14
+
+
+def operations(cond: Condition, ns: str = "a") -> int:
+    """How many and/or operations a condition compiles to (the engine's limit is per rule)."""
+    def count(node: Any) -> int:
+        if isinstance(node, dict):
+            return sum(count(v) + (k in ("$and", "$or")) for k, v in node.items())
+        if isinstance(node, list):
+            return sum(count(v) for v in node)
+        return 0
+
+    return count(_Compiler(FactShape()).expr(cond, ns))
+
+
 def values_expr(name: str, values: list) -> dict:
     return {name: values[0]} if len(values) == 1 else {"$or": [{name: v} for v in values]}
 

@@ -27,10 +27,14 @@ class Location:
 
 @dataclass(frozen=True)
 class Problem:
+    """A finding with a stable code. An "error" makes the input unusable; a "warning" is advice on input
+    that works but probably not as meant (it never changes an exit code)."""
+
     code: str
     message: str
     location: Location = field(default_factory=Location)
     hint: str = ""
+    severity: str = "error"  # error | warning
 
     def sort_key(self) -> tuple:
         return (self.location.file, self.location.line, self.location.column, self.code)

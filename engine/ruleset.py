@@ -47,6 +47,7 @@ class RuleSet:
     sections: dict = field(default_factory=dict)  # raw validated sections, for routing/nurture/feedback
     nurture: list = field(default_factory=list)  # nurture.Track
     template_dir: str = ""
+    warnings: list = field(default_factory=list)  # Problems of severity "warning" (see engine/lint.py)
 
     def rule(self, rule_id: str) -> ScoringRule | None:
         return next((r for r in self.rules if r.id == rule_id), None)

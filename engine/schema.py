@@ -249,7 +249,9 @@ def _rows(spec: Any, prefix: str, out: list) -> None:
 
 
 def render_reference() -> str:
-    from .conditions import OPERATORS
+    from .compiler import MAX_OPERATIONS
+    from .conditions import OPERATORS, PATTERN_TEXT_LIMIT
+    from .yamlfile import MAX_ALIAS_NODES, MAX_ALIASES, MAX_DEPTH
 
     lines = ["# Rule file reference (format 1)", "",
              "Generated from `engine/schema.py` by `leadflow rules schema --reference`; do not edit by hand.",
@@ -262,5 +264,26 @@ def render_reference() -> str:
               "Tests: " + ", ".join(f"`{op}`" for op in OPERATORS) + ".", "",
               "In stage gates, `score`, `fit`, `engagement`, `stage`, `bant` (`{ at_least: 3 }` or",
               "`{ budget: true }`) and `event` (`demo_requested` or `{ type, within, at_least }`) are also",
-              "available; BANT criteria may use `event` too.", ""]
+              "available; BANT criteria may use `event` too.", "",
+              "`matches` is a regular-expression search with RE2 (the syntax of Python's `re` without",
+              "backreferences, lookaround or atomic groups; `\\d`, `\\w` and `\\b` are ASCII), in time linear in",
+              f"the text, on the first {PATTERN_TEXT_LIMIT:,} characters of a text value. `rules check` rejects a pattern",
+              "RE2 cannot run (`UNSAFE_REGEX`). `contains` is a case-insensitive substring test.", "",
+              "## Limits", "",
+              f"- A condition compiles to at most {MAX_OPERATIONS} and/or operations (`CONDITION_TOO_COMPLEX`): the",
+              "  engine's limit per rule. `in: [...]` counts as one.",
+              f"- A file may use at most {MAX_ALIASES} YAML aliases (`*name`), which together may add at most",
+              f"  {MAX_ALIAS_NODES:,} nodes (`YAML_ALIAS_LIMIT`); an anchor cannot be used inside itself",
+              f"  (`YAML_RECURSIVE_ALIAS`); mappings and lists nest at most {MAX_DEPTH} deep (`YAML_TOO_DEEP`);",
+              "  explicit tags (`!!python/...`, `!!binary`) are not read (`YAML_TAG`); text cannot hold lone",
+              "  surrogates (`BAD_TEXT`); numbers are finite.", "",
+              "## Warnings", "",
+              "`rules check` prints warnings (`FILE:LINE:COL: warning: CODE: message`; `\"severity\": \"warning\"`",
+              "with `--json`) for rules that load but probably do not do what was meant; they keep exit code 0",
+              "and are judged once there are no errors.", "",
+              "- `NO_FALLBACK`: an SQL could end up with neither a rep nor a channel (a `routing` section",
+              "  without `fallback`, or SQL gates with neither).",
+              "- `UNKNOWN_ON_EVENT`: an `on:` event type that is not declared under `events:` and that",
+              "  leadflow does not produce, with the closest known type. A rule set without `events:` is",
+              "  warned only about a type written once that looks like a misspelling of another.", ""]
     return "\n".join(lines)

@@ -1,8 +1,8 @@
 """One long-lived object that holds the pipeline, the sales desk and the delivery loop.
 
 `leadflow serve` and `leadflow worker` both run a `LeadService`. Rule files are re-read when they
-change; a rule set with problems is logged and ignored, so a bad edit never stops a running service
-(the previous version keeps running until the files are fixed).
+change; a rule set with problems is logged, reported and ignored, so a bad edit never stops a running
+service (the previous version keeps running, and loading is retried, until the files are fixed).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Callable
 
 from .checker import rule_files
 from .compiler import load_compiled
-from .errors import LeadflowError
+from .errors import LeadflowError, Location, Problem
 from .outbox import Dispatcher, Notifier
 from .pipeline import Pipeline
 from .runtime import Engine
@@ -47,26 +47,46 @@ class LeadService:
         return tuple((p, os.path.getmtime(p), os.path.getsize(p)) for p in rule_files(self.rules_dir))
 
     def reload_rules(self) -> bool:
-        """Switch to changed rule files if they are valid; returns True when a new version is live."""
-        stamp = self._rules_stamp()
-        if stamp == self._stamp:
+        """Switch to changed rule files if they are valid; returns True when a new version is live.
+
+        Whatever goes wrong while loading (problems in the files, or any exception: a file vanishing
+        mid-read, the engine refusing the compiled rules, the database busy) is logged, shown in
+        `rule_problems` (and /healthz), and tried again on every pass until the files load; the running
+        version stays live meanwhile. Once they load, the problems clear, also when the fixed files are
+        the version already running."""
+        try:
+            stamp = self._rules_stamp()
+            if stamp == self._stamp and not self.rule_problems:
+                return False
+            compiled = load_compiled(self.rules_dir)
+            switched = compiled.rules.version != self.pipeline.version
+            if switched:
+                pipeline = Pipeline(self.store, compiled, self.engine)
+                self.pipeline = pipeline
+                self.desk = SalesDesk(pipeline, self.clock)
+                self.scheduler = Scheduler(pipeline)
+        except LeadflowError as exc:
+            self._reload_failed(exc.problems)
+            return False
+        except Exception as exc:  # noqa: BLE001 - any failure must be reported and retried, never escape
+            self._reload_failed([Problem("RULES_RELOAD_FAILED", f"loading the rules failed: {exc!r}",
+                                         Location(self.rules_dir), "the last good version keeps running")])
             return False
         self._stamp = stamp
-        try:
-            compiled = load_compiled(self.rules_dir)
-        except LeadflowError as exc:
-            self.rule_problems = exc.problems
-            for p in exc.problems:
-                log.error("rules not reloaded: %s: %s: %s", p.location, p.code, p.message)
-            return False
-        if compiled.rules.version == self.pipeline.version:
-            return False
-        self.pipeline = Pipeline(self.store, compiled, self.engine)
-        self.desk = SalesDesk(self.pipeline, self.clock)
-        self.scheduler = Scheduler(self.pipeline)
+        if self.rule_problems:
+            log.info("rule problems cleared; rules %s are live", compiled.rules.version)
         self.rule_problems = []
-        log.info("rules %s are live", compiled.rules.version)
-        return True
+        for w in compiled.rules.warnings if switched else ():
+            log.warning("rules %s: %s: warning: %s: %s", compiled.rules.version, w.location, w.code, w.message)
+        if switched:
+            log.info("rules %s are live", compiled.rules.version)
+        return switched
+
+    def _reload_failed(self, problems: list) -> None:
+        if problems != self.rule_problems:  # a failure is logged once, not on every retry
+            for p in problems:
+                log.error("rules not reloaded: %s: %s: %s", p.location, p.code, p.message)
+        self.rule_problems = problems
 
     def work_once(self) -> dict:
         """One pass of background work: route new SQLs, check SLAs, deliver notifications."""

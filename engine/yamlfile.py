@@ -2,7 +2,8 @@
 
 PyYAML follows YAML 1.1, where `on`, `yes`, `No` are booleans and `2026-11-02` is a date; rule files
 say `on: page_view` and CRM exports say `No`, so we resolve scalars by YAML 1.2's core schema instead
-(only true/false are booleans). Duplicate keys, which PyYAML silently overwrites, are reported.
+(only true/false are booleans). Duplicate keys, which PyYAML silently overwrites, are reported, and so
+are aliases and nesting beyond small limits (a rule file is input like any other).
 """
 from __future__ import annotations
 
@@ -34,6 +35,20 @@ for _tag, _regexp, _first in (
     _Yaml12Resolver.add_implicit_resolver(_tag, re.compile(_regexp), list(_first))
 
 
+# Limits on what a file may make the loader build. A 419-byte file of nested aliases expands to billions
+# of nodes ("billion laughs") and a file of 1,000 nested brackets exhausts Python's stack; both are
+# refused while composing, before anything is expanded, as problems at the offending alias or node.
+MAX_ALIASES = 100  # alias uses (*name) per file
+MAX_ALIAS_NODES = 10_000  # nodes that all alias uses of a file may add together, once expanded
+MAX_DEPTH = 64  # nesting of mappings and lists
+
+
+class _Refused(yaml.YAMLError):
+    def __init__(self, code: str, message: str, mark: Any, hint: str):
+        super().__init__(message)
+        self.code, self.message, self.mark, self.hint = code, message, mark, hint
+
+
 class _Loader(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, yaml.composer.Composer,
               yaml.constructor.SafeConstructor, _Yaml12Resolver):
     def __init__(self, stream: str):
@@ -43,6 +58,49 @@ class _Loader(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, yaml
         yaml.composer.Composer.__init__(self)
         yaml.constructor.SafeConstructor.__init__(self)
         _Yaml12Resolver.__init__(self)
+        self._depth = 0
+        self._aliases = 0
+        self._alias_nodes = 0
+        self._sizes: dict = {}  # id(node) -> its size with aliases expanded, once the node is complete
+
+    def compose_node(self, parent: Any, index: Any) -> yaml.Node:
+        """PyYAML's composer, counting alias uses, what they expand to, and the nesting depth."""
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            node = super().compose_node(parent, index)
+            self._alias(node, event)
+            return node
+        if getattr(event, "tag", None) not in (None, "!"):  # "!" marks a quoted scalar, not a tag
+            tag = "!!" + event.tag[18:] if event.tag.startswith("tag:yaml.org,2002:") else event.tag
+            raise _Refused("YAML_TAG", f"tags such as {tag} are not read in these files",
+                           event.start_mark, "remove the tag; quote a value to make it text")
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise _Refused("YAML_TOO_DEEP", f"nested more than {MAX_DEPTH} levels deep", event.start_mark,
+                           "rule files need a few levels; flatten the structure")
+        node = super().compose_node(parent, index)
+        self._depth -= 1
+        if isinstance(node, yaml.MappingNode):
+            size = 1 + sum(self._sizes[id(k)] + self._sizes[id(v)] for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            size = 1 + sum(self._sizes[id(item)] for item in node.value)
+        else:
+            size = 1
+        self._sizes[id(node)] = size
+        return node
+
+    def _alias(self, node: yaml.Node, event: yaml.AliasEvent) -> None:
+        self._aliases += 1
+        hint = "write the values out, or reuse fewer and smaller anchors"
+        if id(node) not in self._sizes:  # the anchored node is still being composed: it contains itself
+            raise _Refused("YAML_RECURSIVE_ALIAS", f"alias *{event.anchor} is used inside its own anchor",
+                           event.start_mark, "an anchor cannot be used inside itself")
+        if self._aliases > MAX_ALIASES:
+            raise _Refused("YAML_ALIAS_LIMIT", f"more than {MAX_ALIASES} aliases in one file", event.start_mark, hint)
+        self._alias_nodes += self._sizes[id(node)]
+        if self._alias_nodes > MAX_ALIAS_NODES:
+            raise _Refused("YAML_ALIAS_LIMIT", f"aliases expand this file by more than {MAX_ALIAS_NODES:,} nodes",
+                           event.start_mark, hint)
 
 
 def _construct_int(loader: Any, node: yaml.Node) -> int:
@@ -86,9 +144,18 @@ class Document:
 def load_text(text: str, file: str) -> tuple[Document | None, list[Problem]]:
     """Parse one YAML document; syntax errors come back as problems, never as exceptions."""
     problems: list[Problem] = []
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as exc:  # a control character PyYAML refuses to read
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - text.rfind("\n", 0, exc.position)
+        return None, [Problem("YAML_SYNTAX", f"YAML error: unacceptable character #x{exc.character:04x}",
+                              Location(file, line, column), "remove the control character")]
     try:
         node = loader.get_single_node()
+    except _Refused as exc:
+        where = Location(file, exc.mark.line + 1, exc.mark.column + 1)
+        return None, [Problem(exc.code, exc.message, where, exc.hint)]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -114,6 +181,7 @@ def _build(node: yaml.Node, path: Path, doc: Document, loader: _Loader, problems
             key = loader.construct_object(key_node, deep=True)
             if not isinstance(key, str):
                 key = str(key)
+            key = _encodable(key, key_node, doc, problems)
             kpath = path + (key,)
             where = Location(doc.file, key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             if key in result:
@@ -125,16 +193,37 @@ def _build(node: yaml.Node, path: Path, doc: Document, loader: _Loader, problems
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, path + (i,), doc, loader, problems) for i, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
+    value = loader.construct_object(node, deep=True)
+    return _encodable(value, node, doc, problems) if isinstance(value, str) else value
+
+
+def _encodable(text: str, node: yaml.Node, doc: Document, problems: list[Problem]) -> str:
+    """A "\\ud800" escape makes a string no UTF-8 can hold, which the engine and the database refuse
+    later: report it here, and go on checking with U+FFFD in its place (so nothing else cascades)."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError as exc:
+        where = Location(doc.file, node.start_mark.line + 1, node.start_mark.column + 1)
+        problems.append(Problem("BAD_TEXT", f"the text holds a lone surrogate (\\u{ord(text[exc.start]):04x}), "
+                                "which is not a character", where, "write the character itself, or remove it"))
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 def load_file(path: str, display: str | None = None) -> tuple[Document | None, list[Problem]]:
     name = display or path
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except UnicodeDecodeError as exc:
-        return None, [Problem("FILE_ENCODING", f"not UTF-8 text: {exc.reason}", Location(name, 1, 1))]
+        with open(path, "rb") as fh:
+            data = fh.read()
     except OSError as exc:
         return None, [Problem("FILE_UNREADABLE", f"cannot read: {exc.strerror}", Location(name))]
+    return load_bytes(data, name)
+
+
+def load_bytes(data: bytes, name: str) -> tuple[Document | None, list[Problem]]:
+    """A file's bytes as a Document: UTF-8 or a FILE_ENCODING problem, then `load_text`."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, [Problem("FILE_ENCODING", f"not UTF-8 text: {exc.reason}", Location(name, 1, 1))]
     return load_text(text, name)

@@ -60,10 +60,11 @@ def headers(stderr: str) -> list[tuple]:
     return found
 
 
-def assert_reported(stderr: str, path: str, line: int, col: int, code: str, source: str, hint: str | None) -> None:
+def assert_reported(stderr: str, path: str, line: int, col: int, code: str, source: str, hint: str | None,
+                    severity: str = "") -> None:
     """The header, then the source line, the caret under column `col`, and the hint (or none)."""
     lines = stderr.splitlines()
-    prefix = f"{path}:{line}:{col}: {code}: "
+    prefix = f"{path}:{line}:{col}: {severity + ': ' if severity else ''}{code}: "
     at = [i for i, text in enumerate(lines) if text.startswith(prefix)]
     assert at, f"expected a line starting with {prefix!r} in:\n{stderr}"
     i = at[0]
@@ -83,6 +84,9 @@ def problem_count_line(n: int) -> str:
 # ---- one mistake per case -------------------------------------------------------------------------
 
 RULES = "rules.yaml"
+ALIAS_HINT = "write the values out, or reuse fewer and smaller anchors"
+UNSAFE_HINT = ("patterns run on RE2: no backreferences (\\1), lookaround ((?=...), (?<!...)) or atomic groups, "
+               "and \\z instead of \\Z; split the test into several conditions")
 
 def case(case_id: str, files, line: int, col: int, code: str, token: str, hint: str | None = None,
          count: int = 1, file: str = RULES, message: str = "", marks=()):
@@ -331,8 +335,29 @@ CASES = [
               when: { title: { matches: "(vp|director" } }
               points: 10
         """), 5, 33, "BAD_REGEX", '"(vp|director"',
-         "patterns follow Python's re module; escape special characters with \\\\",
+         "patterns use RE2 syntax (Python's re without backreferences or lookaround); "
+         "escape special characters with \\\\",
          message="invalid regular expression: missing ), unterminated subpattern at position 0"),
+    case("UNSAFE_REGEX-backreference", y("""
+        leadflow: 1
+        scoring:
+          fit:
+            - id: doubled
+              when: { name: { matches: '(\\w+) \\1' } }
+              points: 10
+        """), 5, 32, "UNSAFE_REGEX", "'(\\w+) \\1'", UNSAFE_HINT,
+         message="RE2, the linear-time pattern engine, refuses this pattern: invalid escape sequence: \\1"),
+    case("UNSAFE_REGEX-lookahead", y("""
+        leadflow: 1
+        events: { page_view: a page view }
+        scoring:
+          engagement:
+            - id: not_careers
+              on: page_view
+              where: { url: { matches: "^/(?!careers)" } }
+              points: 1
+        """), 7, 32, "UNSAFE_REGEX", '"^/(?!careers)"', UNSAFE_HINT,
+         message="refuses this pattern: invalid perl operator: (?!"),
     case("CONDITION_TYPE", y("""
         leadflow: 1
         scoring:
@@ -397,6 +422,59 @@ CASES = [
         routing:
           - pool: alice
         """), 5, 11, "WRONG_TYPE", "alice", "start each item with '- '"),
+
+    # ---- hostile rule files: refused before anything is expanded or recursed ----------------------
+    case("YAML_ALIAS_LIMIT-uses", "leadflow: 1\nmanagers: &m [U0MGR0001]\nrouting: [" + "*m, " * 100 + "*m]\n",
+         3, 411, "YAML_ALIAS_LIMIT", "*m]", ALIAS_HINT, message="more than 100 aliases in one file"),
+    case("YAML_ALIAS_LIMIT-billion-laughs", y("""
+        leadflow: 1
+        a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]
+        b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+        c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+        d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+        e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+        f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+        g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+        h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+        i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
+        """), 6, 8, "YAML_ALIAS_LIMIT", "*d, *d", ALIAS_HINT,
+         message="aliases expand this file by more than 10,000 nodes"),
+    case("YAML_RECURSIVE_ALIAS", y("""
+        leadflow: 1
+        scoring: &s
+          fit: [*s]
+        """), 3, 9, "YAML_RECURSIVE_ALIAS", "*s", "an anchor cannot be used inside itself"),
+    case("YAML_TOO_DEEP", "leadflow: 1\nmanagers: " + "[" * 64 + "]" * 64 + "\n", 2, 74, "YAML_TOO_DEEP", "[]",
+         "rule files need a few levels; flatten the structure", message="nested more than 64 levels deep"),
+    case("YAML_TAG", y("""
+        leadflow: 1
+        managers: [U0MGR0001, !!python/object:os.system rm]
+        """), 2, 23, "YAML_TAG", "!!python", "remove the tag; quote a value to make it text",
+         message="tags such as !!python/object:os.system are not read"),
+    case("YAML_SYNTAX-control-character", "leadflow: 1\nmanagers: [U0MGR\x070001]\n", 2, 17, "YAML_SYNTAX",
+         "\x07", "remove the control character", message="unacceptable character #x0007"),
+    case("BAD_TEXT", y("""
+        leadflow: 1
+        scoring:
+          fit:
+            - id: odd
+              when: { title: "VP\\ud800" }
+              points: 5
+        """), 5, 22, "BAD_TEXT", '"VP', "write the character itself, or remove it",
+         message="lone surrogate (\\ud800)"),
+    case("BAD_VALUE-not-finite", y("""
+        leadflow: 1
+        scoring:
+          fit:
+            - id: big
+              when: { employees: { at_least: 100 } }
+              points: .inf
+        """), 6, 15, "BAD_VALUE", ".inf", message="expected a finite number, got inf"),
+    case("CONDITION_TOO_COMPLEX", "leadflow: 1\nscoring:\n  fit:\n    - id: nested\n      when: "
+         + "{ all: [ { e: 1 }, " * 15 + "{ a: 1 }" + " ] }" * 15 + "\n      points: 1\n",
+         5, 13, "CONDITION_TOO_COMPLEX", "{ all",
+         "split it over several rules or criteria, or use `in: [...]` for alternatives of one field",
+         message="the condition needs 15 and/or operations; the engine runs at most 14 per rule"),
 ]
 
 
@@ -528,7 +606,8 @@ def test_json_output_shape(tmp_path):
     assert data["valid"] is False
     assert len(data["problems"]) == len(MULTI_EXPECTED)
     for problem in data["problems"]:
-        assert set(problem) == {"code", "message", "location", "hint"}
+        assert set(problem) == {"code", "message", "location", "hint", "severity"}
+        assert problem["severity"] == "error"
         assert set(problem["location"]) == {"file", "line", "column"}
         assert isinstance(problem["code"], str) and isinstance(problem["message"], str) and problem["message"]
         assert isinstance(problem["hint"], str)
@@ -555,7 +634,157 @@ def test_json_output_no_rule_files(tmp_path):
     assert json.loads(result.stdout) == {"valid": False, "problems": [{
         "code": "NO_RULE_FILES", "message": f"no rule files (*.yaml) in '{tmp_path}'",
         "location": {"file": str(tmp_path), "line": 0, "column": 0},
-        "hint": "create one starting with 'leadflow: 1'"}]}
+        "hint": "create one starting with 'leadflow: 1'", "severity": "error"}]}
+
+
+# ---- warnings: the rules load and run, but probably not as meant -----------------------------------
+
+GATES = """\
+    stages:
+      mql:
+        when: { score: { at_least: 10 } }
+      sql:
+        when: { score: { at_least: 50 } }
+    """
+ROUTED = """\
+    reps:
+      - id: alice
+    routing:
+      - pool: [alice]
+    fallback: { channel: "#sales-queue" }
+    """
+WARNINGS = [
+    pytest.param({RULES: y("""
+        leadflow: 1
+        reps:
+          - id: alice
+        routing:
+          - pool: [alice]
+        """) + y(GATES)}, 4, 1, "NO_FALLBACK", "routing", "add `fallback: { channel: \"#sales-queue\" }`",
+        "goes to nobody: there is no fallback", id="NO_FALLBACK-routing"),
+    pytest.param({RULES: "leadflow: 1\n" + y(GATES)}, 5, 3, "NO_FALLBACK", "sql",
+                 "add `fallback: { channel: \"#sales-queue\" }`, and `reps:` with `routing:` to assign reps",
+                 "no rep and no channel: there is no routing and no fallback", id="NO_FALLBACK-no-routing"),
+    pytest.param({RULES: y("""
+        leadflow: 1
+        events:
+          demo_requested: the lead asked for a demo
+        scoring:
+          engagement:
+            - id: demo
+              on: demo_requsted
+              points: 40
+        """) + y(GATES) + y(ROUTED)}, 7, 11, "UNKNOWN_ON_EVENT", "demo_requsted", "did you mean 'demo_requested'?",
+        "event type 'demo_requsted' is not declared under 'events:' and leadflow does not produce it",
+        id="UNKNOWN_ON_EVENT-declared"),
+    pytest.param({RULES: y("""
+        leadflow: 1
+        events:
+          demo_requested: the lead asked for a demo
+        scoring:
+          engagement:
+            - id: webinar
+              on: webinar_attended
+              points: 10
+        """) + y(GATES) + y(ROUTED)}, 7, 11, "UNKNOWN_ON_EVENT", "webinar_attended",
+        "declare it under 'events:' or fix the spelling", "'webinar_attended' is not declared",
+        id="UNKNOWN_ON_EVENT-undeclared"),
+    pytest.param({RULES: y("""
+        leadflow: 1
+        scoring:
+          engagement:
+            - id: views
+              on: page_view
+              points: 1
+            - id: pricing
+              on: page_veiw
+              points: 10
+        stages:
+          sql:
+            when: { event: { type: page_view, at_least: 3 } }
+        """) + y(ROUTED)}, 8, 11, "UNKNOWN_ON_EVENT", "page_veiw", "did you mean 'page_view'?",
+        "'page_veiw' is not declared", id="UNKNOWN_ON_EVENT-no-declarations-but-a-typo"),
+    pytest.param({RULES: y("""
+        leadflow: 1
+        scoring:
+          engagement:
+            - id: reopened
+              on: lead_reopend
+              points: 5
+        """)}, 5, 11, "UNKNOWN_ON_EVENT", "lead_reopend", "did you mean 'lead_reopened'?",
+        "'lead_reopend' is not declared", id="UNKNOWN_ON_EVENT-builtin-typo"),
+]
+
+
+@pytest.mark.parametrize("files, line, col, code, token, hint, message", WARNINGS)
+def test_warning_is_reported_at_its_position_and_exits_0(tmp_path, files, line, col, code, token, hint, message):
+    directory = write_rules(tmp_path / "rules", files)
+    result = check(str(directory))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    source = files[RULES].splitlines()[line - 1]
+    assert source[col - 1:].startswith(token), f"test case error: {token!r} is not at column {col} of {source!r}"
+    path = os.path.join(str(directory), RULES)
+    assert_reported(result.stderr, path, line, col, code, source, hint, severity="warning")
+    header = next(t for t in result.stderr.splitlines() if t.startswith(f"{path}:{line}:{col}: warning: {code}: "))
+    assert message in header
+    assert headers(result.stderr) == []  # no error headers
+    assert result.stderr.splitlines()[-1] == "1 warning"
+
+    as_json = check("--json", str(directory))
+    assert as_json.returncode == 0 and as_json.stderr == ""
+    data = json.loads(as_json.stdout)
+    assert data["valid"] is True
+    assert [(p["severity"], p["code"], p["location"]["line"], p["location"]["column"], p["hint"])
+            for p in data["problems"]] == [("warning", code, line, col, hint)]
+
+
+def test_rules_without_declared_events_warn_only_about_likely_typos(tmp_path):
+    directory = write_rules(tmp_path / "rules", {RULES: y("""
+        leadflow: 1
+        scoring:
+          engagement:
+            - id: views
+              on: page_view
+              points: 1
+            - id: demo
+              on: demo_requested
+              points: 40
+        """) + y(ROUTED)})
+    assert (check(str(directory)).returncode, check(str(directory)).stderr) == (0, "")
+
+
+def test_warnings_wait_until_the_errors_are_fixed(tmp_path):
+    # judged on a rule set that loads: with an error present, only the error is reported
+    text = y("""
+        leadflow: 1
+        events:
+          demo_requested: the lead asked for a demo
+        scoring:
+          engagement:
+            - id: demo
+              on: demo_requsted
+              points: {points}
+        """) + y(GATES)
+    directory = write_rules(tmp_path / "rules", {RULES: text.replace("{points}", "lots")})
+    result = check(str(directory))
+    assert result.returncode == 1
+    assert [h[3] for h in headers(result.stderr)] == ["WRONG_TYPE"]
+    assert ": warning: " not in result.stderr and result.stderr.splitlines()[-1] == "1 problem found"
+    write_rules(directory, {RULES: text.replace("{points}", "40")})
+    result = check(str(directory))
+    assert result.returncode == 0
+    assert result.stderr.splitlines()[-1] == "2 warnings"
+    assert [line.split(": ")[2] for line in result.stderr.splitlines() if ": warning: " in line] == \
+        ["UNKNOWN_ON_EVENT", "NO_FALLBACK"]
+
+
+def test_a_directory_named_like_a_rule_file_is_not_a_rule_file(tmp_path):
+    directory = write_rules(tmp_path / "rules", {RULES: "leadflow: 1\n" + y(ROUTED)})
+    (directory / "drafts.yaml").mkdir()
+    result = check(str(directory))
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
 
 
 # ---- the bundled rules ----------------------------------------------------------------------------

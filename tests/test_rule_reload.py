@@ -1,0 +1,104 @@
+"""A running service and its rule files: whatever breaks a reload is reported and retried, and the
+report clears as soon as the files load again, even as the version already running."""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+from engine.service import LeadService
+
+GOOD = textwrap.dedent("""\
+    leadflow: 1
+    events: { page_view: a page view }
+    scoring:
+      engagement:
+        - id: views
+          on: page_view
+          points: 5
+    stages:
+      mql:
+        when: { score: { at_least: 10 } }
+    """)
+
+# A "billion laughs": nine levels of nine aliases each, 354 bytes that expand to 387 million nodes.
+BOMB = textwrap.dedent("""\
+    leadflow: 1
+    a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]
+    b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+    c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+    d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+    e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+    f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+    g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+    h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+    i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
+    """)
+
+
+def service(tmp_path: Path) -> tuple[LeadService, Path]:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "rules.yaml").write_text(GOOD, encoding="utf-8")
+    return LeadService(str(tmp_path / "t.db"), str(rules)), rules / "rules.yaml"
+
+
+def codes(svc: LeadService) -> list[tuple]:
+    return [(p.code, os.path.basename(p.location.file), p.location.line, p.location.column) for p in svc.rule_problems]
+
+
+def test_an_alias_bomb_is_reported_and_the_report_clears_when_the_running_version_comes_back(tmp_path, caplog):
+    svc, path = service(tmp_path)
+    good = svc.pipeline.version
+    path.write_text(BOMB, encoding="utf-8")
+    with caplog.at_level(logging.ERROR, logger="leadflow.service"):
+        assert svc.reload_rules() is False
+        assert codes(svc) == [("YAML_ALIAS_LIMIT", "rules.yaml", 6, 8)]
+        assert svc.reload_rules() is False  # retried on every pass, still broken, logged once
+        assert codes(svc) == [("YAML_ALIAS_LIMIT", "rules.yaml", 6, 8)]
+    assert [r.getMessage().split(": ")[2] for r in caplog.records] == ["YAML_ALIAS_LIMIT"]
+    assert svc.pipeline.version == good  # the last good version kept running
+
+    path.write_text(GOOD, encoding="utf-8")  # fixed back to exactly the running version
+    assert svc.reload_rules() is False  # nothing new to switch to...
+    assert svc.rule_problems == []  # ...but the report is gone
+    assert svc.pipeline.version == good
+
+
+def test_a_failed_reload_is_retried_even_when_the_files_look_unchanged(tmp_path):
+    # An editor or a checkout can restore a file within the same mtime tick and at the same size; the
+    # service must not wait for another change to try again.
+    svc, path = service(tmp_path)
+    broken = GOOD.replace("points: 5", "pionts: 5")
+    assert len(broken) == len(GOOD)
+    path.write_text(broken, encoding="utf-8")
+    os.utime(path, (1_800_000_000, 1_800_000_000))
+    svc.reload_rules()
+    assert [c[0] for c in codes(svc)] == ["MISSING_KEY", "UNKNOWN_KEY"]
+    path.write_text(GOOD.replace("points: 5", "points: 7"), encoding="utf-8")  # a new version, same size
+    os.utime(path, (1_800_000_000, 1_800_000_000))
+    assert svc.reload_rules() is True
+    assert svc.rule_problems == []
+
+
+def test_any_exception_in_a_reload_is_reported_and_retried(tmp_path):
+    # Not every failure is a problem in the files: the database busy, a file vanishing mid-read, the
+    # interpreter out of stack. This one runs the loader out of stack with a valid but deeply nested
+    # condition: the exception must neither escape the service loop nor be forgotten.
+    svc, path = service(tmp_path)
+    deep = "{ not: " * 40 + "{ country: US }" + " }" * 40
+    path.write_text(GOOD + f"bant:\n  need:\n    when: {deep}\n", encoding="utf-8")
+    limit = sys.getrecursionlimit()
+    depth = len(__import__("inspect").stack(0))
+    sys.setrecursionlimit(depth + 60)
+    try:
+        assert svc.reload_rules() is False
+    finally:
+        sys.setrecursionlimit(limit)
+    assert [c[0] for c in codes(svc)] == ["RULES_RELOAD_FAILED"]
+    assert "RecursionError" in svc.rule_problems[0].message
+    assert svc.reload_rules() is True  # the next pass tries again (the files did not change) and loads them
+    assert svc.rule_problems == []
+    assert "need" in svc.pipeline.compiled.rules.bant

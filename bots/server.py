@@ -86,7 +86,7 @@ def build_asgi(settings: Settings, service: LeadService, client: WebClient | Non
         except Exception:  # noqa: BLE001 - the database failed: nothing of this request was kept
             log.exception("events not stored")
             return JSONResponse({"error": "the events could not be stored; nothing was applied, send them again"}, 503)
-        if any(r["status"] == "applied" for r in results):
+        if any("stage" in r for r in results):  # a new SQL to route now; other work waits for the next pass
             service.wake.set()
         bad = [r for r in results if r["status"] in ("rejected", "conflict")]
         if batch:
@@ -149,9 +149,11 @@ def build_asgi(settings: Settings, service: LeadService, client: WebClient | Non
                 worker.join(timeout=5)
             writer.close()  # what was submitted is committed and answered before the store closes
 
-    return Starlette(routes=[Route("/v1/events", events, methods=["POST"]),
-                             Route("/slack/events", slack, methods=["POST"]),
-                             Route("/healthz", health, methods=["GET"])], lifespan=lifespan)
+    app = Starlette(routes=[Route("/v1/events", events, methods=["POST"]),
+                            Route("/slack/events", slack, methods=["POST"]),
+                            Route("/healthz", health, methods=["GET"])], lifespan=lifespan)
+    app.state.writer = writer  # the webhook's group commit (its counters show how requests were grouped)
+    return app
 
 
 def _authenticate(settings: Settings, request: Request, body: bytes) -> str | None:

@@ -109,6 +109,7 @@ def loads(raw: str | bytes) -> Any:
 
 _TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},]', re.S)
 _CLOSES = {"]": "[", "}": "{"}
+_JSON_SPACE = " \t\r\n"
 
 
 def split_body(text: str) -> tuple[bool, list[str]]:
@@ -117,7 +118,7 @@ def split_body(text: str) -> tuple[bool, list[str]]:
     Each item of an array is returned as the sender wrote it, so a batch item goes through exactly
     what a JSONL line does (size limit, JSON syntax, validation) and one bad item never takes the
     others with it. Raises ValueError when the array itself is broken."""
-    start = len(text) - len(text.lstrip())
+    start = len(text) - len(text.lstrip(_JSON_SPACE))
     if not text.startswith("[", start):
         return False, [text]
     items: list[str] = []
@@ -133,16 +134,16 @@ def split_body(text: str) -> tuple[bool, list[str]]:
             if not opened or opened.pop() != _CLOSES[tok]:
                 raise ValueError(f"'{tok}' at column {m.start() + 1} closes nothing")
             if not opened:
-                last = text[begin:m.start()]
-                if last.strip() or items:
+                last = text[begin:m.start()].strip(_JSON_SPACE)
+                if last or items:
                     items.append(last)
-                if text[m.end():].strip():
+                if text[m.end():].strip(_JSON_SPACE):
                     raise ValueError(f"text after the closing ] at column {m.end() + 1}")
-                if any(not item.strip() for item in items):
+                if not all(items):
                     raise ValueError("an empty item in the array")
                 return True, items
         elif len(opened) == 1:  # a comma between items
-            items.append(text[begin:m.start()])
+            items.append(text[begin:m.start()].strip(_JSON_SPACE))
             begin = m.end()
     raise ValueError("the array is not closed")
 

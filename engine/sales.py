@@ -97,7 +97,7 @@ class SalesDesk:
         now = self.clock()
         then = self.desk.reasons.get(reason or "", {}).get("then") if verdict == "reject" else None
         status = "accepted" if verdict == "accept" else ("reassigned" if then == "reassign" else "rejected")
-        with self.store.transaction():
+        with self.store.transaction(durable=True):  # the rep is told it is done: it must survive a power loss
             if not self.store.close_assignment(assignment_id, status, now, by, reason, comment):
                 current = self.store.assignment(assignment_id)
                 return Verdict("already", f"{current['lead']} was already {current['status']} by "

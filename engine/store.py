@@ -38,10 +38,8 @@ class Store(OutboxTable, MetricsReads):
         if conn is None:
             conn = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
-            # FULL: a COMMIT returns only once the WAL is on disk, so an acknowledgement (the webhook's
-            # `applied`, a rep's decision) survives a power loss; NORMAL could roll it back. The cost
-            # is one fsync per commit, which batches (ingest) and group commit (webhook) share.
-            conn.execute("PRAGMA synchronous=FULL")
+            # NORMAL survives a crash of the process; only transaction(durable=True) waits for the disk
+            conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn
             self._local.db = sqlite_utils.Database(conn)
             self._all.append(conn)
@@ -135,18 +133,29 @@ class Store(OutboxTable, MetricsReads):
 
     # -- transactions -----------------------------------------------------------------------------
     @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, durable: bool = False) -> Iterator[None]:
+        """One transaction (or a part of the caller's). durable: COMMIT returns only once the WAL is
+        on disk (synchronous=FULL, one fsync), so it survives a power loss; used where the commit is
+        acknowledged to someone (the webhook's `applied`, a rep's decision, `ingest` finishing).
+        Other commits (NORMAL) survive a crash of the process and reach the disk with the next
+        durable commit or checkpoint; they cost no fsync."""
         with self.lock:
             if self.conn.in_transaction:
                 yield
                 return
-            self.conn.execute("BEGIN IMMEDIATE")
+            if durable:
+                self.conn.execute("PRAGMA synchronous=FULL")  # not allowed inside a transaction
             try:
-                yield
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            self.conn.execute("COMMIT")
+                self.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield
+                except BaseException:
+                    self.conn.execute("ROLLBACK")
+                    raise
+                self.conn.execute("COMMIT")
+            finally:
+                if durable:
+                    self.conn.execute("PRAGMA synchronous=NORMAL")
 
     @contextmanager
     def savepoint(self, name: str = "one_event") -> Iterator[None]:

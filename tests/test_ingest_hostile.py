@@ -350,12 +350,28 @@ def test_stats_survive_bad_amounts_stored_before_the_checks(cli):
 
 # ---- 16. durability ------------------------------------------------------------------------------------
 
-def test_every_store_connection_commits_durably(tmp_path):
-    from engine.store import Store
+def test_ingest_batches_commit_durably_and_other_commits_do_not_wait_for_the_disk(tmp_path):
+    from engine.ingest import ingest_file
+    from engine.pipeline import Pipeline
 
-    store = Store(str(tmp_path / "s.db"))
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "rules.yaml").write_text(textwrap.dedent(RULES))
+    pipeline = Pipeline.open(str(tmp_path / "s.db"), str(rules))
+    store = pipeline.store
     try:
-        assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL: fsync on every COMMIT
-        assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        synchronous = lambda: store.conn.execute("PRAGMA synchronous").fetchone()[0]  # noqa: E731
+        assert synchronous() == 1 and store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        with store.transaction(durable=True):
+            assert synchronous() == 2  # FULL: COMMIT waits for the fsync of the WAL
+        assert synchronous() == 1  # NORMAL again: the worker's bookkeeping does not pay an fsync
+        said: list = []
+        store.conn.set_trace_callback(said.append)
+        ingest_file(pipeline, str(write(tmp_path / "e.jsonl", [ev(f"e{i}") for i in range(1200)])))
+        store.conn.set_trace_callback(None)
+        commits = [i for i, sql in enumerate(said) if sql == "COMMIT"]
+        assert len(commits) == 3  # 500 + 500 + 200
+        for i in commits:  # each batch is committed with FULL in force
+            assert [sql for sql in said[:i] if sql.startswith("PRAGMA synchronous")][-1] == "PRAGMA synchronous=FULL"
     finally:
         store.close()

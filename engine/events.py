@@ -107,7 +107,7 @@ def loads(raw: str | bytes) -> Any:
     return json.loads(raw, parse_constant=_no_constant)
 
 
-_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},]', re.S)
+_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|"|[\[\]{},]', re.S)  # a lone " opens a string never closed
 _CLOSES = {"]": "[", "}": "{"}
 _JSON_SPACE = " \t\r\n"
 
@@ -126,6 +126,8 @@ def split_body(text: str) -> tuple[bool, list[str]]:
     begin = start + 1
     for m in _TOKENS.finditer(text, start):
         tok = m.group()
+        if tok == '"':
+            raise ValueError(f"the string at column {m.start() + 1} is not closed")
         if tok[0] == '"':
             continue
         if tok in "[{":

@@ -428,3 +428,70 @@ def test_parse_duration_rejects(text):
     with pytest.raises(ValueError) as info:
         parse_duration(text)
     assert "15m, 4h, 30d, 2w" in str(info.value)
+
+
+# ---- hostile values, ids, the intake's clock, webhook bodies ------------------------------------------
+
+@pytest.mark.parametrize("obj, field, words", [
+    (good(data={"amount": float("inf")}), "data.amount", "finite"),
+    (good(data={"a": [{"b": -float("inf")}]}), "data.a[0].b", "finite"),
+    (good(data={"a": float("nan")}), "data.a", "finite"),
+    (good(data={"n": 10 ** 400}), "data.n", "too large"),
+    (good(data={"x": "ok\ud800"}), "data.x", "surrogate"),
+    (good(extra={"deep": [[[[1]]]]}, data={"x": json.loads("[" * 40 + "]" * 40)}), "data.x" + "[0]" * 30, "nested"),
+    (good(id=7), "id", 'send "7"'),
+    (good(id="e\u200b1"), "id", "U+200B"),
+    (good(lead="L\r"), "lead", "control"),
+    (good(lead="\tL"), "lead", "control"),
+    (good(lead="L "), "lead", "spaces at the start or end"),
+    (good(id="fb-12"), "id", "leadflow's own"),
+    (good(type="decay_tick"), "type", "leadflow's own event type"),
+    (good(type="page_view\n"), "type", "must be a name"),
+    (good(at="1969-12-31T23:59:59Z"), "at", "before 1970"),
+    (good(type="deal_won", data={"amount": "1,200"}), "data.amount", "thousands separators"),
+    (good(type="campaign_cost", data={"amount": 5}), "data.campaign", "campaign's name"),
+])
+def test_validate_rejects_hostile_values_with_their_path(obj, field, words):
+    rejected = validate(obj)
+    assert isinstance(rejected, Rejection), rejected
+    assert (rejected.field, words in rejected.reason) == (field, True), rejected
+
+
+def test_ids_are_nfc_and_own_types_pass_for_trusted_and_internal_senders():
+    from engine.events import INTERNAL, Intake
+
+    assert validate(good(lead="Jose\u0301")).event["lead"] == "Jos\u00e9"
+    assert isinstance(validate(good(type="sql_accepted"), Intake(trusted_types=True)), Accepted)
+    assert validate(good(id="fb-1", type="sql_accepted"), Intake(trusted_types=True)).field == "id"
+    assert isinstance(validate(good(id="fb-1", type="sql_accepted"), INTERNAL), Accepted)
+
+
+def test_the_future_limit_uses_the_intake_clock():
+    from engine.events import Intake
+
+    at_noon = Intake(clock=lambda: T0, max_future=3600)  # T0 is AT
+    assert isinstance(validate(good(at="2026-11-02T10:00:00Z"), at_noon), Accepted)  # one hour ahead: allowed
+    late = validate(good(at="2026-11-02T10:00:01Z"), at_noon)
+    assert late.field == "at" and "more than 1h in the future" in late.reason
+    assert isinstance(validate(good(at="2099-01-01T00:00:00Z")), Accepted)  # no clock, no limit (simulations)
+
+
+@pytest.mark.parametrize("body, items", [
+    ('{"a": 1}', (False, ['{"a": 1}'])),
+    ("[]", (True, [])),
+    (' [ {"a": "x,]}"} , 2 ,"\\"]"]\n', (True, ['{"a": "x,]}"}', "2", '"\\"]"'])),
+    ('[[1, [2]], {"b": [3]}]', (True, ["[1, [2]]", '{"b": [3]}'])),
+    ('[{"a": tru}, 1]', (True, ['{"a": tru}', "1"])),  # a bad item is the item's problem
+])
+def test_split_body_keeps_each_items_text(body, items):
+    from engine.events import split_body
+
+    assert split_body(body) == items
+
+
+@pytest.mark.parametrize("body", ["[1,]", "[,1]", "[1]]", "[1] x", "[{]}", "[1", '["a]'])
+def test_split_body_refuses_a_broken_array(body):
+    from engine.events import split_body
+
+    with pytest.raises(ValueError):
+        split_body(body)

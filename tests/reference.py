@@ -2,7 +2,7 @@
 
 It interprets the checked rule model directly (no compilation, no durable_rules, no running tallies:
 it keeps every contribution and every event and recomputes from them), so when it and the engine path
-disagree, one of them misreads DESIGN.md.
+disagree, one of them misreads the rule semantics (README, "How a lead is evaluated"; rules/REFERENCE.md).
 """
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ missing declaration or section. Each is a `Problem` with severity "warning", a c
 """
 from __future__ import annotations
 
+import difflib
 from typing import Iterable
 
 from .errors import Problem, did_you_mean
@@ -54,12 +55,18 @@ def _unknown_on(rs: RuleSet, on_uses: list, counted: set, produced: set) -> list
         if etype in known:
             continue
         hint = did_you_mean(etype, seen - {etype})
-        if not declared and not (hint and uses[etype] == 1):
+        if not declared and not (uses[etype] == 1 and _misspelt(etype, seen - {etype})):
             continue
         out.append(Problem("UNKNOWN_ON_EVENT", f"event type '{etype}' is not declared under 'events:' and leadflow "
                            "does not produce it", where, hint or "declare it under 'events:' or fix the spelling",
                            "warning"))
     return out
+
+
+def _misspelt(word: str, others: set) -> bool:
+    """Closer than a did-you-mean hint needs: a letter or two off (page_veiw), not merely alike
+    (email_bounced and email_unsubscribed are two real types)."""
+    return bool(difflib.get_close_matches(word, sorted(others), n=1, cutoff=0.85))
 
 
 def _nurture_types(tracks: list) -> set:

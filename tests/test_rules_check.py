@@ -751,8 +751,15 @@ def test_rules_without_declared_events_warn_only_about_likely_typos(tmp_path):
             - id: demo
               on: demo_requested
               points: 40
-        """) + y(ROUTED)})
-    assert (check(str(directory)).returncode, check(str(directory)).stderr) == (0, "")
+            - id: bounced
+              on: email_bounced
+              points: -5
+            - id: unsubscribed
+              on: email_unsubscribed
+              points: -10
+        """) + y(ROUTED)})  # alike, but two real types: not a misspelling of each other
+    result = check(str(directory))
+    assert (result.returncode, result.stderr) == (0, "")
 
 
 def test_warnings_wait_until_the_errors_are_fixed(tmp_path):

@@ -253,41 +253,60 @@ def validate(obj: Any, intake: Intake = OUTSIDE) -> Accepted | Rejection:
 
 def check_values(obj: Any) -> Rejection | None:
     """Walk every value (iteratively: depth is what is being checked) for what JSON cannot carry
-    safely: non-finite or overflowing numbers, lone surrogates, nesting beyond MAX_DEPTH."""
+    safely: non-finite or overflowing numbers, lone surrogates, nesting beyond MAX_DEPTH. Scalars are
+    checked in the loop over their container and paths are only spelled out for a problem: this
+    runs on every event."""
+    problem = _scalar_problem(obj)
+    if problem is not _CONTAINER:
+        return Rejection("", problem) if problem else None
     stack: list = [("", obj, 0)]
     while stack:
         path, value, depth = stack.pop()
-        if isinstance(value, str):
-            bad = _surrogate(value)
-            if bad is not None:
-                return Rejection(path, f"contains a lone surrogate (U+{ord(value[bad]):04X}) at position {bad + 1}, "
-                                       "which is not valid Unicode")
-        elif isinstance(value, bool) or value is None:
-            continue
-        elif isinstance(value, float):
-            if not math.isfinite(value):
-                return Rejection(path, f"is not a finite number ({value}); numbers such as 1e400 overflow")
-        elif isinstance(value, int):
-            if abs(value) > _MAX_FLOAT:
-                return Rejection(path, "is a number too large to store (beyond 1.8e308)")
-        elif isinstance(value, (dict, list, tuple)):
-            if depth >= MAX_DEPTH:
-                return Rejection(path, f"is nested too deeply (at most {MAX_DEPTH} levels)")
-            if isinstance(value, dict):
-                children = []
-                for key, child in value.items():
-                    key = key if isinstance(key, str) else str(key)
-                    bad = _surrogate(key)
-                    if bad is not None:
-                        return Rejection(storable(_join(path, key)), "has a key with a lone surrogate, which is not "
-                                                                     "valid Unicode")
-                    children.append((_join(path, key), child, depth + 1))
-            else:
-                children = [(f"{path}[{i}]", child, depth + 1) for i, child in enumerate(value)]
-            stack.extend(reversed(children))
-        else:
-            return Rejection(path, f"is a {type(value).__name__}, not a JSON value")
+        if depth >= MAX_DEPTH:
+            return Rejection(path, f"is nested too deeply (at most {MAX_DEPTH} levels)")
+        pairs = value.items() if isinstance(value, dict) else enumerate(value)
+        nested = []
+        for key, child in pairs:
+            if type(key) is str and not key.isascii() and _surrogate(key) is not None:
+                return Rejection(storable(_child(path, key)), "has a key with a lone surrogate, which is not valid Unicode")
+            kind = type(child)
+            if (kind is str and child.isascii()) or child is None or kind is bool or \
+                    (kind is int and -_MAX_INT <= child <= _MAX_INT) or (kind is float and math.isfinite(child)):
+                continue  # the common case, decided without a call
+            problem = _scalar_problem(child)
+            if problem is _CONTAINER:
+                nested.append((_child(path, key), child, depth + 1))
+            elif problem:
+                return Rejection(_child(path, key), problem)
+        stack.extend(reversed(nested))
     return None
+
+
+_CONTAINER = "container"
+_MAX_INT = int(_MAX_FLOAT)
+
+
+def _scalar_problem(value: Any) -> str | None:
+    """What is wrong with one value; _CONTAINER for an object or array (walked by the caller)."""
+    if isinstance(value, (dict, list, tuple)):
+        return _CONTAINER
+    if isinstance(value, str):
+        bad = _surrogate(value)
+        return None if bad is None else \
+            f"contains a lone surrogate (U+{ord(value[bad]):04X}) at position {bad + 1}, which is not valid Unicode"
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"is not a finite number ({value}); numbers such as 1e400 overflow"
+    if isinstance(value, int):
+        return None if -_MAX_INT <= value <= _MAX_INT else "is a number too large to store (beyond 1.8e308)"
+    return f"is a {type(value).__name__}, not a JSON value"
+
+
+def _child(path: str, key: Any) -> str:
+    if isinstance(key, int) and not isinstance(key, bool):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else str(key)
 
 
 def check_id(name: str, value: Any) -> str | Rejection:
@@ -354,10 +373,6 @@ def _surrogate(text: str) -> int | None:
         return None
     except UnicodeEncodeError as exc:
         return exc.start
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
 
 
 def _short(value: Any) -> str:

@@ -9,6 +9,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import httpx
+import pytest
 
 from tests.bot_harness import WEBHOOK_TOKEN, Service, sql_events
 
@@ -153,3 +154,53 @@ def test_concurrent_requests_share_one_durable_commit_and_are_answered_after_it(
         synchronous = writer.submit(lambda: store.conn.execute("PRAGMA synchronous").fetchone()[0]).result(10)
         assert synchronous == 2  # FULL inside the group transaction: COMMIT returns after the fsync
         assert sorted(stored(svc)) == sorted(f"c{i}" for i in range(n))
+
+
+@pytest.mark.slow
+def test_webhook_rate_with_concurrent_senders(tmp_path):
+    """The figure for group commit: 8 senders, one event per request, against the real `leadflow serve`
+    process (`python -m pytest -m slow -s tests/test_webhook_hostile.py`)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.bot_harness import RULES
+    from tests.test_latency import ROOT, free_port
+
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "rules.yaml").write_text(RULES.replace("capacity: 5", "capacity: 100000"))
+    port, senders, total = free_port(), 8, 4000
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "LEADFLOW_"))}
+    proc = subprocess.Popen([sys.executable, "-m", "bots.cli", "--db", str(tmp_path / "lf.db"), "--rules",
+                             str(tmp_path / "rules"), "serve", "--port", str(port)], cwd=ROOT,
+                            env={**env, "LEADFLOW_WEBHOOK_TOKEN": WEBHOOK_TOKEN}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 20
+        while True:
+            try:
+                if httpx.get(url + "/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                assert time.time() < deadline, "the service did not start"
+                time.sleep(0.05)
+
+        def send(t: int) -> None:
+            with httpx.Client(base_url=url, timeout=30, headers=AUTH) as client:
+                for i in range(total // senders):
+                    r = client.post("/v1/events", content=json.dumps(ev(f"t{t}-{i}", lead=f"F{i % 500}")))
+                    assert r.status_code == 200, r.text
+
+        threads = [threading.Thread(target=send, args=(t,)) for t in range(senders)]
+        start = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        rate = total / (time.perf_counter() - start)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    print({"senders": senders, "events_per_s": round(rate)})
+    assert rate > 0

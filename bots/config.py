@@ -60,7 +60,10 @@ class Settings:
         if env.get("LEADFLOW_MAX_FUTURE"):
             from engine.timeutil import parse_duration
 
-            values["max_future"] = parse_duration(env["LEADFLOW_MAX_FUTURE"])
+            try:
+                values["max_future"] = parse_duration(env["LEADFLOW_MAX_FUTURE"])
+            except ValueError as exc:
+                raise ValueError(f"LEADFLOW_MAX_FUTURE: {exc}") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sqlite3
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
@@ -205,9 +206,10 @@ class Pipeline:
 
     def _reject(self, raw: str, rejection: Rejection, source: str, line: int | None, obj: object,
                 status: str = "rejected") -> Outcome:
-        reason = storable(rejection.reason if len(rejection.reason) <= 500 else rejection.reason[:497] + "...")
-        self.store.dead_letter(raw, reason, storable(rejection.field), source, line)
-        return Outcome(status, _given_id(obj), reason=reason, field=storable(rejection.field))
+        reason = _printable(rejection.reason if len(rejection.reason) <= 500 else rejection.reason[:497] + "...")
+        fld = _printable(rejection.field[:300])
+        self.store.dead_letter(raw, reason, fld, source, line)
+        return Outcome(status, _given_id(obj), reason=reason, field=fld)
 
 
 def _attribute_limits(attrs: dict, data: dict) -> Rejection | None:
@@ -224,6 +226,14 @@ def _attribute_limits(attrs: dict, data: dict) -> Rejection | None:
             return Rejection("data", f"would make the lead's attributes {size // 1024} KB; the limit is "
                                      f"{MAX_ATTRIBUTES_BYTES // 1024} KB (keep large text out of attributes)")
     return None
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _printable(text: str) -> str:
+    """A reason or field (they quote the sender's text) safe to print as one line of stderr or log."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", storable(text))
 
 
 def _given_id(obj: object) -> Any:

@@ -157,6 +157,16 @@ def test_a_failing_event_in_a_batch_of_500_does_not_roll_back_the_good_ones(cli)
     assert rows(cli.db, "SELECT count(*) FROM events") == [(598,)]
 
 
+def test_a_rejection_cannot_forge_lines_on_stderr(cli):
+    lines = ['{"id": "x1", "lead": "L", "type": "page_view", "at": "soon\\nin.jsonl:9: rejected: forged"}',
+             '{"id": "x2", "lead": "L", "type": "page_view", "at": "2026-11-02T09:00:00Z", "data": {"a\\nb": 1e400}}']
+    proc, counts = ingest(cli, lines)
+    assert counts["rejected"] == 2
+    said = [text for text in proc.stderr.splitlines() if ": rejected: " in text]
+    assert len(said) == 2 and "soon\\x0ain.jsonl:9" in said[0] and said[1].split(": rejected: ")[1].startswith(
+        "data.a\\x0ab: ")
+
+
 # ---- 6. reserved types and ids, conflicts, id rules ----------------------------------------------------
 
 def test_leadflows_own_types_and_ids_are_refused_from_a_jsonl_file_unless_trusted(cli):

@@ -268,7 +268,8 @@ def check_values(obj: Any) -> Rejection | None:
         nested = []
         for key, child in pairs:
             if type(key) is str and not key.isascii() and _surrogate(key) is not None:
-                return Rejection(storable(_child(path, key)), "has a key with a lone surrogate, which is not valid Unicode")
+                return Rejection(storable(_child(path, key)), "has a key with a lone surrogate, which is not "
+                                                              "valid Unicode")
             kind = type(child)
             if (kind is str and child.isascii()) or child is None or kind is bool or \
                     (kind is int and -_MAX_INT <= child <= _MAX_INT) or (kind is float and math.isfinite(child)):
@@ -346,13 +347,14 @@ def check_money(etype: str, data: dict) -> Rejection | None:
     if etype == "campaign_cost":
         campaign = data.get("campaign")
         if not isinstance(campaign, str) or not campaign.strip():
-            return Rejection("data.campaign", f"must be the campaign's name (a non-empty string), not {_short(campaign)}")
+            return Rejection("data.campaign", "must be the campaign's name (a non-empty string), not "
+                                              f"{_short(campaign)}")
         if data.get("amount") is None:
             return Rejection("data.amount", "is missing; send the cost as a number such as 1200")
     if etype in ("campaign_cost", "deal_won") and data.get("amount") is not None:
         amount = data["amount"]
         if isinstance(amount, bool) or not isinstance(amount, (int, float)):
-            hint = " (no thousands separators or currency: 1200.50, not \"1,200.50\")" if isinstance(amount, str) else ""
+            hint = ' (no thousands separators or currency: 1200.50, not "1,200.50")' if isinstance(amount, str) else ""
             return Rejection("data.amount", f"must be a number such as 1200{hint}, not {_short(amount)}")
         if amount < 0:
             return Rejection("data.amount", f"must not be negative, not {amount}")

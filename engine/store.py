@@ -127,18 +127,15 @@ class Store(OutboxTable, MetricsReads):
                 db["schedule"].create({"name": str, "last_at": float}, pk="name")
             # reading the history lead by lead in time order is the metrics' hot path
             self.conn.execute("CREATE INDEX IF NOT EXISTS stage_history_lead_at ON stage_history (lead, at, id)")
-            if "digest" not in db["events"].columns_dict:  # databases made before conflicts were told apart
+            if "digest" not in db["events"].columns_dict:  # made before conflicts were told apart
                 self.conn.execute("ALTER TABLE events ADD COLUMN digest TEXT")
             self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     # -- transactions -----------------------------------------------------------------------------
     @contextmanager
     def transaction(self, durable: bool = False) -> Iterator[None]:
-        """One transaction (or a part of the caller's). durable: COMMIT returns only once the WAL is
-        on disk (synchronous=FULL, one fsync), so it survives a power loss; used where the commit is
-        acknowledged to someone (the webhook's `applied`, a rep's decision, `ingest` finishing).
-        Other commits (NORMAL) survive a crash of the process and reach the disk with the next
-        durable commit or checkpoint; they cost no fsync."""
+        """durable: COMMIT returns once the WAL is on disk (FULL: one fsync), for commits someone is
+        told about (webhook answers, reps' decisions, ingest). NORMAL ones survive a process crash."""
         with self.lock:
             if self.conn.in_transaction:
                 yield
@@ -186,10 +183,10 @@ class Store(OutboxTable, MetricsReads):
         """Write one evaluated event and everything it caused (call inside a transaction)."""
         now = time.time()
         c = self.conn
-        c.execute("INSERT INTO events (id, lead, type, at, at_text, data, source, received_at, digest)"
-                  " VALUES (?,?,?,?,?,?,?,?,?)", (event["id"], event["lead"], event["type"], at, event["at"],
-                                                 json.dumps(event.get("data") or {}, separators=(",", ":")), source,
-                                                 now, digest))
+        data = json.dumps(event.get("data") or {}, separators=(",", ":"))
+        c.execute("INSERT INTO events (id, lead, type, at, at_text, data, source, received_at, digest) VALUES"
+                  " (?,?,?,?,?,?,?,?,?)", (event["id"], event["lead"], event["type"], at, event["at"], data, source,
+                                           now, digest))
         c.execute("INSERT INTO leads (id, stage, score, fit, engagement, owner, disqualified, created_at, updated_at,"
                   " rules_version, state) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET"
                   " stage=excluded.stage, score=excluded.score, fit=excluded.fit, engagement=excluded.engagement,"
@@ -216,8 +213,7 @@ class Store(OutboxTable, MetricsReads):
                                 {"lead": state.id, "event_id": event["id"], "score": state.score})
 
     def dead_letter(self, raw: str, reason: str, field: str, source: str, line: int | None) -> None:
-        """Keep rejected input. Lone surrogates (bytes that were not UTF-8) become backslash escapes,
-        because SQLite text must be valid UTF-8 and a dead letter must never fail to be written."""
+        """Keep rejected input; lone surrogates become escapes (SQLite text must be valid UTF-8)."""
         self.conn.execute("INSERT INTO dead_letters (received_at, source, line, raw, reason, field) VALUES (?,?,?,?,?,?)",
                           (time.time(), _storable(source), line, _storable(raw), _storable(reason), _storable(field)))
 
@@ -319,8 +315,6 @@ class Store(OutboxTable, MetricsReads):
         cols = ", ".join(row)
         self.conn.execute(f"INSERT INTO feedback ({cols}) VALUES ({', '.join('?' for _ in row)})", list(row.values()))
 
-    # -- reads for metrics: engine/store_metrics.py (inherited) ---------------------------------------
-
     # -- nurture and timers -------------------------------------------------------------------------
     def enroll(self, lead: str, track: str, at: float) -> int:
         cur = self.conn.execute("INSERT INTO nurture (lead, track, pc, status, next_at, enrolled_at, updated_at)"
@@ -403,6 +397,3 @@ class Store(OutboxTable, MetricsReads):
     def mark_run(self, name: str, at: float) -> None:
         self.conn.execute("INSERT INTO schedule (name, last_at) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET"
                           " last_at = excluded.last_at", (name, at))
-
-    def feedback_rows(self) -> list[dict]:
-        return list(self.db.query("SELECT * FROM feedback ORDER BY id"))

@@ -7,11 +7,12 @@ old bad row gives INVALID (or NULL) instead of failing the query, and `stats`, f
 from __future__ import annotations
 
 import sqlite3
-from typing import Iterator
+from typing import Any, Iterator
 
 
 class MetricsReads:
     conn: sqlite3.Connection
+    db: Any  # sqlite_utils.Database
 
     def stage_entries(self) -> Iterator[tuple]:
         """(lead, to_stage, at, rules_version) for every stage change, oldest first."""
@@ -40,3 +41,6 @@ class MetricsReads:
         return list(self.conn.execute("SELECT at, CASE WHEN json_valid(data) THEN json_extract(data, '$.campaign') END,"
                                       " CASE WHEN json_valid(data) THEN json_extract(data, '$.amount') ELSE ? END"
                                       " FROM events WHERE type = 'campaign_cost'", (self.INVALID,)))
+
+    def feedback_rows(self) -> list[dict]:
+        return list(self.db.query("SELECT * FROM feedback ORDER BY id"))

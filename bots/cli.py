@@ -12,6 +12,14 @@ from engine.cli import interrupted, main, rules_option, db_option, _settings
 from .config import Settings
 
 
+def _from_env(**overrides: object) -> Settings:
+    """Settings from the environment; a bad variable is a usage error that names it, not a traceback."""
+    try:
+        return Settings.from_env(os.environ, **overrides)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
@@ -23,7 +31,7 @@ def serve(ctx: click.Context, host: str, port: int, db_path: str, rules_dir: str
     from .server import serve as run
 
     db, rules = _settings(ctx, db_path, rules_dir)
-    settings = Settings.from_env(os.environ, db=db, rules=rules, host=host, port=port)
+    settings = _from_env(db=db, rules=rules, host=host, port=port)
     problem = settings.exposure_problem()
     if problem:
         raise click.UsageError(problem)
@@ -47,7 +55,7 @@ def worker(ctx: click.Context, once: bool, until: str | None, db_path: str, rule
     from .server import build_service
 
     db, rules = _settings(ctx, db_path, rules_dir)
-    settings = Settings.from_env(os.environ, db=db, rules=rules)
+    settings = _from_env(db=db, rules=rules)
     if until:
         try:
             end = parse_time(until)

@@ -370,7 +370,12 @@ def dead_letters(ctx: click.Context, db_path: str, limit: int, as_json: bool) ->
         return
     for r in rows:
         where = f"{r['source']}:{r['line']}" if r["line"] else r["source"]
-        click.echo(f"{where}: {r['field'] + ': ' if r['field'] else ''}{r['reason']}\n    {r['raw'][:200]}")
+        click.echo(f"{where}: {r['field'] + ': ' if r['field'] else ''}{r['reason']}\n    {_printable(r['raw'][:200])}")
+
+
+def _printable(text: str) -> str:
+    """Raw input shown on a terminal: control characters (escape sequences, CR) as \\xNN, never live."""
+    return "".join(f"\\x{ord(ch):02x}" if ord(ch) < 32 or 127 <= ord(ch) < 160 else ch for ch in text)
 
 
 from . import cli_desk, cli_outbox, cli_rules, cli_stats  # noqa: E402,F401 - register `sql`, `outbox`, `rules`, `stats`

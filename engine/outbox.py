@@ -61,7 +61,9 @@ class Dispatcher:
 
     def _deliver(self, row: dict) -> int:
         resumed = row["status"] == "sending" or row["attempts"] > 0  # it may have got through before
-        with self.store.transaction():
+        # durable: after a power loss the claim (and, the WAL being sequential, the assignment or step
+        # that wrote the row) is on disk whenever the message may have left, so the resume path looks first
+        with self.store.transaction(durable=True):
             if not self.store.outbox_claim(row["id"], row["status"], row["attempts"]):
                 return 0  # another dispatcher has it
         try:

@@ -311,3 +311,20 @@ def test_outbox_command_on_an_empty_database(tmp_path):
     assert json.loads(run(["--db", str(db), "outbox", "--json"]).stdout) == []
     missing = run(["--db", str(Path(tmp_path) / "nope.db"), "outbox"], check=False)
     assert missing.returncode == 2
+
+
+def test_the_claim_before_a_send_is_on_disk(tmp_path, receiver):
+    """After a power loss the `sending` mark must still be there, or the resume path would not look for a
+    message that may have left: the claim commits with synchronous=FULL, before the notifier is called."""
+    store = Store(str(tmp_path / "c.db"))
+    sender = ChannelSender(ChannelSettings(webhook_url=receiver.url), store, clock=time.time)
+    with store.transaction():
+        store.add_outbox("hook:one", "webhook", "one", {"text": "hello"})
+    said: list = []
+    store.conn.set_trace_callback(said.append)
+    assert Dispatcher(store, [sender], ManualClock(T0)).run_once() == 1
+    store.conn.set_trace_callback(None)
+    claim = next(i for i, sql in enumerate(said) if sql.startswith("UPDATE outbox") and "sending" in sql)
+    commit = said.index("COMMIT", claim)
+    assert [sql for sql in said[:commit] if sql.startswith("PRAGMA synchronous")][-1] == "PRAGMA synchronous=FULL"
+    assert receiver.leads() == ["one"]

@@ -406,3 +406,23 @@ def test_a_reps_decision_commits_durably(tmp_path):
         assert [sql for sql in said[:commit] if sql.startswith("PRAGMA synchronous")] == ["PRAGMA synchronous=FULL"]
     finally:
         service.store.close()
+
+
+def test_dead_letters_never_replays_terminal_escapes(cli):
+    """Raw input shown to the operator: an escape sequence or CR in it is printed as \\xNN, not obeyed."""
+    hostile = '{"id": "x", "lead": "L", "type": "page_view", "at": "' + AT + '", "data": {"t": "\x1b[2J\x1b]0;pwned\x07"}, '
+    proc, _ = ingest(cli, [hostile + "\r oops"])
+    assert proc.returncode == 1
+    shown = cli("dead-letters")
+    assert shown.returncode == 0 and "\\x1b[2J" in shown.stdout
+    assert not any(ch in shown.stdout for ch in "\x1b\x07\r")
+
+
+def test_a_bad_setting_in_the_environment_is_a_usage_error_for_serve_and_worker(cli):
+    for command in ("serve", "worker"):
+        proc = subprocess.run([sys.executable, "-m", "bots.cli", "--db", str(cli.db), "--rules", str(cli.rules),
+                               command, *(["--once"] if command == "worker" else [])], cwd=ROOT,
+                              env={**clean_env(), "LEADFLOW_MAX_FUTURE": "soon"}, capture_output=True, text=True,
+                              timeout=60)
+        assert proc.returncode == 2, (command, proc.stderr)
+        assert "LEADFLOW_MAX_FUTURE" in proc.stderr and "Traceback" not in proc.stderr

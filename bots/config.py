@@ -36,14 +36,22 @@ class Settings:
 
         Without a webhook credential anyone who reaches the port can write events (and so forge
         stages and cards); that is only acceptable when nobody else can reach it: a loopback address.
+        Slack needs a public HTTPS URL, so with Slack configured the service sits behind a proxy that
+        makes every internet caller look local, whatever the host: a credential is required then.
         """
-        if self.webhook_protected or is_loopback(self.host):
+        if self.webhook_protected:
+            return None
+        how = ("Set LEADFLOW_WEBHOOK_TOKEN (callers send 'Authorization: Bearer TOKEN') or "
+               "LEADFLOW_WEBHOOK_SECRET (callers sign each request), e.g. "
+               "export LEADFLOW_WEBHOOK_TOKEN=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')")
+        if self.slack_enabled:
+            return ("refusing to serve with Slack configured (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET) but without "
+                    "webhook credentials: Slack needs a public URL, and through the proxy that provides it anyone "
+                    f"could send events to /v1/events. {how}")
+        if is_loopback(self.host):
             return None
         return (f"refusing to serve on {self.host!r} without webhook credentials: anyone who can reach it could "
-                "send events. Set LEADFLOW_WEBHOOK_TOKEN (callers send 'Authorization: Bearer TOKEN') or "
-                "LEADFLOW_WEBHOOK_SECRET (callers sign each request), e.g. "
-                "export LEADFLOW_WEBHOOK_TOKEN=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))'); "
-                "or serve on 127.0.0.1")
+                f"send events. {how}; or serve on 127.0.0.1")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: object) -> "Settings":

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import re
 import sys
 import threading
 import time
@@ -29,13 +30,14 @@ from engine.channels import ChannelSender, ChannelSettings
 from engine.events import Intake, decode_body, split_body
 from engine.groupcommit import GroupCommit
 from engine.service import LeadService
-from engine.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from engine.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, TOLERANCE, verify
 
 from .app import build_app
-from .config import Settings
+from .config import Settings, is_loopback
 from .notifier import ConsoleNotifier, SlackNotifier
 
 log = logging.getLogger("leadflow.server")
+_UNIX_SECONDS = re.compile(r"[0-9]{1,12}")  # as engine.signing reads its own timestamp header
 
 
 def build_service(settings: Settings, client: WebClient | None = None, clock: Any = None,
@@ -103,8 +105,9 @@ def build_asgi(settings: Settings, service: LeadService, client: WebClient | Non
         raw = await _read_capped(request, settings.max_slack_body_bytes)
         if raw is None:
             return JSONResponse({"error": f"body larger than {settings.max_slack_body_bytes} bytes"}, 413)
-        if not _slack_signed(settings.signing_secret or "", raw, request.headers):
-            return JSONResponse({"error": "invalid request"}, 401)
+        problem = _slack_problem(settings.signing_secret or "", raw, request.headers)
+        if problem:
+            return JSONResponse({"error": problem}, 401)
         try:
             text = raw.decode("utf-8")
             bolt_request = BoltRequest(body=text, query=request.url.query, headers=dict(request.headers))
@@ -120,11 +123,16 @@ def build_asgi(settings: Settings, service: LeadService, client: WebClient | Non
 
     async def health(request: Request) -> Response:
         """Anyone may ask whether the service is well (load balancers, uptime checks); only callers
-        with the webhook credentials see the details (rule problems name files and lines)."""
+        with the webhook credentials see the details (rule problems name files and lines). Without
+        credentials, a request that came through a proxy is refused outright: the operator learns
+        that the open, loopback-only mode is reachable from elsewhere."""
+        problem = _authenticate(settings, request, b"")
+        if problem and not settings.webhook_protected:
+            return JSONResponse({"error": problem}, 401)
         problems = list(service.rule_problems)
         worker_alive = all(t.is_alive() for t in worker_threads)
         ok = not problems and worker_alive
-        if _authenticate(settings, request, b""):
+        if problem:
             return JSONResponse({"ok": ok})
         counts = await run_in_threadpool(service.store.outbox_counts)
         return JSONResponse({"ok": ok, "rules_version": service.pipeline.version,
@@ -159,11 +167,12 @@ def build_asgi(settings: Settings, service: LeadService, client: WebClient | Non
 def _authenticate(settings: Settings, request: Request, body: bytes) -> str | None:
     """None when the caller may write events (and read /healthz details), else why not.
 
-    No credential configured means the service is on loopback (`serve` refuses otherwise) and open.
+    No credential configured means the service is on loopback (`serve` refuses otherwise) and open
+    to local callers only: a request that a proxy or a browser relayed (see `_relayed`) is refused.
     A signature must be fresh (engine.signing: timestamp within five minutes), so a captured request
     cannot be replayed later."""
     if not settings.webhook_protected:
-        return None
+        return _relayed(request.headers)
     if settings.webhook_token:
         given = request.headers.get("authorization", "")
         if hmac.compare_digest(given.encode("utf-8", "replace"), f"Bearer {settings.webhook_token}".encode()):
@@ -176,6 +185,37 @@ def _authenticate(settings: Settings, request: Request, body: bytes) -> str | No
         ways.append(f"'{TIMESTAMP_HEADER}: UNIX_SECONDS' with '{SIGNATURE_HEADER}: sha256=HMAC(secret, "
                     "\"<timestamp>.\" + body)'")
     return "missing or wrong credentials: send " + " or ".join(ways)
+
+
+_PROXY_HEADERS = ("forwarded", "via", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-forwarded-port",
+                  "x-forwarded-server", "x-real-ip")
+
+
+def _relayed(headers: Any) -> str | None:
+    """Why a request must not be trusted as a local caller's, or None.
+
+    Loopback-only is the open mode's whole protection, and a reverse proxy on the same machine (the
+    usual way to get the public HTTPS URL Slack needs) makes every internet caller look local. Such a
+    request shows itself by a proxy header, or by a Host that is not a loopback name (a proxy passing
+    the public host on, or a DNS-rebinding web page); a browser on this machine sends an Origin."""
+    if any(headers.get(name) is not None for name in _PROXY_HEADERS) or not _loopback_host(headers.get("host")):
+        return ("behind a proxy: set LEADFLOW_WEBHOOK_TOKEN (callers send 'Authorization: Bearer TOKEN') or "
+                "LEADFLOW_WEBHOOK_SECRET; without one only local callers are served")
+    if headers.get("origin") is not None:
+        return "browser requests need credentials: set LEADFLOW_WEBHOOK_TOKEN or LEADFLOW_WEBHOOK_SECRET"
+    return None
+
+
+def _loopback_host(host: str | None) -> bool:
+    """True for a missing Host (HTTP/1.0) and for a loopback address or `localhost`, with any port."""
+    if host is None:
+        return True
+    name = host.strip()
+    if name.startswith("["):  # [::1]:8080
+        name = name[:name.find("]") + 1] if "]" in name else name
+    elif name.count(":") == 1:
+        name = name.split(":")[0]
+    return is_loopback(name)
 
 
 async def _read_capped(request: Request, limit: int) -> bytes | None:
@@ -191,15 +231,23 @@ async def _read_capped(request: Request, limit: int) -> bytes | None:
     return bytes(body)
 
 
-def _slack_signed(secret: str, body: bytes, headers: Any) -> bool:
-    """Slack's v0 signature over the raw bytes, with its five-minute window. (slack_sdk's verifier
-    decodes the body first and reads the timestamp with int(): a non-UTF-8 body or a timestamp like
-    "soon" would raise, and an exception here is a 500.)"""
+def _slack_problem(secret: str, body: bytes, headers: Any) -> str | None:
+    """None when the request carries Slack's v0 signature over these raw bytes, made within five
+    minutes; else why not (safe to send back). The timestamp must be 1 to 12 ASCII digits, like
+    engine.signing's, before it is read as a number: str.isdigit() also accepts '١' and '²', and
+    400 nines overflow a float, 4,301 digits make int() raise, and any exception here is a 500.
+    (slack_sdk's verifier decodes the body first and calls int() on the header: not usable here.)"""
     timestamp, given = (headers.get("x-slack-request-timestamp") or "").strip(), headers.get("x-slack-signature") or ""
-    if not (timestamp.isascii() and timestamp.isdigit()) or abs(time.time() - int(timestamp)) > 300:
-        return False
+    if not given:
+        return "missing X-Slack-Signature"
+    if not _UNIX_SECONDS.fullmatch(timestamp):
+        return "X-Slack-Request-Timestamp must be unix seconds (1 to 12 digits)"
     want = "v0=" + hmac.new(secret.encode(), b"v0:" + timestamp.encode() + b":" + body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(given.encode("utf-8", "replace"), want.encode())
+    if not hmac.compare_digest(given.strip().encode("utf-8", "replace"), want.encode()):
+        return "X-Slack-Signature does not match this body and timestamp"
+    if abs(time.time() - int(timestamp)) > TOLERANCE:
+        return f"X-Slack-Request-Timestamp is more than {TOLERANCE} s away from this server's clock"
+    return None
 
 
 def _apply_all(service: LeadService, items: list[str], intake: Intake) -> list[dict]:
@@ -230,7 +278,8 @@ def serve(settings: Settings) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     service, client = build_service(settings)
     if not settings.webhook_protected:
-        log.warning("the event webhook accepts unauthenticated requests (loopback only): set LEADFLOW_WEBHOOK_TOKEN")
+        log.warning("the event webhook accepts unauthenticated requests from local callers (anything relayed by "
+                    "a proxy or a browser is refused): set LEADFLOW_WEBHOOK_TOKEN before putting it behind a proxy")
     if not settings.slack_enabled:
         log.warning("Slack is not configured: SQL cards go to this log; decide with `leadflow sql accept|reject`")
     uvicorn.run(build_asgi(settings, service, client), host=settings.host, port=settings.port, log_level="info")

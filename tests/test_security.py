@@ -114,9 +114,10 @@ def _rules(tmp: Path) -> Path:
     return rules
 
 
-def _leadflow(tmp: Path, *args: str, **kw) -> subprocess.Popen:
+def _leadflow(tmp: Path, *args: str, env: dict | None = None, **kw) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "bots.cli", "--db", str(tmp / "lf.db"), "--rules", str(_rules(tmp)), *args]
-    return subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+    return subprocess.Popen(cmd, cwd=ROOT, env={**_env(), **(env or {})}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, **kw)
 
 
 def _finish(proc: subprocess.Popen, timeout: float = 30) -> tuple[int, str]:
@@ -215,3 +216,112 @@ def test_ctrl_c_stops_serve_and_worker_with_130(tmp_path):
     worker.send_signal(signal.SIGINT)
     _interrupted(*_finish(worker))
 
+
+
+# ---- the loopback rule behind a proxy --------------------------------------------------------------
+
+SLACK_ENV = {"SLACK_BOT_TOKEN": "xoxb-test-0000-leadflow", "SLACK_SIGNING_SECRET": "8f742231b10e8888abcd99yyyzzz85a5"}
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "0.0.0.0"])
+def test_serve_with_slack_refuses_to_start_without_webhook_credentials_whatever_the_host(tmp_path, host):
+    """Slack needs a public URL, so a Slack deployment sits behind a proxy: loopback protects nothing."""
+    code, err = _finish(_leadflow(tmp_path, "serve", "--host", host, "--port", str(_free_port()), env=SLACK_ENV))
+    assert code == 2, err
+    assert "LEADFLOW_WEBHOOK_TOKEN" in err and "Slack" in err and "Traceback" not in err
+    assert Settings(host=host, bot_token="xoxb-1", signing_secret="s", webhook_secret="w").exposure_problem() is None
+
+
+def test_without_credentials_a_relayed_request_is_refused(tmp_path):
+    """No credential: only callers on this machine may write events. Whatever a reverse proxy (or a
+    browser) relays is refused, with the remedy, and /healthz tells such a caller nothing."""
+    port = _free_port()
+    serve = _leadflow(tmp_path, "serve", "--port", str(port))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(lambda: httpx.get(url + "/healthz", timeout=2).json()["ok"], "serve answering")
+        event = {"id": "p-1", "lead": "p", "type": "page_view", "at": "2026-11-02T09:00:00Z"}
+        relayed = [{"X-Forwarded-For": "203.0.113.9"}, {"Forwarded": "for=203.0.113.9;proto=https"},
+                   {"X-Real-IP": "203.0.113.9"}, {"X-Forwarded-Host": "leadflow.example.com"},
+                   {"X-Forwarded-Proto": "https"}, {"Via": "1.1 caddy"}, {"Host": "leadflow.example.com"},
+                   {"Origin": "https://evil.example"}]
+        for headers in relayed:
+            r = httpx.post(url + "/v1/events", json={**event, "id": f"p-{len(headers)}"}, headers=headers)
+            assert r.status_code == 401, (headers, r.text)
+            assert "LEADFLOW_WEBHOOK_TOKEN" in r.json()["error"], headers
+            h = httpx.get(url + "/healthz", headers=headers)
+            assert h.status_code == 401 and set(h.json()) == {"error"}, (headers, h.text)
+        assert "behind a proxy" in httpx.get(url + "/healthz", headers={"X-Forwarded-For": "1.2.3.4"}).json()["error"]
+        assert _events_stored(tmp_path / "lf.db") == 0
+        r = httpx.post(url + "/v1/events", json=event)  # a caller on this machine, straight to the port
+        assert r.status_code == 200 and r.json()["status"] == "applied"
+        assert "rules_version" in httpx.get(url + "/healthz").json()
+        assert httpx.get(f"http://localhost:{port}/healthz").status_code == 200
+    finally:
+        serve.send_signal(signal.SIGINT)
+        _finish(serve)
+
+
+# ---- no header value gets a 5xx ----------------------------------------------------------------------
+
+def _status(port: int, method: str, path: str, headers: dict[str, bytes], body: bytes = b"{}") -> int:
+    """One request written byte for byte (no client library refusing odd values first); its status."""
+    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n".encode()
+    if method == "POST":
+        head += b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
+    for name, value in headers.items():
+        head += name.encode() + b": " + value + b"\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(head + b"\r\n" + (body if method == "POST" else b""))
+        line = conn.makefile("rb").readline()
+    assert line.startswith(b"HTTP/1.1 "), (path, line)  # an answer, not a dropped connection
+    return int(line.split()[1])
+
+
+def _header_values():  # noqa: ANN202
+    from hypothesis import strategies as st
+
+    now = int(time.time())
+    value = st.one_of(
+        st.text(st.characters(exclude_characters="\r\n", exclude_categories=("Cs",)), max_size=60).map(str.encode),
+        st.binary(max_size=60).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b"")),
+        st.integers(13, 5000).map(lambda n: b"9" * n),  # past a float (309 digits) and int()'s 4,300
+        st.integers(-10 ** 14, 10 ** 14).map(lambda n: str(n).encode()),
+        st.integers(now - 400, now + 400).map(lambda n: str(n).encode()),  # in and out of the window
+        st.sampled_from(["١٧٠٠٠٠٠٠٠٠", "¹⁷⁰⁰", "１７００", "1e9", "0x10", "+17", "1_7", "00017000000000", "-0"])
+        .map(lambda t: t.encode("utf-8")))
+    def prefixed(*prefixes: bytes):  # noqa: ANN202 - a well-formed start, then anything
+        return st.tuples(st.sampled_from([b"", *prefixes]), value).map(b"".join)
+
+    return st.fixed_dictionaries({}, optional={
+        "X-Slack-Request-Timestamp": value, "X-Slack-Signature": prefixed(b"v0="), "X-Leadflow-Timestamp": value,
+        "X-Leadflow-Signature": prefixed(b"sha256="), "Authorization": prefixed(b"Bearer ", b"Bearer hook-token-123")})
+
+
+def test_no_value_of_an_authentication_header_gets_a_5xx(tmp_path):
+    """Timestamps, signatures and tokens are read from anonymous callers: 400 nines (a float
+    overflow), 5,000 digits (int() refuses), Arabic-Indic or superscript digits, bytes that are no
+    text. One real server for the whole property; every request gets a 4xx (or /healthz its 200)."""
+    from hypothesis import example, given, settings
+
+    from tests.bot_harness import Service
+    from tests.slack_fake import SlackFake
+
+    with SlackFake() as fake, Service(tmp_path, fake, webhook_secret=SECRET) as svc:
+        port = int(svc.url.rsplit(":", 1)[1])
+
+        @settings(max_examples=120, deadline=None, derandomize=True, database=None)
+        @given(headers=_header_values())
+        @example(headers={"X-Slack-Request-Timestamp": b"9" * 400, "X-Slack-Signature": b"v0=00"})
+        @example(headers={"X-Slack-Request-Timestamp": b"9" * 5000, "X-Slack-Signature": b"v0=00"})
+        @example(headers={"X-Leadflow-Timestamp": b"9" * 5000, "X-Leadflow-Signature": b"sha256=00"})
+        @example(headers={"X-Slack-Request-Timestamp": "١٧٠٠٠٠٠٠٠٠".encode(), "X-Slack-Signature": b"v0=00"})
+        def check(headers: dict[str, bytes]) -> None:
+            for method, path in (("POST", "/slack/events"), ("POST", "/v1/events"), ("GET", "/healthz")):
+                status = _status(port, method, path, headers)
+                assert status < 500, (path, status, {k: v[:40] for k, v in headers.items()})
+                if method == "POST":
+                    assert status in (400, 401), (path, status)  # nothing here is authentic
+
+        check()
+        assert svc.health()["ok"] is True and svc.service.store.count("events") == 0

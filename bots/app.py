@@ -6,8 +6,11 @@ idempotency key, so a Slack retry or a double click never produces two answers o
 """
 from __future__ import annotations
 
+import functools
 import logging
+import traceback
 from dataclasses import dataclass
+from pathlib import Path
 
 from slack_bolt import App
 from slack_sdk import WebClient
@@ -20,7 +23,7 @@ from engine.timeutil import format_time
 from .blocks import reject_modal, stats_blocks
 from .config import Settings
 from .mrkdwn import code, escape
-from .questions import HELP, parse, render_stats
+from .questions import HELP, kind_of, parse, render_stats
 
 log = logging.getLogger("leadflow.bot")
 
@@ -34,12 +37,40 @@ def build_app(settings: Settings, client: WebClient, service: LeadService) -> Ap
         rep = desk.rep_by_slack(user)
         return (rep.id if rep else None), user in desk.managers
 
+    def guarded(listener):  # noqa: ANN001, ANN202
+        """Every listener runs through this (each takes `ack` and `body`). An exception must not reach
+        Bolt: before ack() it answers 500, and after ack() it resets the acknowledgement, so Slack
+        may get a 404 three seconds later. Here the request is acknowledged all the same, the asker
+        gets a word, and the log names the failure, never the request or the exception's text."""
+        @functools.wraps(listener)  # Bolt reads the wrapped function's parameter names
+        def run(**kwargs):  # noqa: ANN003, ANN202
+            try:
+                return listener(**kwargs)
+            except Exception as exc:  # noqa: BLE001 - any failure of ours: answered, logged, not raised
+                ack, body = kwargs["ack"], kwargs["body"] or {}
+                _log_failure(exc, body)
+                if ack.response is None:
+                    ack(**_sorry_ack(body))
+                    return None
+                user = (body.get("user") or {}).get("id") or (body.get("event") or {}).get("user")
+                channel = ((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+                           or (body.get("event") or {}).get("channel"))
+                if isinstance(user, str) and isinstance(channel, str):
+                    try:
+                        client.chat_postEphemeral(channel=channel, user=user, text=SORRY)
+                    except Exception as again:  # noqa: BLE001 - Slack unreachable too: the log line stays
+                        log.error("could not tell the asker either: %s", type(again).__name__)
+                return None
+
+        return run
+
     def tell(body: dict, user: str, text: str) -> None:
         channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
         if channel:
             client.chat_postEphemeral(channel=channel, user=user, text=escape(text))
 
     @app.action("sql_accept")
+    @guarded
     def on_accept(ack, body) -> None:  # noqa: ANN001 - Bolt injects by parameter name
         ack()
         user = body["user"]["id"]
@@ -50,6 +81,7 @@ def build_app(settings: Settings, client: WebClient, service: LeadService) -> Ap
         service.wake.set()
 
     @app.action("sql_reject")
+    @guarded
     def on_reject(ack, body) -> None:  # noqa: ANN001
         ack()
         user = body["user"]["id"]
@@ -66,6 +98,7 @@ def build_app(settings: Settings, client: WebClient, service: LeadService) -> Ap
                           view=reject_modal(assignment["id"], assignment["lead"], service.desk.desk.reasons))
 
     @app.view("sql_reject_reason")
+    @guarded
     def on_reject_reason(ack, body, view) -> None:  # noqa: ANN001
         user = body["user"]["id"]
         rep_id, manager = who(user)
@@ -103,11 +136,12 @@ def build_app(settings: Settings, client: WebClient, service: LeadService) -> Ap
         if status != "done":
             tell(body, user, message)
 
-    app.action("proposal_apply")(lambda ack, body: on_proposal(ack, body, "apply"))
-    app.action("proposal_dismiss")(lambda ack, body: on_proposal(ack, body, "dismiss"))
+    app.action("proposal_apply")(guarded(lambda ack, body: on_proposal(ack, body, "apply")))
+    app.action("proposal_dismiss")(guarded(lambda ack, body: on_proposal(ack, body, "dismiss")))
 
     @app.command("/leadflow")
-    def on_command(ack, command) -> None:  # noqa: ANN001
+    @guarded
+    def on_command(ack, body, command) -> None:  # noqa: ANN001
         said = answer(service, command.get("text", ""), command["user_id"], who)
         ack(response_type="ephemeral", text=escape(said.title),
             blocks=[b.to_dict() for b in stats_blocks(said.title, said.lines)])
@@ -129,16 +163,19 @@ def build_app(settings: Settings, client: WebClient, service: LeadService) -> Ap
         service.wake.set()
 
     @app.event("app_mention")
-    def on_mention(event, body) -> None:  # noqa: ANN001
+    @guarded
+    def on_mention(ack, body, event) -> None:  # noqa: ANN001
         reply(event, body)
 
     @app.event("message")
-    def on_message(event, body) -> None:  # noqa: ANN001
+    @guarded
+    def on_message(ack, body, event) -> None:  # noqa: ANN001
         if event.get("channel_type") == "im" and not event.get("subtype") and not event.get("bot_id"):
             reply(event, body)
 
     @app.event("app_home_opened")
-    def on_home(event) -> None:  # noqa: ANN001
+    @guarded
+    def on_home(ack, body, event) -> None:  # noqa: ANN001
         from .blocks import home_view
 
         rep_id, _ = who(event["user"])
@@ -151,6 +188,31 @@ def build_app(settings: Settings, client: WebClient, service: LeadService) -> Ap
         client.views_publish(user_id=event["user"], view=home_view(rep_id or "there", rows))
 
     return app
+
+
+SORRY = "Sorry, something went wrong on my side while answering that. The team can find it in the service log."
+
+
+def _sorry_ack(body: dict) -> dict:
+    """The arguments of ack() for a failed request: for a modal, an error on its first input (it
+    stays open and says so); for a slash command, a message only the asker sees."""
+    if body.get("type") == "view_submission":
+        inputs = [b.get("block_id") for b in ((body.get("view") or {}).get("blocks") or [])
+                  if isinstance(b, dict) and b.get("type") == "input" and isinstance(b.get("block_id"), str)]
+        return {"response_action": "errors", "errors": {inputs[0]: SORRY[:150]}} if inputs else {}
+    if "command" in body:
+        return {"response_type": "ephemeral", "text": SORRY}
+    return {}
+
+
+def _log_failure(error: BaseException, body: dict) -> None:
+    """One line: what kind of request failed, the exception's type and where in the code."""
+    kind = {"event_callback": "event", "block_actions": "button click", "view_submission": "modal",
+            "block_suggestion": "options request"}.get(str(body.get("type")), "slash command" if "command" in body
+                                                       else "request")
+    frames = traceback.extract_tb(error.__traceback__)[-4:]
+    where = " < ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(frames)) or "?"
+    log.error("a Slack %s failed with %s at %s (request content not logged)", kind, type(error).__name__, where)
 
 
 class _NoRequestContent(logging.Filter):
@@ -187,11 +249,17 @@ class Answer:
 
 
 def answer(service: LeadService, text: str, user: str, who) -> Answer:  # noqa: ANN001
-    """The answer to a question in plain words, as this user may see it."""
+    """The answer to a question in plain words, as this user may see it. Who asks is settled before
+    the question is read further than its kind: a stranger's stats question is never parsed."""
     rep_id, manager = who(user)
-    question = parse(text, service.clock(), list(service.desk.desk.reps))
+    question = kind_of(text)
+    if question.kind == "stats" and not manager and not rep_id:
+        return Answer("Stats are for the sales team",
+                      ["Only managers and reps named in the rule files can ask for stats."])
+    if question.kind == "stats":
+        question = parse(text, service.clock(), list(service.desk.desk.reps))
     if question.kind == "help":
-        return Answer("leadflow", [HELP])
+        return Answer("leadflow", [escape(question.problem), HELP] if question.problem else [HELP])
     if question.kind == "why":
         lead = service.store.lead_row(question.lead or "")
         if lead is None or (not manager and (rep_id is None or lead["owner"] != rep_id)):
@@ -201,9 +269,6 @@ def answer(service: LeadService, text: str, user: str, who) -> Answer:  # noqa: 
         lines = (story(service.store, service.pipeline.compiled.rules, question.lead) or "").splitlines()[:25]
         return Answer(f"Why {question.lead} is {lead['stage'].upper()}", [escape(line) for line in lines],
                       private=True)
-    if not manager and not rep_id:
-        return Answer("Stats are for the sales team",
-                      ["Only managers and reps named in the rule files can ask for stats."])
     if not manager:
         question.rep = rep_id  # a rep sees their own numbers
     data = compute(service.store, question.since, question.until, question.by, question.rep)

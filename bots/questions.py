@@ -1,6 +1,7 @@
 """Plain-words questions to the bot: "pipeline this month", "stats by rep", "why was lead-42 an SQL"."""
 from __future__ import annotations
 
+import calendar
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -17,15 +18,41 @@ class Question:
     by: str | None = None
     rep: str | None = None
     lead: str | None = None
+    problem: str | None = None  # why the question could not be answered as asked (kind is then help)
+
+
+# "last N <unit>s" reaches back at most ten years: further back is no sales question, and a date
+# before year 1 (timedelta(days=999999999)) would overflow and crash the listener.
+_UNITS = {"day": 3650, "week": 521, "month": 120, "quarter": 40, "year": 10}
+_LAST_N = re.compile(r"\blast\s+(\d+)\s+(day|week|month|quarter|year)s?\b")
+_WHY = re.compile(r"\bwhy\s+(?:was|is)\s+([\w.:@-]+)", re.IGNORECASE)
 
 
 def _month_start(d: datetime) -> datetime:
     return d.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
+def _months_back(d: datetime, months: int) -> datetime:
+    """The same day `months` calendar months earlier (the 31st becomes the month's last day)."""
+    year, month = divmod(d.year * 12 + d.month - 1 - months, 12)
+    return d.replace(year=year, month=month + 1, day=min(d.day, calendar.monthrange(year, month + 1)[1]))
+
+
 def period_of(text: str, now: float) -> tuple[float | None, float | None, str]:
+    """The time window a question names. ValueError (a message for the asker) when it reaches too far."""
     today = datetime.fromtimestamp(now, timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
     t = text.lower()
+    m = _LAST_N.search(t)
+    if m:
+        unit, limit = m.group(2), _UNITS[m.group(2)]
+        n = int(m.group(1)) if len(m.group(1)) <= 6 else limit + 1  # int() of 4,301 digits raises
+        if not 1 <= n <= limit:
+            raise ValueError(f"I can look back 1 to {limit} {unit}s (ten years at most), not {m.group(1)[:12]}.")
+        if unit in ("day", "week"):
+            start = today - timedelta(days=n * (7 if unit == "week" else 1))
+        else:
+            start = _months_back(today, n * {"month": 1, "quarter": 3, "year": 12}[unit])
+        return start.timestamp(), None, f"last {n} {unit}{'s' if n > 1 else ''}"
     if "today" in t:
         return today.timestamp(), None, "today"
     if "this week" in t:
@@ -47,21 +74,30 @@ def period_of(text: str, now: float) -> tuple[float | None, float | None, str]:
             prev = prev.replace(month=3 * ((prev.month - 1) // 3) + 1)
             return prev.timestamp(), prev_end.timestamp(), "last quarter"
         return q_start.timestamp(), None, "this quarter"
-    m = re.search(r"last (\d+) days?", t)
-    if m:
-        return (today - timedelta(days=int(m.group(1)))).timestamp(), None, f"last {m.group(1)} days"
     return None, None, "all time"
 
 
-def parse(text: str, now: float, rep_ids: list[str]) -> Question:
+def kind_of(text: str) -> Question:
+    """What is asked, before anything is computed: `why` (with the lead id as written), `help`, or
+    `stats` (whose period and grouping `parse` reads). Cheap, so the asker can be checked first."""
     t = re.sub(r"<@[A-Z0-9]+>", "", text or "").strip()
-    low = t.lower()
-    m = re.search(r"why (?:was|is) ([\w.:@-]+)", low)
+    m = _WHY.search(t)  # on the text as sent: lowercasing can change its length ("İ" becomes two)
     if m:
-        return Question("why", lead=t[m.start(1):m.end(1)])
-    if not low or low in ("help", "?"):
+        return Question("why", lead=m.group(1))
+    if not t or t.lower() in ("help", "?"):
         return Question("help")
-    since, until, label = period_of(low, now)
+    return Question("stats")
+
+
+def parse(text: str, now: float, rep_ids: list[str]) -> Question:
+    question = kind_of(text)
+    if question.kind != "stats":
+        return question
+    low = re.sub(r"<@[A-Z0-9]+>", "", text or "").strip().lower()
+    try:
+        since, until, label = period_of(low, now)
+    except ValueError as exc:
+        return Question("help", problem=str(exc))
     q = Question("stats", since, until, label)
     m = re.search(r"\bby (\w+)", low)
     if m:

@@ -9,13 +9,15 @@ import json
 import logging
 import re
 import time
+import urllib.parse
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from bots.blocks import reject_modal
 from bots.mrkdwn import code, escape, mention
 from engine.timeutil import parse_time
-from tests.bot_harness import Clock, Service, click_payload
+from tests.bot_harness import Clock, Service, click_payload, sql_events
 from tests.slack_fake import SlackFake
 
 HOSTILE = "<!channel> <!here> <@U0MGR0001> <https://evil.example|Open CRM> & `x` *b*"
@@ -95,6 +97,12 @@ def test_malformed_slack_bodies_get_4xx_never_500(tmp_path, fake):
         headers = {"X-Slack-Request-Timestamp": "soon", "X-Slack-Signature": "v0=00", "Content-Type": "text/plain"}
         assert svc.http.post("/slack/events", content=b"x", headers=headers).status_code == 401
         assert svc.http.post("/slack/events", content=b"x").status_code == 401
+        for stamp in (b"9" * 400, b"9" * 5000, "١٧٠٠٠٠٠٠٠٠".encode(), "¹⁷".encode(), b"0" * 13, b"-1"):
+            r = svc.http.post("/slack/events", content=b"x", headers={"X-Slack-Request-Timestamp": stamp,
+                                                                       "X-Slack-Signature": b"v0=00"})
+            assert r.status_code == 401 and "X-Slack-Request-Timestamp" in r.json()["error"], (stamp[:20], r.text)
+        late = svc.slack(b"{}", "application/json", ts=int(time.time()) - 301)  # signed, but too old
+        assert late.status_code == 401 and "300 s" in late.json()["error"]
         assert svc.health()["ok"] is True
 
 
@@ -216,3 +224,66 @@ def test_a_lead_story_asked_in_a_channel_is_answered_privately(tmp_path, fake):
         _ask(svc, fake, "U0MGR0001", "why was lead-1 an SQL", "D0MGR0001", "Ev2")  # in a DM: an ordinary reply
         reply = fake.wait_for("chat.postMessage", where=lambda c: c["args"]["channel"] == "D0MGR0001")[0]["args"]
         assert "lead-1 is SQL" in json.dumps(reply["blocks"])
+
+
+# ---- questions from anyone in the workspace ---------------------------------------------------------
+
+def test_a_period_too_far_back_gets_a_polite_answer_not_a_crash(tmp_path, fake):
+    """timedelta(days=999999999) overflows: before, the slash command got no acknowledgement."""
+    with Service(tmp_path, fake) as svc:
+        for text in ("stats last 999999999 days", "stats last 11 years", "stats last 0 weeks",
+                     "stats last " + "9" * 5000 + " days"):
+            r = svc.command(text, "U0MGR0001")
+            assert r.status_code == 200, (text[:40], r.status_code, r.text[:200])
+            assert "ten years at most" in json.dumps(r.json()), text[:40]
+        assert "last 3650 days" in svc.command("stats last 3650 days", "U0MGR0001").json()["text"]
+        assert "last 2 quarters" in svc.command("pipeline last 2 quarters", "U0MGR0001").json()["text"]
+        assert "last 3 weeks" in svc.command("stats last 3 weeks by rep", "U0BOB0001").json()["text"]
+        stranger = svc.command("stats last 999999999 days", "U0STRANGR").json()  # told no before anything is read
+        assert stranger["text"] == "Stats are for the sales team"
+        _ask(svc, fake, "U0MGR0001", "stats last 999999999 days", "D0MGR0001", "Ev1")
+        reply = fake.wait_for("chat.postMessage", where=lambda c: c["args"]["channel"] == "D0MGR0001")[0]["args"]
+        assert "ten years at most" in json.dumps(reply["blocks"])
+
+
+def test_a_lead_id_is_read_from_the_question_as_written(tmp_path, fake):
+    """"İ" lowercases to two characters: an id cut from the original text at positions found in the
+    lowercased one came out as "İ" and the lead was "not found"."""
+    with Service(tmp_path, fake) as svc:
+        events = [{**e, "lead": "İlead-1", "id": f"İ{e['id']}"} for e in sql_events("lead-1")]
+        assert svc.send_events(events).status_code == 200
+        fake.wait_for("chat.postMessage")
+        answer = svc.command("why is İlead-1 an SQL", "U0MGR0001").json()
+        assert answer["text"] == "Why İlead-1 is SQL", answer["text"]
+        assert svc.command("WHY WAS İlead-1", "U0MGR0001").json()["text"] == "Why İlead-1 is SQL"
+
+
+def test_a_failing_listener_still_acknowledges_and_tells_the_asker(tmp_path, fake, caplog):
+    """Whatever goes wrong inside a listener, Slack gets its acknowledgement (no 500, no 404 after
+    three seconds), the asker gets a word, and the log names the failure without the request."""
+    caplog.set_level(logging.DEBUG)
+    marker = "MARKER-9c1e"
+    with Service(tmp_path, fake) as svc:
+        no_user = urllib.parse.urlencode({"command": "/leadflow", "text": f"stats {marker}", "channel_id": "C0STATS01",
+                                          "team_id": "T0TEAM001", "trigger_id": "1.2.3"}).encode()
+        r = svc.slack(no_user, "application/x-www-form-urlencoded")  # no user_id: the listener raises
+        assert r.status_code == 200, (r.status_code, r.text[:200])
+        assert r.json()["response_type"] == "ephemeral" and "went wrong" in r.json()["text"]
+
+        r = svc.interactive(click_payload("sql_accept", marker, "U0ALICE01", {"ts": "1.0", "channel": "C0STATS01"}))
+        assert r.status_code == 200  # acknowledged before the failure
+        note = fake.wait_for("chat.postEphemeral")[0]["args"]
+        assert note["user"] == "U0ALICE01" and note["channel"] == "C0STATS01" and "went wrong" in note["text"]
+
+        view = reject_modal(1, "lead-1", {"no_budget": {"label": "No budget"}}).to_dict()
+        submit = {"type": "view_submission", "user": {"id": "U0ALICE01"}, "team": {"id": "T0TEAM001"},
+                  "api_app_id": "A0APP0001", "trigger_id": "t",
+                  "view": {**view, "private_metadata": marker, "id": "V0VIEW001", "state": {"values": {
+                      "reason": {"reason": {"type": "static_select", "selected_option": {"value": "no_budget"}}}}}}}
+        r = svc.interactive(submit)
+        assert r.status_code == 200 and r.json()["response_action"] == "errors"  # the modal stays open, says so
+        assert "went wrong" in r.json()["errors"]["reason"]
+        assert svc.health()["ok"] is True
+    logged = caplog.text + "".join(str(r.msg) for r in caplog.records)
+    assert marker not in logged
+    assert logged.count("failed with ValueError") == 2 and "failed with KeyError" in logged

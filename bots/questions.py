@@ -134,5 +134,5 @@ def render_stats(data: dict, question: Question) -> list[str]:
     return lines
 
 
-HELP = ("Ask me: `pipeline this month`, `stats last quarter by source`, `stats for alice`, "
+HELP = ("Ask me: `pipeline this month`, `stats last quarter by source`, `stats last 90 days`, `stats for alice`, "
         "`why was lead-42 an SQL`. Managers see the whole team; reps see their own leads.")

@@ -44,7 +44,7 @@ def verify(secret: str, body: bytes, timestamp: str | None, given: str | None, n
     if not _UNIX_SECONDS.fullmatch(timestamp.strip()):
         return f"{TIMESTAMP_HEADER} must be unix seconds (digits only)"
     ts = int(timestamp.strip())
-    want = signature(secret, ts, body)
+    want = signature(secret, timestamp.strip(), body)  # the header as sent: a sender signs what it writes
     if not hmac.compare_digest(given.strip().encode("utf-8", "replace"), want.encode("ascii")):
         return (f"{SIGNATURE_HEADER} does not match: expected sha256=HEX(HMAC-SHA256(secret, "
                 f"'<{TIMESTAMP_HEADER}>.' + raw body))")

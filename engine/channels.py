@@ -9,7 +9,10 @@ Per-lead opt-outs are checked at send time: a `do_not_email` attribute (true, ye
 
 The recipient is the lead's `email` attribute and must be exactly one address: several addresses
 would turn the step into a relay, so anything else (a list, a display name with a comma, a line
-break, a number) fails the step permanently with the reason, as does a line break in any header.
+break, a number) fails the step permanently with the reason, as does a line break in any header:
+anything `str.splitlines()` splits on (CR, LF, NEL `\x85`, the separators `\x1c`-`\x1e`, U+2028,
+U+2029), any other control character, or a lone surrogate. Once the server has taken a message it is
+delivered: a failed goodbye (QUIT) afterwards is logged, never retried (that would send it again).
 Outgoing webhooks are signed over `<timestamp>.<body>` so a captured request cannot be replayed
 later: `X-Leadflow-Timestamp: <unix seconds>`, `X-Leadflow-Signature: sha256=HEX`.
 """
@@ -29,7 +32,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from typing import Any, Callable, Mapping
 
-from .delivery import DeliveryError, http_failure
+from .delivery import NETWORK_TIMEOUT, DeliveryError, http_failure
 from .signing import sign
 
 log = logging.getLogger("leadflow.channels")
@@ -64,7 +67,9 @@ def opted_out(state: Any, unsubscribed: bool) -> str | None:
     return "unsubscribed by event" if unsubscribed else None
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+# Unicode Cc (C0, DEL, C1 with NEL), Zl, Zp: every line break str.splitlines() knows and every control
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _NAMED = re.compile(r"^([^<>]*)<([^<>]*)>$")
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
@@ -106,11 +111,23 @@ def recipient(value: Any) -> Address:
 
 
 def header_value(name: str, value: Any) -> str:
-    """A header value as text; a line break or control character in it is a permanent failure."""
+    """A header value as text; a line break, a control character or a lone surrogate in it is a
+    permanent failure."""
     text = "" if value is None else str(value)
-    if _CONTROL.search(text):
+    if _CONTROL.search(text) or len(text.splitlines()) > 1:
         raise DeliveryError("bad_header", f"the {name} holds a line break or control character")
+    if _SURROGATE.search(text):
+        raise DeliveryError("bad_header", f"the {name} holds text that cannot be encoded (a lone surrogate)")
     return text
+
+
+def _set_header(msg: EmailMessage, header: str, value: Any) -> None:
+    """Set a header; whatever the e-mail library refuses in it (a ValueError, or the IndexError its
+    address parser raises for text such as `<`) is a permanent `bad_header`."""
+    try:
+        msg[header] = value
+    except (ValueError, TypeError, IndexError, HeaderParseError) as exc:
+        raise DeliveryError("bad_header", f"the {header} header is refused: {exc}") from None
 
 
 class ChannelSender:
@@ -140,24 +157,32 @@ class ChannelSender:
         address = recipient(to)
         s = self.settings
         msg = EmailMessage()
-        msg["From"] = header_value("sender address", s.smtp_from)
-        msg["To"] = address
-        msg["Subject"] = header_value("subject", payload.get("subject") or "(no subject)")
+        _set_header(msg, "From", header_value("sender address", s.smtp_from))
+        _set_header(msg, "To", address)
+        _set_header(msg, "Subject", header_value("subject", payload.get("subject") or "(no subject)"))
         # the same step always carries the same Message-ID: a resend after a crash is recognisably a copy
-        msg["Message-ID"] = f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@leadflow>"
-        msg["X-Leadflow-Key"] = header_value("key", key)
-        msg.set_content(str(payload.get("text") or ""))
+        _set_header(msg, "Message-ID", f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@leadflow>")
+        _set_header(msg, "X-Leadflow-Key", header_value("key", key))
+        text = str(payload.get("text") or "")
+        if _SURROGATE.search(text):
+            raise DeliveryError("bad_payload", "the message text holds a lone surrogate (it cannot be encoded)")
+        msg.set_content(text)
         if not s.smtp_host:
             print(f"[email] to {address.addr_spec}: {msg['Subject']}", file=self.stream, flush=True)
             return {"to": address.addr_spec, "logged": True}
         smtp_class = smtplib.SMTP_SSL if s.smtp_tls == "ssl" else smtplib.SMTP
-        with smtp_class(s.smtp_host, s.smtp_port, timeout=30) as smtp:
+        smtp = smtp_class(s.smtp_host, s.smtp_port, timeout=NETWORK_TIMEOUT)
+        try:
             if s.smtp_tls == "starttls":
                 smtp.starttls()
             if s.smtp_user:
                 smtp.login(s.smtp_user, s.smtp_password or "")
             # the envelope names the one recipient: never whatever the headers might add up to
             smtp.send_message(msg, from_addr=s.smtp_from, to_addrs=[address.addr_spec])
+        except BaseException:
+            smtp.close()
+            raise
+        _goodbye(smtp)  # not `with`: its QUIT raises on an odd reply, after the server took the message
         return {"to": address.addr_spec, "message_id": msg["Message-ID"]}
 
     def _webhook(self, lead: str, payload: dict, key: str) -> dict:
@@ -175,7 +200,17 @@ class ChannelSender:
             headers.update(sign(s.webhook_secret, body, now=self.clock()))
         request = urllib.request.Request(s.webhook_url, data=body, headers=headers, method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=30) as resp:
+            with urllib.request.urlopen(request, timeout=NETWORK_TIMEOUT) as resp:
                 return {"status": resp.status}
         except urllib.error.HTTPError as exc:  # the receiver answered, but not 2xx
             raise http_failure(exc.code, exc.headers.get("Retry-After") if exc.headers else None) from None
+
+
+def _goodbye(smtp: smtplib.SMTP) -> None:
+    """QUIT and close; a server that answers QUIT oddly or drops the line changes nothing sent."""
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError) as exc:
+        log.info("SMTP goodbye failed (the message, if sent, stays sent): %s: %s", type(exc).__name__, exc)
+    finally:
+        smtp.close()

@@ -15,6 +15,7 @@ This module imports no Slack code: Slack answers reach it as (HTTP status, error
 from __future__ import annotations
 
 import email.utils
+import math
 import smtplib
 import socket
 import time
@@ -23,6 +24,8 @@ from dataclasses import dataclass
 
 PERMANENT = "permanent"
 TRANSIENT = "transient"
+NETWORK_TIMEOUT = 30  # seconds any one network call of a delivery may take (Slack, SMTP, webhooks)
+MAX_RETRY_AFTER = 3600.0  # a Retry-After beyond this waits only this long: a row never parks for days
 
 # The table: code -> class. Codes not listed (new Slack errors, say) are transient.
 CLASSES: dict[str, str] = {
@@ -84,19 +87,24 @@ class RetryLater(DeliveryError):
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
-    """A Retry-After header (seconds, or an HTTP date) as seconds from now; None when absent or unreadable."""
+    """A Retry-After header (seconds, or an HTTP date) as seconds from now, between 0 and
+    MAX_RETRY_AFTER (an hour); None (the usual backoff) when absent, unreadable or not finite
+    (`inf`, `nan`, `1e400`), so a hostile or broken answer can neither park a row forever nor
+    hide it from the operator."""
     if not value:
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+            seconds = when.timestamp() - (time.time() if now is None else now)
+        except (TypeError, ValueError, OverflowError):
+            return None
+    if not math.isfinite(seconds):
         return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)
 
 
 def http_failure(status: int, retry_after: str | None = None) -> DeliveryError:
@@ -156,8 +164,9 @@ class Backoff:
     cap: float = 300.0
 
     def delay(self, attempts: int, error: DeliveryError) -> float:
-        if error.retry_after is not None:
-            return error.retry_after
+        wait = error.retry_after
+        if wait is not None and math.isfinite(wait):  # notifiers' own RetryLater too: at most an hour
+            return min(max(0.0, wait), MAX_RETRY_AFTER)
         return min(2.0 ** attempts, self.cap)
 
     def give_up(self, attempts: int, error: DeliveryError) -> bool:

@@ -90,12 +90,7 @@ class Store(OutboxTable, MetricsReads):
                                            "raw": str, "reason": str, "field": str}, pk="id")
             if "rule_versions" not in db.table_names():
                 db["rule_versions"].create({"version": str, "loaded_at": float, "files": str}, pk="version")
-            if "outbox" not in db.table_names():
-                db["outbox"].create({"id": int, "key": str, "kind": str, "lead": str, "payload": str,
-                                     "created_at": float, "status": str, "attempts": int, "next_at": float,
-                                     "last_error": str}, pk="id")
-                db["outbox"].create_index(["key"], unique=True)
-                db["outbox"].create_index(["status", "next_at"])
+            self._outbox_schema()
             if "assignments" not in db.table_names():
                 db["assignments"].create({"id": int, "lead": str, "rep": str, "channel": str, "status": str,
                                           "why": str, "attempt": int, "assigned_at": float, "remind_at": float,

@@ -2,9 +2,11 @@
 
 A row is a notification to deliver: `pending` -> `sending` (committed before the notifier is
 called) -> `done`, or back to `pending` with a later `next_at` after a transient failure, or
-`failed` with its reason. Payloads and results are written as strict JSON: a value JSON cannot
-hold (infinity, NaN, an object) is written as text, so SQLite's JSON functions never refuse a row
-and one odd value cannot jam the queue.
+`failed` with its reason. A `sending` row carries a lease: who claimed it (`claimed_by`) and until
+when (`lease_until`, wall-clock seconds), so another dispatcher leaves it alone meanwhile (see
+engine/outbox.py). Payloads and results are written as strict JSON: a value JSON cannot hold
+(infinity, NaN, an object) is written as text, so SQLite's JSON functions never refuse a row and
+one odd value cannot jam the queue.
 """
 from __future__ import annotations
 
@@ -52,23 +54,41 @@ class OutboxTable:
     conn: sqlite3.Connection
     db: Any
 
+    def _outbox_schema(self) -> None:
+        """Create the table, or add the lease columns to one made before a claim was a lease."""
+        db = self.db
+        if "outbox" not in db.table_names():
+            db["outbox"].create({"id": int, "key": str, "kind": str, "lead": str, "payload": str,
+                                 "created_at": float, "status": str, "attempts": int, "next_at": float,
+                                 "last_error": str, "claimed_by": str, "lease_until": float}, pk="id")
+            db["outbox"].create_index(["key"], unique=True)
+            db["outbox"].create_index(["status", "next_at"])
+        elif "lease_until" not in db["outbox"].columns_dict:
+            self.conn.execute("ALTER TABLE outbox ADD COLUMN claimed_by TEXT")
+            self.conn.execute("ALTER TABLE outbox ADD COLUMN lease_until REAL")
+
     def add_outbox(self, key: str, kind: str, lead: str, payload: dict) -> None:
         self.conn.execute("INSERT OR IGNORE INTO outbox (key, kind, lead, payload, created_at, status, attempts,"
                           " next_at) VALUES (?,?,?,?,?,?,?,?)",  # next_at 0: due at once, whatever the clock
                           (key, kind, lead, json_text(payload), time.time(), "pending", 0, 0.0))
 
     def due_outbox(self, now: float, kinds: tuple, limit: int = 50) -> list[dict]:
+        """Pending rows due at `now`, and every `sending` row (the caller decides, by its lease and its
+        holder, whether one may be taken over)."""
         marks = ",".join("?" for _ in kinds)
-        return list(self.db.query(f"SELECT * FROM outbox WHERE status IN ('pending', 'sending') AND kind IN ({marks})"
-                                  " AND next_at <= ? ORDER BY id LIMIT ?", [*kinds, now, limit]))
+        return list(self.db.query(f"SELECT * FROM outbox WHERE kind IN ({marks}) AND (status = 'sending' OR"
+                                  " (status = 'pending' AND next_at <= ?)) ORDER BY id LIMIT ?", [*kinds, now, limit]))
 
     def outbox_sending(self, row_id: int) -> None:
         self.conn.execute("UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id = ?", (row_id,))
 
-    def outbox_claim(self, row_id: int, status: str, attempts: int) -> bool:
-        """Mark a row `sending` if nobody changed it since it was read (a second dispatcher skips it)."""
-        cur = self.conn.execute("UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id = ? AND"
-                                " status = ? AND attempts = ?", (row_id, status, attempts))
+    def outbox_claim(self, row_id: int, status: str, attempts: int, claimed_by: str | None = None,
+                     lease_until: float | None = None) -> bool:
+        """Mark a row `sending`, held by `claimed_by` until `lease_until`, if nobody changed it since it
+        was read: `attempts` only grows, so a second dispatcher that read the same row skips it."""
+        cur = self.conn.execute("UPDATE outbox SET status = 'sending', attempts = attempts + 1, claimed_by = ?,"
+                                " lease_until = ? WHERE id = ? AND status = ? AND attempts = ?",
+                                (claimed_by, lease_until, row_id, status, attempts))
         return cur.rowcount == 1
 
     def outbox_done(self, row_id: int, result: dict | None = None) -> None:
@@ -89,10 +109,11 @@ class OutboxTable:
     def outbox_fail(self, row_id: int, error: str) -> None:
         self.outbox_mark(row_id, "failed", error)
 
-    def outbox_mark(self, row_id: int, status: str, note: str) -> None:
-        """Set status and note and nothing else (the fallback when a richer update was refused)."""
-        self.conn.execute("UPDATE outbox SET status = ?, last_error = ? WHERE id = ?",
-                          (status, plain_text(note), row_id))
+    def outbox_mark(self, row_id: int, status: str, note: str, next_at: float | None = None) -> None:
+        """Set status, note (and when to try again) and nothing else (the fallback when a richer update
+        was refused)."""
+        self.conn.execute("UPDATE outbox SET status = ?, last_error = ?, next_at = coalesce(?, next_at) WHERE id = ?",
+                          (status, plain_text(note), next_at, row_id))
 
     def outbox_status(self, key: str) -> str | None:
         row = self.conn.execute("SELECT status FROM outbox WHERE key = ?", (key,)).fetchone()

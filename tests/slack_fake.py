@@ -11,8 +11,9 @@ It answers the methods the bot uses the way Slack does, including the parts that
 - `ts` values are wall-clock times, as Slack's are.
 The workspace has a few named channels (`channels`); any other well-formed `C`/`G` id is taken as
 an existing channel. It can be told to answer calls with an HTTP error + Retry-After (`fail_next`)
-or an error code (`errors`), to carry out a call but lose its answer (`lose_answer`), and it
-records every call and any method nobody expected.
+or an error code (`errors`), to carry out a call but lose its answer (`lose_answer`: an HTTP 500;
+`drop_answer`: the connection closes with no answer at all), to hold a call until the test lets it
+go (`hold`: a slow Slack), and it records every call and any method nobody expected.
 """
 from __future__ import annotations
 
@@ -52,6 +53,9 @@ class SlackFake:
         self.fail_next: dict[str, tuple | list] = {}  # method -> (status, retry_after), or a list of them
         self.errors: dict[str, list[str]] = {}  # method -> error codes for its next calls ({"ok": false})
         self.lose_answer: set = set()  # methods whose next call is carried out but answered with HTTP 500
+        self.drop_answer: set = set()  # methods whose next call is carried out, then the connection just closes
+        self.hold: dict[str, threading.Event] = {}  # method -> its next call waits for this event first
+        self.holding: list[str] = []  # methods with a call waiting in `hold` now
         self.page_size = {"conversations.list": 2, "conversations.history": 100, "conversations.replies": 100}
         self.lock = threading.Lock()
         self._last_ts = 0.0
@@ -67,6 +71,9 @@ class SlackFake:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 method = self.path.strip("/").split("/")[-1].split("?")[0]
                 status, body, headers = fake.handle(method, raw, dict(self.headers))
+                if status == 0:  # carried out; the answer never leaves (a dropped connection)
+                    self.close_connection = True
+                    return
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -126,6 +133,11 @@ class SlackFake:
 
     # -- recording -------------------------------------------------------------------------------------
     def handle(self, method: str, raw: bytes, headers: dict) -> tuple[int, dict, dict]:
+        held = self.hold.pop(method, None)
+        if held is not None:
+            self.holding.append(method)
+            held.wait(30)
+            self.holding.remove(method)
         ctype = headers.get("Content-Type", "")
         if method == "upload":
             args: dict = {"bytes": len(raw)}
@@ -166,6 +178,10 @@ class SlackFake:
                 self.lose_answer.discard(method)
                 call["lost_answer"] = True
                 return 500, {"ok": False, "error": "internal_error"}, {}
+            if method in self.drop_answer:  # Slack did it; the connection closed before any answer
+                self.drop_answer.discard(method)
+                call["lost_answer"] = True
+                return 0, {}, {}
             return 200, answer, {}
 
     def _answer(self, method: str, args: dict) -> dict:

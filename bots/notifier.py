@@ -8,15 +8,19 @@ Slack's history, replies and update methods take conversation ids, not names (`#
 `channel_not_found`), so every channel named in the rules is resolved to its id once
 (`conversations.list`, all pages; cached) and the id is used everywhere. A lookup that fails (an
 error, a 429, a 5xx) is a transient failure and the row is retried; only a complete listing without
-the name makes it a permanent `channel_not_found`. Slack errors become DeliveryErrors classified
-in engine/delivery.py.
+the name makes it a permanent `channel_not_found`. Names are looked up again after CHANNEL_TTL (an
+hour), and at once when Slack answers `channel_not_found` or `is_archived` for an id found by name
+(the channel was renamed or archived and another one took the name): the message goes to the
+channel that has the name now, and fails only if that is the same id. Slack errors become
+DeliveryErrors classified in engine/delivery.py.
 """
 from __future__ import annotations
 
 import json
 import logging
 import re
-from typing import Any, TextIO
+import time
+from typing import Any, Callable, TextIO
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackObjectFormationError
@@ -36,6 +40,8 @@ log = logging.getLogger("leadflow.notify")
 CONVERSATION_ID = re.compile(r"^[CDG][A-Z0-9]{2,}$")  # channels, DMs, private groups; names are lower case
 USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 LOOK_BACK = 3600.0  # search for a possibly sent message from this long before its row was written (clock skew)
+CHANNEL_TTL = 3600.0  # channel ids found by name are looked up again after this long (renames, archives)
+STALE = ("channel_not_found", "is_archived")  # for an id found by name: look the name up again, once
 
 
 class _Base:
@@ -55,10 +61,14 @@ class _Base:
 
 
 class SlackNotifier(_Base):
-    def __init__(self, client: WebClient):
+    def __init__(self, client: WebClient, clock: Callable[[], float] = time.monotonic,
+                 channel_ttl: float = CHANNEL_TTL):
         super().__init__()
         self.client = client
         self.channel_ids: dict[str, str] = {}  # channel name (no '#') -> conversation id
+        self.listed_at: float | None = None  # when `channel_ids` was read from Slack (self.clock)
+        self.clock = clock
+        self.channel_ttl = channel_ttl
         self.since = 0.0  # when the row being delivered was written (bounds the search for an earlier copy)
 
     def deliver(self, kind: str, lead_id: str, payload: dict, key: str, resumed: bool, since: float = 0.0) -> dict:
@@ -75,16 +85,19 @@ class SlackNotifier(_Base):
         except SlackObjectFormationError as exc:  # a Block Kit limit: the same message fails every time
             raise DeliveryError("bad_payload", f"the message cannot be built: {exc}") from exc
 
-    def conversation(self, channel: str) -> str:
-        """The conversation id for a channel id, a user id (their DM) or a channel name (`#sales-queue`)."""
+    def conversation(self, channel: str, fresh: bool = False) -> str:
+        """The conversation id for a channel id, a user id (their DM) or a channel name (`#sales-queue`);
+        `fresh`: look a name up in Slack again, whatever the cache holds."""
         channel = (channel or "").strip()
         if CONVERSATION_ID.match(channel):
             return channel
         if USER_ID.match(channel):
             return self.client.conversations_open(users=channel)["channel"]["id"]
         name = channel.lstrip("#").lower()
-        if name not in self.channel_ids:
-            self.channel_ids.update(self._list_channels())  # raises on any failed page: retried, never "not found"
+        expired = self.listed_at is None or self.clock() - self.listed_at >= self.channel_ttl
+        if fresh or expired or name not in self.channel_ids:
+            listed = self._list_channels()  # raises on any failed page: retried, never "not found"
+            self.channel_ids, self.listed_at = listed, self.clock()
         if name not in self.channel_ids:
             raise DeliveryError("slack:channel_not_found", f"no channel named #{name} that the bot can see "
                                                            "(check the name, invite the bot, or use the channel id)")
@@ -101,15 +114,34 @@ class SlackNotifier(_Base):
             if not cursor:
                 return found
 
-    def _post(self, channel: str, key: str, resumed: bool, **message: Any) -> dict:
+    def _in_channel(self, channel: str, call: Callable[[str], dict]) -> dict:
+        """`call(conversation id)`; when Slack says a channel found by name is gone or archived, the
+        cached id is stale: look the name up again and, if it now names another channel, call once more."""
         channel_id = self.conversation(channel)
-        if resumed:
-            found = self._find(channel_id, key, message.get("thread_ts"))
-            if found:
-                return found
-        meta = {"event_type": "leadflow", "event_payload": {"key": key}}
-        resp = self.client.chat_postMessage(channel=channel_id, metadata=meta, **message)
-        return {"channel": resp["channel"], "ts": resp["ts"]}
+        try:
+            return call(channel_id)
+        except SlackApiError as exc:
+            data = exc.response.data if exc.response is not None else None
+            by_name = not (CONVERSATION_ID.match(channel.strip()) or USER_ID.match(channel.strip()))
+            if not by_name or not isinstance(data, dict) or data.get("error") not in STALE:
+                raise
+            fresh = self.conversation(channel, fresh=True)
+            if fresh == channel_id:
+                raise
+            log.info("channel %s is now %s (was %s): sending there", channel, fresh, channel_id)
+            return call(fresh)
+
+    def _post(self, channel: str, key: str, resumed: bool, **message: Any) -> dict:
+        def post(channel_id: str) -> dict:
+            if resumed:
+                found = self._find(channel_id, key, message.get("thread_ts"))
+                if found:
+                    return found
+            meta = {"event_type": "leadflow", "event_payload": {"key": key}}
+            resp = self.client.chat_postMessage(channel=channel_id, metadata=meta, **message)
+            return {"channel": resp["channel"], "ts": resp["ts"]}
+
+        return self._in_channel(channel, post)
 
     def _find(self, channel_id: str, key: str, thread_ts: str | None = None) -> dict | None:
         """The message carrying `key`, posted since the row was written: the channel's history, or the
@@ -195,10 +227,9 @@ class SlackNotifier(_Base):
         data = compute(self.service.store, payload.get("since"), payload.get("until"), payload.get("by"),
                        payload.get("rep"), weekly=True)
         png = dashboard(data, payload.get("title") or "Pipeline")
-        resp = self.client.files_upload_v2(channel=self.conversation(payload["channel"]),
-                                           thread_ts=payload.get("thread_ts"),
-                                           content=png, filename="pipeline.png", title=payload.get("title"),
-                                           initial_comment=None)
+        resp = self._in_channel(payload["channel"], lambda channel_id: self.client.files_upload_v2(
+            channel=channel_id, thread_ts=payload.get("thread_ts"), content=png, filename="pipeline.png",
+            title=payload.get("title"), initial_comment=None))
         return {"file": (resp.get("file") or {}).get("id")}
 
     def _digest(self, payload: dict, key: str, resumed: bool) -> dict:

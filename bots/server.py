@@ -19,7 +19,6 @@ from typing import Any
 
 from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
-from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -27,6 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from engine.channels import ChannelSender, ChannelSettings
+from engine.delivery import NETWORK_TIMEOUT
 from engine.events import Intake, decode_body, split_body
 from engine.groupcommit import GroupCommit
 from engine.service import LeadService
@@ -43,8 +43,10 @@ _UNIX_SECONDS = re.compile(r"[0-9]{1,12}")  # as engine.signing reads its own ti
 def build_service(settings: Settings, client: WebClient | None = None, clock: Any = None,
                   console: Any = None) -> tuple[LeadService, WebClient | None]:
     if settings.slack_enabled:
+        # no automatic retries: a post re-sent after a dropped connection would be a second card; the
+        # outbox retries instead, looking for the first copy (its key) before posting again
         client = client or WebClient(token=settings.bot_token, base_url=settings.slack_api_url or
-                                     "https://slack.com/api/", retry_handlers=[ConnectionErrorRetryHandler()])
+                                     "https://slack.com/api/", timeout=NETWORK_TIMEOUT, retry_handlers=[])
         notifier: Any = SlackNotifier(client)
     else:
         notifier = ConsoleNotifier(console or sys.stderr)

@@ -1,4 +1,5 @@
-"""Messages to channels named in the rules (`#sales-queue`), after a crash, a 5xx or a 429.
+"""Messages to channels named in the rules (`#sales-queue`), after a crash, a 5xx, a 429 or a
+connection dropped before Slack's answer, and after the channel was renamed or archived.
 
 Slack's history, replies and update methods take conversation ids, not names; the fake answers
 like Slack, so a notifier that looks a card up by name never finds it. These tests prove each
@@ -13,7 +14,8 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from engine.outbox import list_outbox
+from engine.delivery import NETWORK_TIMEOUT
+from engine.outbox import LEASE, list_outbox
 from engine.timeutil import parse_time
 from tests.bot_harness import RULES, TOKEN, Clock, Service, click_payload, sql_events
 from tests.slack_fake import SlackFake
@@ -178,3 +180,71 @@ def test_a_reminder_in_a_thread_is_found_after_a_crash_not_posted_again(tmp_path
         assert len(replies) == 1  # history never lists thread replies: the notifier asked the thread
         assert service.store.outbox_result(row["key"]).get("recovered") is True
         assert fake.of("conversations.replies")
+
+
+def _cards(fake: SlackFake) -> list[str]:
+    """The outbox key of every chat.postMessage Slack carried out (answered or not)."""
+    return [c["args"]["metadata"]["event_payload"]["key"] for c in fake.calls
+            if c["method"] == "chat.postMessage" and not c.get("failed")]
+
+
+def test_a_post_whose_connection_dropped_is_found_not_posted_again(tmp_path, fake):
+    """Slack took the card and the connection closed before its answer: the client must not post it
+    again on its own; the outbox retries, finds the card by its key and records it."""
+    clock = Clock(parse_time("2026-11-02T09:00:00Z"))
+    fake.drop_answer.add("chat.postMessage")
+    with Service(tmp_path, fake, clock=clock, rules=NAMED, run_worker=False) as svc:
+        store = svc.service.store
+        svc.send_events(sql_events("lead-de", country="DE"))
+        svc.service.work_once()
+        row = store.outbox("card")[0]
+        assert row["status"] == "pending" and row["last_error"].startswith("network")
+        clock.now += 60
+        svc.service.work_once()
+        assert store.outbox_status("card:1") == "done"
+        assert store.outbox_result("card:1").get("recovered") is True
+    assert _cards(fake) == ["card:1"]
+    assert len(fake.history_of("#sales-queue")) == 1
+
+
+def test_a_channel_archived_and_made_anew_under_its_name_gets_the_next_card(tmp_path, fake):
+    clock = Clock(parse_time("2026-11-02T09:00:00Z"))
+    with Service(tmp_path, fake, clock=clock, rules=NAMED, run_worker=False) as svc:
+        svc.send_events(sql_events("lead-a", country="DE"))
+        svc.service.work_once()  # #sales-queue resolved to its id (cached) and card:1 posted there
+        old = fake.channels[QUEUE]
+        old.update(is_archived=True, name="sales-queue-2025")  # archived, renamed; a new #sales-queue
+        new = fake.add_channel("sales-queue")
+        svc.send_events(sql_events("lead-b", country="DE"))
+        svc.service.work_once()
+        assert svc.service.store.outbox_status("card:2") == "done"
+    assert [m["metadata"]["event_payload"]["key"] for m in fake.messages[QUEUE]] == ["card:1"]
+    assert [m["metadata"]["event_payload"]["key"] for m in fake.messages[new]] == ["card:2"]
+
+
+def test_channel_names_are_looked_up_again_after_an_hour(tmp_path, fake):
+    clock = Clock(parse_time("2026-11-02T09:00:00Z"))
+    with Service(tmp_path, fake, clock=clock, rules=NAMED, run_worker=False) as svc:
+        notifier = svc.service.dispatcher.notifiers[0]
+        ticks = Clock(0.0)
+        notifier.clock = ticks  # the cache's own clock (monotonic in production)
+        posted = []
+        for n, lead in enumerate(("lead-a", "lead-b", "lead-c"), 1):
+            if n == 2:  # renamed (not archived): its id still works, so only the expiry finds the new one
+                fake.channels[QUEUE]["name"] = "old-queue"
+                new = fake.add_channel("sales-queue")
+            if n == 3:
+                ticks.now += 3600
+            svc.send_events(sql_events(lead, country="DE"))
+            svc.service.work_once()
+            posted.append(json.loads(svc.service.store.outbox("card")[-1]["payload"])["result"]["channel"])
+    assert posted == [QUEUE, QUEUE, new]  # the cached id for an hour, then the channel with the name now
+
+
+def test_the_lease_outlasts_every_network_call_of_a_delivery(tmp_path, fake):
+    """A holder is only overtaken after its lease: each call of a delivery (Slack, SMTP, webhooks) must
+    give up long before, and the notifier's Slack client never re-sends a request on its own."""
+    assert LEASE >= 10 * NETWORK_TIMEOUT
+    with Service(tmp_path, fake, run_worker=False) as svc:
+        client = svc.service.dispatcher.notifiers[0].client
+        assert client.timeout <= NETWORK_TIMEOUT and client.retry_handlers == []

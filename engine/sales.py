@@ -38,6 +38,8 @@ class SalesDesk:
         done = 0
         for row in self.store.due_outbox(float("inf"), ("route_sql",)):
             with self.store.transaction():
+                if self.store.outbox_status(row["key"]) == "done":  # another worker routed it since the read
+                    continue
                 if self.store.assignments(lead=row["lead"], status="pending"):
                     self.store.outbox_done(row["id"], {"skipped": "already assigned"})
                     continue

@@ -141,10 +141,11 @@ class Store(OutboxTable, MetricsReads):
                 self.conn.execute("BEGIN IMMEDIATE")
                 try:
                     yield
+                    self.conn.execute("COMMIT")
                 except BaseException:
-                    self.conn.execute("ROLLBACK")
+                    if self.conn.in_transaction:  # also when COMMIT itself failed (I/O error, disk full)
+                        self.conn.execute("ROLLBACK")
                     raise
-                self.conn.execute("COMMIT")
             finally:
                 if durable:
                     self.conn.execute("PRAGMA synchronous=NORMAL")

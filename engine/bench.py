@@ -16,7 +16,7 @@ import tempfile
 import time
 from typing import Callable
 
-from .compiler import load_compiled
+from .checker import load_compiled
 from .generate import bench_events
 from .leadstate import LeadState, merge_attributes
 from .pipeline import Pipeline

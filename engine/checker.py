@@ -11,7 +11,7 @@ import math
 import os
 from typing import Any
 
-from .compiler import MAX_OPERATIONS, operations
+from .compiler import MAX_OPERATIONS, Compiled, compile_rules, operations
 from .conditions import BANT_NAMES, ConditionParser, EventCount, walk
 from .errors import LeadflowError, Location, Problem, did_you_mean
 from .lint import rule_warnings
@@ -49,6 +49,11 @@ def _version(contents: list[tuple[str, bytes]]) -> str:
     for path, data in contents:
         digest.update(os.path.basename(path).encode() + b"\0" + data + b"\0")
     return digest.hexdigest()[:12]
+
+
+def load_compiled(directory: str) -> Compiled:
+    """Load, check and compile a rule directory (raises LeadflowError with every problem)."""
+    return compile_rules(load_rules(directory))
 
 
 def load_rules(directory: str) -> RuleSet:

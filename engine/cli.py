@@ -338,7 +338,7 @@ def bench(ctx: click.Context, n_leads: int, events_per_lead: int, seed: int, db_
 @reports_problems
 def eval_command(ctx: click.Context, data_path: str, mapping_path: str, rules_dir: str, as_json: bool) -> None:
     """How well the rules' score and SQL gate separate the outcome in labelled data."""
-    from .compiler import load_compiled
+    from .checker import load_compiled
     from .evaluate import metrics, replay
     from .mapping import labelled_leads, load_mapping, read_rows
 

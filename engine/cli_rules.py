@@ -51,7 +51,7 @@ def rules_check(ctx: click.Context, directory: str | None, rules_dir: str, as_js
 @reports_problems
 def rules_test(ctx: click.Context, directory: str | None, coverage: bool, rules_dir: str, as_json: bool) -> None:
     """Run the rule tests beside the rules (tests/*.yaml, *_test.yaml)."""
-    from .compiler import load_compiled
+    from .checker import load_compiled
     from .ruletests import run_tests
 
     target = directory or _settings(ctx, rules_dir=rules_dir)[1]
@@ -152,7 +152,7 @@ def rules_tune(ctx: click.Context, data_path: str | None, mapping_path: str | No
 def rules_backtest(ctx: click.Context, candidate_dir: str, db_path: str, rules_dir: str, as_json: bool) -> None:
     """Replay the stored event log through a candidate rule set (the database is only read)."""
     from .backtest import backtest
-    from .compiler import load_compiled
+    from .checker import load_compiled
     from .store import Store
 
     db, rules_path = _settings(ctx, db_path, rules_dir)

@@ -273,13 +273,6 @@ def compile_rules(rules: RuleSet) -> Compiled:
     return Compiled(rules, definition, roles, shape)
 
 
-def load_compiled(directory: str) -> Compiled:
-    """Load, check and compile a rule directory (raises LeadflowError with every problem)."""
-    from .checker import load_rules
-
-    return compile_rules(load_rules(directory))
-
-
 def describe(cond: Condition | None) -> str:
     """A condition as a short readable phrase, for explanations ("score >= 50 and bant >= 3")."""
     if cond is None:
@@ -313,4 +306,4 @@ def _wrap(text: str) -> str:
     return f"({text})" if " and " in text or " or " in text else text
 
 
-__all__ = ["Compiled", "FactShape", "Role", "compile_rules", "describe", "load_compiled", "walk"]
+__all__ = ["Compiled", "FactShape", "Role", "compile_rules", "describe", "walk"]

@@ -159,6 +159,6 @@ def run_demo(db_path: str, rules_dir: str, n_leads: int = 60, seed: int = 7) -> 
 
 
 def _compiled(rules_dir: str):
-    from .compiler import load_compiled
+    from .checker import load_compiled
 
     return load_compiled(rules_dir)

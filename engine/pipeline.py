@@ -18,7 +18,8 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from .compiler import Compiled, load_compiled
+from .checker import load_compiled
+from .compiler import Compiled
 from .errors import EngineError
 from .events import INTERNAL, OUTSIDE, Accepted, Intake, Rejection, content_digest, parse_line, storable, validate
 from .leadstate import LeadState, merge_attributes

@@ -18,7 +18,7 @@ import os
 import shutil
 import tempfile
 
-from .checker import rule_files, rules_version
+from .checker import load_compiled, rule_files, rules_version
 
 SUBDIRS = ("templates", "tests")  # the parts of a rule set that live in sub-directories
 STALE = "rules changed since this proposal was made; a new proposal will follow"
@@ -63,8 +63,6 @@ def overlay_rule_files(proposal_dir: str, live_dir: str, base_version: str | Non
     `base_version`; otherwise checks the result first (live templates and tests with the proposal's
     rule files: raises LeadflowError when that would not load) and returns ("done", names written).
     Each file is replaced atomically, so a service reloading meanwhile never reads half a file."""
-    from .compiler import load_compiled
-
     if base_version is None or dir_version(live_dir) != base_version:
         return "stale", []
     with tempfile.TemporaryDirectory() as stage:

@@ -12,8 +12,7 @@ import threading
 import time
 from typing import Callable
 
-from .checker import rule_files
-from .compiler import load_compiled
+from .checker import load_compiled, rule_files
 from .errors import LeadflowError, Location, Problem
 from .outbox import Dispatcher, Notifier
 from .pipeline import Pipeline

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .compiler import load_compiled
+from .checker import load_compiled
 from .conditions import Leaf, walk
 from .evaluate import Scored, metrics, replay
 from .leadstate import LeadState

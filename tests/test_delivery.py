@@ -9,11 +9,9 @@ import hmac
 import json
 import smtplib
 import textwrap
-import threading
 import time
 import urllib.error
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -23,9 +21,9 @@ from engine.delivery import PERMANENT, TRANSIENT, DeliveryError, RetryLater, cla
 from engine.outbox import Dispatcher
 from engine.service import ManualClock
 from engine.store import Store
-from tests.test_nurture import Mailbox, T0, env_for, ev, free_port, ingest, run
+from tests.servers import Mailbox, running_smtp
+from tests.test_nurture import T0, env_for, ev, ingest, run
 
-from aiosmtpd.controller import Controller
 
 
 # -- the table, one case per class ------------------------------------------------------------------
@@ -85,46 +83,6 @@ def test_rate_limits_wait_exactly_retry_after():
 
 
 # -- the dispatcher: isolation, through a real receiver ------------------------------------------------
-
-class Receiver:
-    """An outgoing-webhook receiver on loopback that answers per lead: a list of (status, headers)."""
-
-    def __init__(self) -> None:
-        self.plan: dict[str, list] = {}
-        self.received: list = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a) -> None:
-                return
-
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                lead = json.loads(body)["lead"]
-                receiver.received.append((dict(self.headers), body))
-                planned = receiver.plan.get(lead)
-                status, headers = planned.pop(0) if planned else (200, {})
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def leads(self) -> list[str]:
-        return [json.loads(body)["lead"] for _, body in self.received]
-
-
-@pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.server.shutdown()
-    r.server.server_close()
-
 
 def _raw_row(store: Store, key: str, kind: str, lead: str, payload_text: str) -> None:
     """A row as an older version could have written it (the store no longer writes such text)."""
@@ -193,12 +151,8 @@ class Refusing(Mailbox):
 
 @pytest.fixture
 def mail():
-    box = Refusing()
-    controller = Controller(box, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    box.port = controller.port
-    yield box
-    controller.stop()
+    with running_smtp(Refusing()) as box:
+        yield box
 
 
 DRIP = textwrap.dedent("""\

@@ -26,7 +26,6 @@ from engine.store import Store
 from tests.bot_harness import SECRET, TOKEN, Clock, Service, sql_events
 from tests.slack_fake import SlackFake
 from tests.test_bot_channels import NAMED
-from tests.test_delivery import Receiver
 from tests.test_nurture import T0, run
 
 
@@ -34,14 +33,6 @@ from tests.test_nurture import T0, run
 def fake():
     with SlackFake() as f:
         yield f
-
-
-@pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.server.shutdown()
-    r.server.server_close()
 
 
 def cards(fake: SlackFake) -> list[str]:

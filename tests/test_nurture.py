@@ -2,13 +2,11 @@
 fast-forwarded time, opt-outs, branches, recycling, decay ticks, and a worker killed mid-track."""
 from __future__ import annotations
 
-import email
 import hashlib
 import hmac
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -18,40 +16,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from engine.store import Store
 from engine.timeutil import format_time, parse_time
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = parse_time("2026-11-02T09:00:00Z")  # a Monday
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Mailbox:
-    def __init__(self) -> None:
-        self.messages: list = []
-        self.lock = threading.Lock()
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802, ANN001 - aiosmtpd's hook name
-        with self.lock:
-            self.messages.append((envelope.rcpt_tos, email.message_from_bytes(envelope.content)))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp():
-    box = Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    box.port = controller.port
-    yield box
-    controller.stop()
 
 
 @pytest.fixture

@@ -144,10 +144,11 @@ def _wait_for(check, what: str, timeout: float = 20):  # noqa: ANN001
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
-            if check():
-                return
+            done = check()
         except (httpx.HTTPError, sqlite3.Error):
-            pass
+            done = False  # not listening or not written yet
+        if done:
+            return
         time.sleep(0.05)
     pytest.fail(f"{what} did not happen")
 

@@ -12,6 +12,7 @@ after the call, never left in the session state where durable_rules would hide i
 from __future__ import annotations
 
 import json
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -25,6 +26,34 @@ from .timeutil import format_time
 
 SID = "0"
 MAX_CHAIN = 8
+
+# A JSON string, or a number written with an exponent but no fraction ("1e-05", "1e+16").
+_EXPONENT_NUMBER = re.compile(r'("(?:[^"\\]|\\.)*")|(?<![\w.])(-?\d+)(e[+-]?\d+)')
+
+
+def engine_json(value: Any, **options: Any) -> str:
+    """JSON text that durable_rules parses: every number with an exponent also has a fraction.
+
+    Python writes 0.00001 as `1e-05` and 1e16 as `1e+16`; the engine's parser rejects a number with
+    an exponent and no decimal point (error 204), which would fail every later event of a lead holding
+    such a value. `1.0e-05` is the same double (the engine reads the digits exactly) and parses. Strings
+    are matched whole first, so text that looks like a number inside a string is never touched.
+    """
+    text = json.dumps(value, **options)
+    if "e" not in text:
+        return text
+    return _EXPONENT_NUMBER.sub(lambda m: m.group(1) or f"{m.group(2)}.0{m.group(3)}", text)
+
+
+class _EngineJson:
+    """Stands in for the `json` module inside durable_rules, so facts, events, state and rule
+    definitions all reach the engine through `engine_json` (the library calls `json.dumps` itself)."""
+
+    loads = staticmethod(json.loads)
+    dumps = staticmethod(engine_json)
+
+
+_dr.json = _EngineJson  # type: ignore[attr-defined]  # idempotent; this module is durable_rules' only user
 
 
 class _QuietHost(_dr.Host):

@@ -25,7 +25,8 @@ T0 = parse_time("2026-10-01T00:00:00Z")
 EVENT_TYPES = ["visit", "demo", "download"]
 TITLES = ["VP Sales", "vp sales", "Director", "Student", "Manager", "Head of Ops", "", "intern",
           "x" * 4090 + " VP Sales"]  # a pattern sees the first 4,096 characters: "\\bvp\\b" holds, "ent$" does not
-VALUES = st.one_of(st.sampled_from(TITLES), st.integers(-5, 400), st.sampled_from([0.5, 50.0, 100.0, 1e3]),
+EXTREME = [1e-05, 1e+16, 5e-324, 1.7976931348623157e308, -1e-05]  # Python writes these with an exponent
+VALUES = st.one_of(st.sampled_from(TITLES), st.integers(-5, 400), st.sampled_from([0.5, 50.0, 100.0, 1e3] + EXTREME),
                    st.booleans(), st.sampled_from(["US", "CA", "300", "yes", "No"]))
 ATTR_FIELDS = ["title", "employees", "country", "budget", "flag", "company.size"]
 
@@ -35,7 +36,7 @@ scalars = st.one_of(st.sampled_from(TITLES + ["US", "CA", "300"]), st.integers(0
 
 def leaf(fields):
     field = st.sampled_from(fields)
-    num = st.integers(0, 300)
+    num = st.one_of(st.integers(0, 300), st.sampled_from(EXTREME))
     ops = st.one_of(
         st.tuples(field, scalars),  # plain equality
         st.tuples(field, st.builds(lambda v: {"in": v}, st.lists(scalars, min_size=1, max_size=3))),

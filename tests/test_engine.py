@@ -146,3 +146,55 @@ def test_scheduler_bench_small_run(tmp_path):
     assert result["leads"] == 400 and result["timers_due"] == 4 and result["ticks"] == 4
     assert result["nurture_steps"] > 0 and result["steps_per_s"] > 0
     assert result["ticks_per_s"] > 0  # the figures themselves are measured and written in the README
+
+
+EXPONENT_RULES = """\
+    leadflow: 1
+    scoring:
+      fit:
+        - id: tiny_budget
+          when: { budget: { at_least: 0.00001 } }
+          points: 5
+        - id: huge_ratio
+          when: { ratio: { at_least: 1e16 } }
+          points: 7
+      engagement:
+        - id: visit
+          on: page_view
+          points: 1
+    stages:
+      mql:
+        when: { score: { at_least: 1000 } }
+    """
+
+
+@pytest.mark.parametrize("budget, ratio, fit", [(0.00001, 1e16, 12), (0.000009, 9.999999999999998e15, 0),
+                                                (1e-300, 1.7976931348623157e308, 7), (5e-324, -1e16, 0)])
+def test_numbers_python_writes_with_an_exponent_reach_the_engine(tmp_path, budget, ratio, fit):
+    # Python writes 0.00001 as 1e-05 and 1e16 as 1e+16; durable_rules rejected both (error 204),
+    # in a rule threshold, in an event, and in a stored attribute that a later rule reads.
+    compiled = compile_rules(load_rules(str(write(tmp_path / "r", EXPONENT_RULES))))
+    engine, state = Engine(), LeadState("L")
+    engine.evaluate(compiled, state, event(1, "lead_updated", {"budget": budget, "ratio": ratio}),
+                    parse_time("2026-11-02T09:00:00Z"))
+    engine.evaluate(compiled, state, event(2, "page_view", {"ratio": ratio}), parse_time("2026-11-02T09:01:00Z"))
+    assert (state.fit, state.engagement) == (fit, 1)
+    assert engine.resident_facts(compiled) == 0
+
+
+def test_a_stored_exponent_number_does_not_block_a_lead_when_a_rule_starts_reading_it(tmp_path):
+    from engine.ingest import intake_for
+
+    rules = write(tmp_path / "r", RULES.replace("{points}", "20"))
+    pipe = Pipeline.open(str(tmp_path / "lf.db"), str(rules))
+    line = '{"id":"a1","lead":"A","type":"lead_updated","at":"2026-11-02T09:00:00Z","data":{"ratio":0.000015}}'
+    assert pipe.apply_text(line, "t", intake=intake_for()).status == "applied"
+    write(tmp_path / "r", RULES.replace("{points}", "20").replace(
+        "  fit:\n", "  fit:\n        - id: ratio\n          when: { ratio: { at_least: 0.00001 } }\n          points: 3\n", 1))
+    pipe = Pipeline.open(str(tmp_path / "lf.db"), str(rules))
+    for i in range(2, 5):
+        line = '{"id":"a%d","lead":"A","type":"page_view","at":"2026-11-02T09:0%d:00Z","data":{"url":"/x"}}' % (i, i)
+        outcome = pipe.apply_text(line, "t", intake=intake_for())
+        assert (outcome.status, outcome.reason) == ("applied", "")
+    assert pipe.store.conn.execute("select score from leads").fetchone()[0] == 3
+    assert pipe.store.count("dead_letters") == 0

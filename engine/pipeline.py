@@ -21,7 +21,8 @@ from typing import Any, Callable, Iterable
 from .checker import load_compiled
 from .compiler import Compiled
 from .errors import EngineError
-from .events import INTERNAL, OUTSIDE, Accepted, Intake, Rejection, content_digest, parse_line, storable, validate
+from .events import (INTERNAL, OUTSIDE, Accepted, Intake, Rejection, Unreadable, content_digest, parse_line, storable,
+                     validate)
 from .leadstate import LeadState, merge_attributes
 from .limits import MAX_ATTRIBUTES, MAX_ATTRIBUTES_BYTES, MAX_EVENT_BYTES
 from .runtime import Decision, Engine
@@ -116,16 +117,28 @@ class Pipeline:
         reported, never a silent duplicate. strict raises EngineError, so the caller's transaction
         (the rep's Accept) rolls back and says why; otherwise the outcome says it and a dead letter
         keeps it."""
+        nested = self.store.conn.in_transaction
         with self.store.transaction():
             outcome = self._apply(event, None, source, None, INTERNAL)
         if strict and outcome.status != "applied":
-            raise EngineError("INTERNAL_EVENT", f"leadflow's own {event.get('type')} event {event.get('id')!r} for "
-                                                f"{event.get('lead')!r} was not applied: {outcome.reason}",
-                              "an event with this id is already in the log (sent from outside before ids were "
-                              "reserved?); see `leadflow dead-letters`" if outcome.status == "conflict" else "")
+            error = EngineError("INTERNAL_EVENT", f"leadflow's own {event.get('type')} event {event.get('id')!r} for "
+                                                  f"{event.get('lead')!r} was not applied: {outcome.reason}",
+                                "an event with this id is already in the log (sent from outside before ids were "
+                                "reserved?); see `leadflow dead-letters`" if outcome.status == "conflict" else "")
+            if nested:  # the caller's transaction rolls back, and this dead letter with it: keep_dead_letter
+                error.dead_letter = (_dump(event), outcome.reason, outcome.field or "", source)  # type: ignore[attr-defined]
+            raise error
         if outcome.status != "applied":
             log.error("%s event %s not applied: %s", event.get("type"), event.get("id"), outcome.reason)
         return outcome
+
+    def keep_dead_letter(self, error: EngineError) -> None:
+        """After the caller's transaction rolled back with `error`, keep the refused event it carries
+        as a dead letter in a transaction of its own (the hint points the operator there)."""
+        letter = getattr(error, "dead_letter", None)
+        if letter is not None and not self.store.conn.in_transaction:
+            with self.store.transaction(durable=True):
+                self.store.dead_letter(*letter, None)
 
     def apply_lines(self, lines: Iterable[tuple[int, str]], source: str,
                     progress: Callable[[int], None] | None = None, intake: Intake = OUTSIDE) -> Counts:
@@ -149,7 +162,11 @@ class Pipeline:
     def _batch(self, batch: list, source: str, counts: Counts, intake: Intake) -> None:
         with self.store.transaction(durable=True):  # one fsync per BATCH events: a finished ingest is on disk
             for number, raw in batch:
-                counts.add(self._apply(parse_line(raw), raw, source, number, intake), source, number)
+                if isinstance(raw, Unreadable):  # refused by its reader (CSV): kept as a dead letter
+                    obj, raw = raw.rejection, raw.text
+                else:
+                    obj = parse_line(raw)
+                counts.add(self._apply(obj, raw, source, number, intake), source, number)
 
     # -- one event ----------------------------------------------------------------------------------
     def _apply(self, obj: object, raw: str | None, source: str, line: int | None, intake: Intake) -> Outcome:
@@ -189,7 +206,7 @@ class Pipeline:
         state = store.load_state(event["lead"])
         created = state is None
         state = state or LeadState(event["lead"])
-        if event["type"] == "lead_updated":
+        if event["type"] == "lead_updated" and not intake.internal:  # a nurture `set` is the rules' own
             problem = _attribute_limits(state.attrs, event["data"])
             if problem:
                 return self._reject(raw if raw is not None else _dump(event), problem, source, line, event)
@@ -229,12 +246,17 @@ def _attribute_limits(attrs: dict, data: dict) -> Rejection | None:
     return None
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # C0, DEL, C1, line/paragraph separators
 
 
 def _printable(text: str) -> str:
     """A reason or field (they quote the sender's text) safe to print as one line of stderr or log."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", storable(text))
+    return _CONTROL.sub(_escape_control, storable(text))
+
+
+def _escape_control(m: re.Match) -> str:
+    code = ord(m.group())
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
 def _given_id(obj: object) -> Any:

@@ -82,6 +82,7 @@ class SalesDesk:
         try:
             return self._decide(assignment_id, verdict, by, rep_id, manager, reason, comment)
         except EngineError as exc:  # its event could not be recorded: nothing was decided, and the rep hears why
+            self.pipeline.keep_dead_letter(exc)
             return Verdict("error", f"the decision was not recorded: {exc}", self.store.assignment(assignment_id))
 
     def _decide(self, assignment_id: int, verdict: str, by: str | None, rep_id: str | None,

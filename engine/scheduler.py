@@ -123,6 +123,14 @@ def demote_time(state: LeadState, rules: RuleSet) -> float | None:
     return state.clock + rules.half_life * math.log2(raw / room) + 60.0
 
 
+class _StepFailed(Exception):
+    """A nurture step raised; carries the program counter of that step (its cause is the error)."""
+
+    def __init__(self, pc: int):
+        super().__init__(f"nurture step {pc} failed")
+        self.pc = pc
+
+
 class Scheduler:
     def __init__(self, pipeline: Any):
         self.pipeline = pipeline
@@ -137,10 +145,12 @@ class Scheduler:
             try:
                 counts["steps"] += self._advance(row, now)
             except Exception as exc:  # noqa: BLE001 - one broken step must not stop the others
-                log.exception("nurture step %s of enrolment %s failed", row["pc"], row["id"])
+                pc = exc.pc if isinstance(exc, _StepFailed) else row["pc"]
+                cause = exc.__cause__ if isinstance(exc, _StepFailed) else exc
+                log.error("nurture step %s of enrolment %s failed", pc, row["id"], exc_info=cause)
                 with self.store.transaction():
-                    self.store.update_enrollment(row["id"], row["pc"], "failed", None, None, now)
-                    self.store.log_step(row, row["pc"], "failed", now, f"{type(exc).__name__}: {exc}"[:300])
+                    self.store.update_enrollment(row["id"], pc, "failed", None, None, now)
+                    self.store.log_step(row, pc, "failed", now, f"{type(cause).__name__}: {cause}"[:300])
         for lead, kind, due in self.store.due_timers(now):
             with self.store.transaction():
                 self.store.set_timer(lead, kind, None)
@@ -156,16 +166,19 @@ class Scheduler:
         steps = 0
         when = max(row["next_at"], 0.0)  # a step is due at its own time, however late the worker runs
         for _ in range(MAX_STEPS_PER_RUN):
-            with self.store.transaction():
-                state = self.store.load_state(row["lead"])
-                if track is None or state is None:
-                    self.store.update_enrollment(row["id"], row["pc"], "stopped", None, None, now)
-                    return steps
-                pc, done = self._step(track, row, state, when, rules)
-                steps += 1
-                if done:
-                    return steps
-                row = {**row, "pc": pc}
+            try:
+                with self.store.transaction():
+                    state = self.store.load_state(row["lead"])
+                    if track is None or state is None:
+                        self.store.update_enrollment(row["id"], row["pc"], "stopped", None, None, now)
+                        return steps
+                    pc, done = self._step(track, row, state, when, rules)
+            except Exception as exc:  # the steps before it are committed: the failure is this step's
+                raise _StepFailed(row["pc"]) from exc
+            steps += 1
+            if done:
+                return steps
+            row = {**row, "pc": pc}
 
     def _step(self, track: Track, row: dict, state: LeadState, when: float, rules: RuleSet) -> tuple[int, bool]:
         """Run the instruction at row['pc']; (next pc, True when the enrolment now waits or ended)."""

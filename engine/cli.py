@@ -340,12 +340,12 @@ def eval_command(ctx: click.Context, data_path: str, mapping_path: str, rules_di
     """How well the rules' score and SQL gate separate the outcome in labelled data."""
     from .checker import load_compiled
     from .evaluate import metrics, replay
-    from .mapping import labelled_leads, load_mapping, read_rows
+    from .mapping import labelled_leads, load_mapping, read_rows, readable
 
     _, rules_path = _settings(ctx, None, rules_dir)
     compiled = load_compiled(rules_path)
     header, rows = read_rows(data_path)
-    leads = list(labelled_leads(load_mapping(mapping_path, header), rows))
+    leads = readable(labelled_leads(load_mapping(mapping_path, header), rows))
     result = metrics(replay(compiled, leads))
     if as_json:
         emit(result)

@@ -9,6 +9,9 @@ What an import may contain:
 - CSV files read through a mapping are trusted: the mapping file, written by the operator, decides
   which column holds the reps' verdicts and the outcomes, and turns them into sql_accepted /
   sql_rejected and deal_won / deal_lost events; that is how `rules tune` learns from history.
+  The cells themselves are not trusted: a `from_value` event whose value names one of leadflow's own
+  types ("Lead Disqualified") is refused, and a row that cannot be read (a byte that is not UTF-8, a
+  field over 64 KB) is a dead letter on its own; the other rows go on.
 - Nobody outside leadflow may use its own event ids (fb-<digit>..., reopen:, tick:, nurture:),
   trusted or not: an id taken in advance would make leadflow's own later event collide.
 - Event times more than `max_future` after the wall clock at receipt (default one day, for clock
@@ -23,7 +26,7 @@ import json
 import time
 from typing import Callable, Iterator
 
-from .events import Intake, read_jsonl
+from .events import Intake, Unreadable, read_jsonl
 from .limits import DEFAULT_MAX_FUTURE
 from .pipeline import Counts, Pipeline
 
@@ -39,7 +42,7 @@ def lines_of(path: str, mapping_path: str | None = None) -> Iterator[tuple[int, 
     if mapping_path and path.endswith(".csv"):
         from .mapping import csv_events
 
-        return ((line, json.dumps(e)) for line, e in csv_events(mapping_path, path))
+        return ((line, e if isinstance(e, Unreadable) else json.dumps(e)) for line, e in csv_events(mapping_path, path))
     return read_jsonl(path)
 
 

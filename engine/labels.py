@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .mapping import LabelledLead, labelled_leads, load_mapping, read_rows
+from .mapping import LabelledLead, labelled_leads, load_mapping, read_rows, readable
 from .store import Store
 
 LABEL_TYPES = {"sql_accepted", "sql_rejected", "sql_reassigned", "deal_won", "deal_lost", "lead_disqualified",
@@ -13,7 +13,7 @@ LABEL_TYPES = {"sql_accepted", "sql_rejected", "sql_reassigned", "deal_won", "de
 
 def leads_from_csv(data_path: str, mapping_path: str) -> list[LabelledLead]:
     header, rows = read_rows(data_path)
-    return list(labelled_leads(load_mapping(mapping_path, header), rows))
+    return readable(labelled_leads(load_mapping(mapping_path, header), rows))
 
 
 def leads_from_store(db_path: str) -> list[LabelledLead]:

@@ -18,13 +18,17 @@ any other; `labelled_leads` gives the same rows to `eval` and `rules tune` with 
 """
 from __future__ import annotations
 
+import codecs
 import csv
+import json
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator
 
 from .errors import LeadflowError, Problem, did_you_mean
+from .events import RESERVED_TYPES, Rejection, Unreadable, storable
+from .limits import MAX_EVENT_BYTES
 from .timeutil import format_time, parse_time
 from .yamlfile import load_file
 
@@ -55,6 +59,7 @@ class LabelledLead:
     reason: str | None = None
     row: dict = field(default_factory=dict)
     line: int = 0  # the CSV line the lead came from
+    refused: list = field(default_factory=list)  # Unreadable: events the row may not make (leadflow's own types)
 
     @property
     def label(self) -> int | None:
@@ -145,20 +150,103 @@ def _typed(raw: str, kind: str) -> Any:
     return raw
 
 
-def read_rows(csv_path: str) -> tuple[list[str], Iterator[dict]]:
-    fh = open(csv_path, newline="", encoding="utf-8-sig")
-    reader = csv.DictReader(fh)
-    header = list(reader.fieldnames or [])
+@dataclass
+class BadRow:
+    """A CSV row that cannot be read (a byte that is not UTF-8, a field over MAX_EVENT_BYTES): it is
+    refused on its own, as a dead letter holding its text, and the other rows go on."""
 
-    def rows() -> Iterator[dict]:
+    line: int
+    text: str  # the row as it was in the file, non-UTF-8 bytes written as \\xNN
+    reason: str
+
+
+class _RecordLines:
+    """The file's lines, decoded one by one (a byte that is not UTF-8 is kept by surrogateescape, so it
+    rejects its row, not the file), remembering the text and first line of the record being read."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self.fh, self.number, self.start, self.text = fh, 0, 1, []
+
+    def __iter__(self) -> "_RecordLines":
+        return self
+
+    def __next__(self) -> str:
+        raw = next(self.fh)
+        self.number += 1
+        if self.number == 1 and raw.startswith(codecs.BOM_UTF8):
+            raw = raw[len(codecs.BOM_UTF8):]
+        line = raw.decode("utf-8", "surrogateescape")
+        self.text.append(line)
+        return line
+
+    def begin(self) -> None:
+        self.start, self.text = self.number + 1, []
+
+
+def _row_problem(header: list[str], values: list[str]) -> str | None:
+    for name, value in zip(header + [""] * len(values), values):
+        if len(value) > MAX_EVENT_BYTES:
+            return f"column '{storable(name)}' holds more than {MAX_EVENT_BYTES // 1024} KB"
+        if _SURROGATE.search(value):
+            byte = ord(_SURROGATE.search(value).group()) - 0xDC00
+            return f"not UTF-8: byte 0x{byte:02X} in column '{storable(name)}'"
+    return None
+
+
+_SURROGATE = re.compile("[\udc80-\udcff]")
+
+
+def read_rows(csv_path: str) -> tuple[list[str], Iterator[dict | BadRow]]:
+    """The header, and each row as {column: value} (None for missing cells) or as a BadRow. Rows are
+    read one at a time and a bad one never stops the file: fields are at most MAX_EVENT_BYTES (64 KB,
+    the size limit of one event); Python's csv refuses beyond 128 KB and that row is refused too."""
+    fh = open(csv_path, "rb")
+    lines = _RecordLines(fh)
+    reader = csv.reader(lines)
+
+    def record() -> list[str] | BadRow | None:
+        lines.begin()
+        try:
+            return next(reader)
+        except StopIteration:
+            return None
+        except csv.Error as exc:
+            reason = f"a field holds more than {MAX_EVENT_BYTES // 1024} KB" if "field limit" in str(exc) \
+                else f"not CSV: {exc}"
+            return BadRow(lines.start, _text(lines), reason)
+
+    first = record()
+    header = first if isinstance(first, list) else []
+    header = [storable(name) for name in header]
+
+    def rows() -> Iterator[dict | BadRow]:
         with fh:
-            yield from reader
+            while (values := record()) is not None:
+                if isinstance(values, BadRow):
+                    yield values
+                elif values:  # blank lines are no rows
+                    problem = _row_problem(header, values)
+                    if problem:
+                        yield BadRow(lines.start, _text(lines), problem)
+                    else:
+                        row = dict(zip(header, values))
+                        row.update((name, None) for name in header[len(values):])
+                        yield row
 
     return header, rows()
 
 
-def labelled_leads(mapping: Mapping, rows: Iterator[dict]) -> Iterator[LabelledLead]:
+def _text(lines: _RecordLines) -> str:
+    return storable("".join(lines.text).rstrip("\r\n"))[:MAX_EVENT_BYTES]
+
+
+def labelled_leads(mapping: Mapping, rows: Iterator[dict | BadRow]) -> Iterator[LabelledLead | BadRow]:
+    """The leads the rows make, in file order; a BadRow passes through (csv_events makes it a dead
+    letter; eval and tune use `readable`)."""
     for n, row in enumerate(rows, 2):
+        if isinstance(row, BadRow):
+            yield row
+            continue
         lead = (row.get(mapping.lead) or "").strip()
         if not lead:
             continue
@@ -182,13 +270,20 @@ def labelled_leads(mapping: Mapping, rows: Iterator[dict]) -> Iterator[LabelledL
                 attrs[name] = value
         events = [{"id": f"{lead}:attributes", "lead": lead, "type": "lead_updated", "at": format_time(at),
                    "data": attrs}]
+        refused = []
         for i, (col, etype, fld) in enumerate(mapping.events):
             raw = row.get(col)
             if raw is None or raw in mapping.missing:
                 continue
-            events.append({"id": f"{lead}:{slug(col)}", "lead": lead, "type": etype or slug(raw) or "unknown",
-                           "at": format_time(at + i + 1), "data": {fld: raw}})
-        item = LabelledLead(lead, events, row=row, line=n)
+            event = {"id": f"{lead}:{slug(col)}", "lead": lead, "type": etype or slug(raw) or "unknown",
+                     "at": format_time(at + i + 1), "data": {fld: raw}}
+            if etype is None and event["type"] in RESERVED_TYPES:  # the cell's text is not trusted, the mapping is
+                refused.append(Unreadable(json.dumps(event), Rejection("type", (
+                    f"'{event['type']}' (from the value of column '{col}') is leadflow's own event type; a CSV "
+                    "value cannot make it (only the mapping's outcome and feedback columns make verdicts)"))))
+            else:
+                events.append(event)
+        item = LabelledLead(lead, events, row=row, line=n, refused=refused)
         if mapping.outcome:
             raw = row.get(mapping.outcome["column"], "")
             item.outcome = 1 if raw in mapping.outcome["won"] else 0 if raw in mapping.outcome["lost"] else None
@@ -215,11 +310,21 @@ def label_events(item: LabelledLead) -> list[dict]:
     return out
 
 
-def csv_events(mapping_path: str, csv_path: str) -> Iterator[tuple[int, dict]]:
+def readable(items: Iterator[LabelledLead | BadRow]) -> list[LabelledLead]:
+    """The leads of the rows that could be read (eval and tune learn from those)."""
+    return [item for item in items if isinstance(item, LabelledLead)]
+
+
+def csv_events(mapping_path: str, csv_path: str) -> Iterator[tuple[int, dict | Unreadable]]:
     """(CSV line, event) for every event the rows make, so rejections name the CSV line."""
     header, rows = read_rows(csv_path)
     mapping = load_mapping(mapping_path, header)
     for item in labelled_leads(mapping, rows):
+        if isinstance(item, BadRow):
+            yield item.line, Unreadable(item.text, Rejection("", item.reason))
+            continue
+        for refused in item.refused:
+            yield item.line, refused
         for event in item.events:
             yield item.line, event
         try:

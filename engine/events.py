@@ -378,9 +378,25 @@ def check_money(etype: str, data: dict) -> Rejection | None:
 
 
 def content_digest(lead: str, etype: str, at: float, data: Any) -> str:
-    """What an event says, for telling a resent event (same digest) from a conflicting one."""
-    text = json.dumps([lead, etype, at, data], sort_keys=True, separators=(",", ":"), default=str)
+    """What an event says, for telling a resent event (same digest) from a conflicting one. A float
+    with an integral value counts as that integer (1.0 is 1): senders and JSON libraries write the
+    same number both ways, and a resend must stay a duplicate. Digests stored before this rule are
+    for the same content written differently: the caller compares the stored content again."""
+    text = json.dumps([lead, etype, _integral(at), _integral(data)], sort_keys=True, separators=(",", ":"),
+                      default=str)
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def _integral(value: Any) -> Any:
+    """`value` with every float that holds a whole number written as the int (depth is bounded by
+    check_values)."""
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else value
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    return value
 
 
 def _surrogate(text: str) -> int | None:

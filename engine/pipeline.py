@@ -196,7 +196,9 @@ class Pipeline:
         digest = content_digest(event["lead"], event["type"], checked.at, event["data"])
         stored = store.stored_event(event["id"])
         if stored is not None:
-            same = (stored[0] or content_digest(stored[1], stored[2], stored[3], json.loads(stored[4]))) == digest
+            # a digest stored before 1.0 and 1 were one number (or none, in an old row): the stored content again
+            same = stored[0] == digest or \
+                content_digest(stored[1], stored[2], stored[3], json.loads(stored[4])) == digest
             if same and not intake.internal:
                 return Outcome("duplicate", event["id"], event["lead"])
             why = ("is already in the event log; leadflow's own events need new ids" if intake.internal else

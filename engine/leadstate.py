@@ -15,6 +15,7 @@ from .conditions import BANT_NAMES
 from .ruleset import RuleSet, ScoringRule
 
 _REBASE_AT = 300.0  # decay exponents beyond this many half-lives are folded into a new base time
+ONCE_EVERY_KEPT = 64  # a once_every rule remembers its latest this many firings (see _fired_at)
 
 
 @dataclass
@@ -82,13 +83,14 @@ def may_count(rule: ScoringRule, tally: list | None, at: float) -> float:
 
 def add_tally(state: LeadState, rule: ScoringRule, points: float, at: float, half_life: float | None) -> None:
     tally = state.tallies.setdefault(rule.id, [0.0, 0, None, 0.0])
+    if rule.repeat == "once_every":  # read before tally[2] moves: a first firing is listed once
+        times = _fired_at(tally)
+        bisect.insort(times, at)
+        del times[:-ONCE_EVERY_KEPT]
+        tally[4:] = [times]
     tally[0] += points
     tally[1] += 1
     tally[2] = at if tally[2] is None else max(tally[2], at)
-    if rule.repeat == "once_every":
-        times = _fired_at(tally)
-        bisect.insort(times, at)
-        tally[4:] = [times]
     if half_life:
         if state.base is None:
             state.base = at
@@ -99,9 +101,12 @@ def add_tally(state: LeadState, rule: ScoringRule, points: float, at: float, hal
 
 def _fired_at(tally: list) -> list:
     """When a once_every rule counted, sorted. Events may arrive out of order, so "once every D between
-    event times" must look at every firing, not only the latest; firings are at least D apart, so the
-    list grows with the span of the lead's history, not with its number of events. Tallies stored
-    before this list existed know only their latest firing."""
+    event times" must look at more than the latest firing. Only the latest ONCE_EVERY_KEPT are kept
+    (firings are at least D apart, so they cover at least 63 periods before the latest): the state stays
+    small and each event costs the same however long the lead's history. The one difference from
+    keeping all: an event dated more than 63 periods before the rule's latest counted event may
+    count although a forgotten firing lies within D of it. Tallies stored before this list existed
+    know only their latest firing."""
     if len(tally) > 4:
         return tally[4]
     return [tally[2]] if tally[2] is not None else []

@@ -115,7 +115,9 @@ class Reference:
                 mine = [c for c in lead.contribs if c[0] == r.id]
                 if r.repeat == "once" and mine:
                     continue
-                if r.repeat == "once_every" and any(abs(at - c[2]) < r.repeat_every for c in mine):
+                # the engine remembers a once_every rule's latest 64 firings (by event time), not all
+                if r.repeat == "once_every" and any(abs(at - t) < r.repeat_every
+                                                    for t in sorted(c[2] for c in mine)[-64:]):
                     continue
                 points = r.points
                 if r.max_points is not None:

@@ -198,3 +198,18 @@ def test_a_stored_exponent_number_does_not_block_a_lead_when_a_rule_starts_readi
         assert (outcome.status, outcome.reason) == ("applied", "")
     assert pipe.store.conn.execute("select score from leads").fetchone()[0] == 3
     assert pipe.store.count("dead_letters") == 0
+
+
+def test_a_once_every_rule_remembers_a_bounded_number_of_firings(tmp_path):
+    # 20,000 page views 7 h apart against once_every 1h made a 260 KB state, rewritten on every event.
+    text = RULES.replace("{points}", "20").replace("          points: 10\n",
+                                                   "          points: 1\n          repeat: { once_every: 1h }\n")
+    compiled = compile_rules(load_rules(str(write(tmp_path / "r", text))))
+    engine, state, t0 = Engine(), LeadState("L"), parse_time("2026-01-01T00:00:00Z")
+    for i in range(300):
+        engine.evaluate(compiled, state, event(i, "page_view", {"url": "/pricing"}), t0 + i * 7 * 3600)
+    assert state.tallies["pricing"][1] == 300  # every one counted
+    assert len(state.tallies["pricing"][4]) == 64  # the latest 64 firings
+    late = t0 + 299 * 7 * 3600 - 3600 * 7 * 10 + 1800  # within 1 h of a remembered firing: does not count
+    engine.evaluate(compiled, state, event(300, "page_view", {"url": "/pricing"}), late)
+    assert state.tallies["pricing"][1] == 300

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import signal
 import sys
@@ -78,7 +79,19 @@ def print_problems(problems: list[Problem]) -> None:
 
 
 def emit(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+    """JSON to stdout; always valid JSON: a non-finite number (an attribute stored before ingest
+    refused them, a sum past the float range) is written as null, never NaN or Infinity."""
+    click.echo(json.dumps(_finite_json(data), indent=2, sort_keys=False, default=str, allow_nan=False))
+
+
+def _finite_json(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_json(v) for v in value]
+    return value
 
 
 def interrupted(*_: object) -> None:

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from .cli import _settings, db_option, emit, json_option, main
+from .cli import _settings, db_option, emit, json_option, main, reports_problems
 
 
 def _when(value: str | None, end: bool = False) -> float | None:
@@ -34,6 +34,7 @@ def _when(value: str | None, end: bool = False) -> float | None:
 @db_option
 @json_option
 @click.pass_context
+@reports_problems
 def stats(ctx: click.Context, since: str | None, until: str | None, by: str | None, rep: str | None,
           costs_path: str | None, as_csv: bool, chart_path: str | None, db_path: str, as_json: bool) -> None:
     """Funnel, conversion, time between stages, reps, reject reasons, revenue and costs."""
@@ -92,6 +93,9 @@ def _tables(data: dict, by: str | None) -> None:
     def hours(x: float | None) -> str:
         return "—" if x is None else f"{x:g} h"
 
+    def money(x: float | None) -> str:
+        return "too large" if x is None else f"{x:g}"
+
     funnel = Table(title=f"Pipeline, {period_label(data)}")
     for col in ("stage", "entered"):
         funnel.add_column(col)
@@ -102,7 +106,7 @@ def _tables(data: dict, by: str | None) -> None:
     console.print(f"MQL->SQL {pct(c['mql_to_sql'])} of {data['cohorts']['mql']} MQLs; SQL accepted "
                   f"{pct(c['sql_to_accepted'])}, won {pct(c['sql_to_won'])} of {data['cohorts']['sql']} SQLs; "
                   f"MQL->SQL median {hours(m['mql_to_sql'])} (p90 {hours(p['mql_to_sql'])}); "
-                  f"revenue {data['revenue']:g} from {data['won']} won; SLA breaches {data['sla_breaches']}")
+                  f"revenue {money(data['revenue'])} from {data['won']} won; SLA breaches {data['sla_breaches']}")
     if data["reps"]:
         reps = Table(title="Reps")
         for col in ("rep", "assigned", "accepted", "rejected", "pending", "expired", "acceptance", "median decision"):
@@ -121,5 +125,5 @@ def _tables(data: dict, by: str | None) -> None:
             s = g["stages"]
             cost = (g.get("cost") or {}).get("per_mql")
             sliced.add_row(g["value"], str(s.get("new", 0)), str(s.get("mql", 0)), str(s.get("sql", 0)), str(g["won"]),
-                           pct(g["conversion"]["mql_to_sql"]), f"{g['revenue']:g}", "—" if cost is None else f"{cost:g}")
+                           pct(g["conversion"]["mql_to_sql"]), money(g["revenue"]), "—" if cost is None else f"{cost:g}")
         console.print(sliced)

@@ -13,8 +13,11 @@
 - costs (given a costs CSV `campaign,cost` or `campaign_cost` events with data {campaign, amount}):
   cost per MQL / SQL / customer = the campaign's cost / its MQL, SQL and won cohorts in the period.
 - ignored (only when there are some): stored deal_won amounts and campaign_cost events that are not
-  a finite number >= 0 (such as "1,200", kept before ingest checked them); they are left out of
-  revenue and costs instead of failing the report.
+  a finite number >= 0 (such as "1,200" or true, kept before ingest checked them) or whose campaign is
+  not text; they are left out of revenue and costs instead of failing the report.
+- a sum too large for a float (finite amounts adding up past 1.8e308) is null, never Infinity.
+- a costs CSV is checked row by row: a cost that is not a finite number >= 0 (such as "1,200" or nan)
+  stops the report with an error naming FILE:LINE, before any figure is computed from it.
 - by FIELD: any lead attribute (e.g. source, campaign), `owner` (the rep) or `rules_version` (the
   rule version under which the lead first became MQL, to compare before/after a rule change).
 Leads are streamed lead by lead from the stage history, so the cost grows with rows, not with memory.
@@ -28,6 +31,7 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any
 
+from .errors import LeadflowError, Location, Problem
 from .store import Store
 
 MONDAY = 345600.0  # 1970-01-05, a Monday: weeks run Monday to Sunday (UTC)
@@ -36,6 +40,11 @@ STAGES = ("new", "mql", "sql", "accepted", "rejected", "recycled", "won", "lost"
 
 def _in(at: float | None, since: float | None, until: float | None) -> bool:
     return at is not None and (since is None or at >= since) and (until is None or at < until)
+
+
+def _finite(value: float) -> float | None:
+    """A sum rounded to cents, or None when finite amounts added up past what a float holds."""
+    return round(value, 2) if math.isfinite(value) else None
 
 
 def _rate(part: int, whole: int) -> float | None:
@@ -100,7 +109,7 @@ class _Group:
                                  "sql_to_accepted": _quantile(self.hours_sql_accept, 0.5)},
                 "p90_hours": {"mql_to_sql": _quantile(self.hours_mql_sql, 0.9),
                               "sql_to_accepted": _quantile(self.hours_sql_accept, 0.9)},
-                "won": self.won, "revenue": round(self.revenue, 2)}
+                "won": self.won, "revenue": _finite(self.revenue)}
 
 
 def compute(store: Store, since: float | None = None, until: float | None = None, by: str | None = None,
@@ -157,15 +166,15 @@ def compute(store: Store, since: float | None = None, until: float | None = None
 
 def _add_costs(result: dict, costs: dict, by: str | None) -> None:
     def per(cost: float, n: int) -> float | None:
-        return round(cost / n, 2) if n else None
+        return _finite(cost / n) if n else None
 
     spent = sum(costs.values())
-    result["cost"] = {"total": round(spent, 2), "per_mql": per(spent, result["cohorts"]["mql"]),
+    result["cost"] = {"total": _finite(spent), "per_mql": per(spent, result["cohorts"]["mql"]),
                       "per_sql": per(spent, result["cohorts"]["sql"]), "per_customer": per(spent, result["won"])}
     for group in result["by"]:
         cost = costs.get(group["value"])
         if cost is not None:
-            group["cost"] = {"total": cost, "per_mql": per(cost, group["cohorts"]["mql"]),
+            group["cost"] = {"total": _finite(cost), "per_mql": per(cost, group["cohorts"]["mql"]),
                              "per_sql": per(cost, group["cohorts"]["sql"]), "per_customer": per(cost, group["won"])}
 
 
@@ -180,9 +189,7 @@ def load_costs(path: str | None, store: Store, since: float | None, until: float
     events without a campaign name or a finite amount >= 0 are skipped and counted (`ignored`)."""
     costs = Costs(float)
     if path:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            for row in csv.DictReader(fh):
-                costs[row["campaign"]] += float(row["cost"])
+        costs.update(_read_costs(path))
     for at, campaign, amount in store.campaign_costs():
         if _in(at, since, until):
             if not isinstance(campaign, str) or _money(amount) is None:
@@ -190,6 +197,33 @@ def load_costs(path: str | None, store: Store, since: float | None, until: float
             else:
                 costs[campaign] += amount
     return costs if costs or path or costs.ignored else None
+
+
+def _read_costs(path: str) -> dict:
+    """campaign -> cost from a `campaign,cost` CSV; every bad row is reported (FILE:LINE), none is guessed."""
+    out: dict = defaultdict(float)
+    problems = []
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
+        reader = csv.DictReader(fh)
+        missing = [c for c in ("campaign", "cost") if c not in (reader.fieldnames or [])]
+        if missing:
+            raise LeadflowError([Problem("BAD_COSTS", f"the costs CSV has no column '{missing[0]}'",
+                                         Location(path, 1, 1), "the first line is: campaign,cost")])
+        for row in reader:
+            text = (row.get("cost") or "").strip()
+            try:
+                cost = float(text)
+            except ValueError:
+                cost = None
+            if cost is None or not math.isfinite(cost) or cost < 0:
+                problems.append(Problem("BAD_COSTS", f"cost {text!r} is not a finite number >= 0",
+                                        Location(path, reader.line_num, 0),
+                                        "write costs without thousands separators or currency: 1200.50"))
+            else:
+                out[row.get("campaign") or ""] += cost
+    if problems:
+        raise LeadflowError(problems)
+    return out
 
 
 def _money(value: object) -> float | None:

@@ -2,7 +2,8 @@
 
 Metrics read what is stored, which may predate today's checks at ingest (an amount of "1,200", an
 Infinity that SQLite's JSON functions refuse): every JSON read here is guarded by json_valid, so one
-old bad row gives INVALID (or NULL) instead of failing the query, and `stats`, for everyone.
+old bad row gives INVALID (or NULL) instead of failing the query, and `stats`, for everyone. Values are
+taken by their JSON type, not by json_extract alone, which turns `true` into 1 and ["x"] into text.
 """
 from __future__ import annotations
 
@@ -31,16 +32,22 @@ class MetricsReads:
 
     INVALID = "<invalid JSON>"
 
+    # the amount when it is a JSON number, None when absent or null, INVALID for anything else (text,
+    # true, an array, data that is not JSON)
+    _AMOUNT = ("CASE WHEN NOT json_valid(data) THEN :invalid"
+               " WHEN json_type(data, '$.amount') IN ('integer', 'real') THEN json_extract(data, '$.amount')"
+               " WHEN coalesce(json_type(data, '$.amount'), 'null') = 'null' THEN NULL ELSE :invalid END")
+
     def won_deals(self) -> list[tuple]:
-        """(lead, at, amount as stored: a number, None, text, or INVALID) of every deal_won event."""
-        return list(self.conn.execute("SELECT lead, at, CASE WHEN json_valid(data) THEN json_extract(data, '$.amount')"
-                                      " ELSE ? END FROM events WHERE type = 'deal_won'", (self.INVALID,)))
+        """(lead, at, amount as stored: a number, None, or INVALID) of every deal_won event."""
+        return list(self.conn.execute(f"SELECT lead, at, {self._AMOUNT} FROM events WHERE type = 'deal_won'",
+                                      {"invalid": self.INVALID}))
 
     def campaign_costs(self) -> list[tuple]:
-        """(at, campaign, amount) of every campaign_cost event, as stored (see won_deals)."""
-        return list(self.conn.execute("SELECT at, CASE WHEN json_valid(data) THEN json_extract(data, '$.campaign') END,"
-                                      " CASE WHEN json_valid(data) THEN json_extract(data, '$.amount') ELSE ? END"
-                                      " FROM events WHERE type = 'campaign_cost'", (self.INVALID,)))
+        """(at, campaign when it is JSON text else None, amount as in won_deals) of every campaign_cost event."""
+        return list(self.conn.execute("SELECT at, CASE WHEN json_valid(data) AND json_type(data, '$.campaign') = 'text'"
+                                      f" THEN json_extract(data, '$.campaign') END, {self._AMOUNT}"
+                                      " FROM events WHERE type = 'campaign_cost'", {"invalid": self.INVALID}))
 
     def feedback_rows(self) -> list[dict]:
         return list(self.db.query("SELECT * FROM feedback ORDER BY id"))

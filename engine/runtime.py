@@ -28,6 +28,7 @@ SID = "0"
 MAX_CHAIN = 8
 
 # A JSON string, or a number written with an exponent but no fraction ("1e-05", "1e+16").
+_EXPONENT_HINT = re.compile(r"\de[+-]\d")
 _EXPONENT_NUMBER = re.compile(r'("(?:[^"\\]|\\.)*")|(?<![\w.])(-?\d+)(e[+-]?\d+)')
 
 
@@ -40,7 +41,7 @@ def engine_json(value: Any, **options: Any) -> str:
     are matched whole first, so text that looks like a number inside a string is never touched.
     """
     text = json.dumps(value, **options)
-    if "e" not in text:
+    if not _EXPONENT_HINT.search(text):  # the usual case, one fast scan (Python always signs exponents)
         return text
     return _EXPONENT_NUMBER.sub(lambda m: m.group(1) or f"{m.group(2)}.0{m.group(3)}", text)
 

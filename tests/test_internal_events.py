@@ -120,3 +120,13 @@ def test_a_refused_reps_decision_leaves_the_dead_letter_its_hint_points_to(tmp_p
         assert service.store.assignment(1)["decided_by"] is None  # nothing was decided
     finally:
         service.store.close()
+
+
+def test_a_reopening_id_made_of_two_long_ids_is_applied(tmp_path):
+    from engine.scheduler import reopen_event
+
+    pipe = Pipeline.open(str(tmp_path / "lf.db"), str(ROOT / "rules"))
+    lead, cause = "L" * 200, "e" * 200
+    send(pipe, lead, TO_MQL)
+    outcome = pipe.apply_internal(reopen_event(lead, cause, parse_time(AT) + 60), "nurture")
+    assert (outcome.status, outcome.event_id) == ("applied", f"reopen:{lead}:{cause}")

@@ -81,7 +81,12 @@ def build_asgi(settings: Settings, service: LeadService, client: WebClient | Non
             batch, items = split_body(decode_body(body))
         except ValueError as exc:
             reason = f"not JSON: {exc}"
-            await asyncio.wrap_future(writer.submit(lambda: _dead_letter(service, body, reason)))
+            try:
+                await asyncio.wrap_future(writer.submit(lambda: _dead_letter(service, body, reason)))
+            except Exception:  # noqa: BLE001 - the database is busy or failing: the body is not kept yet
+                log.exception("malformed body not kept as a dead letter")
+                return JSONResponse({"error": f"{reason}; it could not be kept as a dead letter now (the database "
+                                              "is busy): fix it, or send it again to have it kept"}, 503)
             return JSONResponse({"error": reason}, 400)
         if len(items) > settings.max_batch:
             return JSONResponse({"error": f"at most {settings.max_batch} events per request"}, 413)

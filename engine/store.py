@@ -30,13 +30,14 @@ class Store(OutboxTable, MetricsReads):
         self._local = threading.local()  # one connection per thread: WAL gives readers and one writer
         self._all: list = []
         self.lock = threading.RLock()
+        self.busy_timeout = 30.0  # seconds a connection waits for another writer; set before first use
         self._ensure_schema()
 
     @property
     def conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=self.busy_timeout, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             # NORMAL survives a crash of the process; only transaction(durable=True) waits for the disk
             conn.execute("PRAGMA synchronous=NORMAL")

@@ -204,3 +204,29 @@ def test_webhook_rate_with_concurrent_senders(tmp_path):
         proc.wait(timeout=10)
     print({"senders": senders, "events_per_s": round(rate)})
     assert rate > 0
+
+
+def test_a_malformed_body_while_another_process_holds_the_database_is_503_then_a_dead_letter(tmp_path):
+    """The dead letter of a broken body is written like any other write: when another connection holds
+    the write lock past the busy timeout the answer is 503 (send again), not a 500; once free, 400."""
+    import sqlite3
+
+    svc = Service(tmp_path, None, run_worker=False)
+    svc.service.store.busy_timeout = 0.3  # before the writer thread opens its connection
+    with svc:
+        holder = sqlite3.connect(svc.settings.db, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            started = time.monotonic()
+            r = post(svc, b'[{"id":"x"')
+            assert r.status_code == 503 and r.json()["error"].startswith("not JSON: ")
+            assert time.monotonic() - started < 5
+            r = post(svc, json.dumps(ev("g1")))
+            assert r.status_code == 503  # the normal path answers the same
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        r = post(svc, b'[{"id":"x"')
+        assert r.status_code == 400 and r.json()["error"].startswith("not JSON: ")
+        assert [row[0] for row in svc.service.store.conn.execute("SELECT raw FROM dead_letters")] == ['[{"id":"x"']
+        assert post(svc, json.dumps(ev("g1"))).status_code == 200 and stored(svc) == ["g1"]

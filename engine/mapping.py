@@ -18,13 +18,12 @@ any other; `labelled_leads` gives the same rows to `eval` and `rules tune` with 
 """
 from __future__ import annotations
 
-import codecs
 import csv
 import json
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Iterator
+from typing import Any, Iterator, TextIO
 
 from .errors import LeadflowError, Problem, did_you_mean
 from .events import RESERVED_TYPES, Rejection, Unreadable, storable
@@ -164,18 +163,15 @@ class _RecordLines:
     """The file's lines, decoded one by one (a byte that is not UTF-8 is kept by surrogateescape, so it
     rejects its row, not the file), remembering the text and first line of the record being read."""
 
-    def __init__(self, fh: BinaryIO) -> None:
+    def __init__(self, fh: TextIO) -> None:
         self.fh, self.number, self.start, self.text = fh, 0, 1, []
 
     def __iter__(self) -> "_RecordLines":
         return self
 
     def __next__(self) -> str:
-        raw = next(self.fh)
+        line = next(self.fh)
         self.number += 1
-        if self.number == 1 and raw.startswith(codecs.BOM_UTF8):
-            raw = raw[len(codecs.BOM_UTF8):]
-        line = raw.decode("utf-8", "surrogateescape")
         self.text.append(line)
         return line
 
@@ -185,10 +181,11 @@ class _RecordLines:
 
 def _row_problem(header: list[str], values: list[str]) -> str | None:
     for name, value in zip(header + [""] * len(values), values):
-        if len(value) > MAX_EVENT_BYTES:
+        if len(value) > MAX_EVENT_BYTES // 4 and len(value.encode("utf-8", "surrogateescape")) > MAX_EVENT_BYTES:
             return f"column '{storable(name)}' holds more than {MAX_EVENT_BYTES // 1024} KB"
-        if _SURROGATE.search(value):
-            byte = ord(_SURROGATE.search(value).group()) - 0xDC00
+        bad = _SURROGATE.search(value)
+        if bad:
+            byte = ord(bad.group()) - 0xDC00
             return f"not UTF-8: byte 0x{byte:02X} in column '{storable(name)}'"
     return None
 
@@ -200,7 +197,7 @@ def read_rows(csv_path: str) -> tuple[list[str], Iterator[dict | BadRow]]:
     """The header, and each row as {column: value} (None for missing cells) or as a BadRow. Rows are
     read one at a time and a bad one never stops the file: fields are at most MAX_EVENT_BYTES (64 KB,
     the size limit of one event); Python's csv refuses beyond 128 KB and that row is refused too."""
-    fh = open(csv_path, "rb")
+    fh = open(csv_path, newline="", encoding="utf-8-sig", errors="surrogateescape")  # a bad byte stays in its row
     lines = _RecordLines(fh)
     reader = csv.reader(lines)
 

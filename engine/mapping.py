@@ -159,6 +159,12 @@ class BadRow:
     reason: str
 
 
+class CsvRow(dict):
+    """One row as {column: value}, with the file line it starts on (quoted cells may span lines)."""
+
+    line = 0
+
+
 class _RecordLines:
     """The file's lines, decoded one by one (a byte that is not UTF-8 is kept by surrogateescape, so it
     rejects its row, not the file), remembering the text and first line of the record being read."""
@@ -226,8 +232,9 @@ def read_rows(csv_path: str) -> tuple[list[str], Iterator[dict | BadRow]]:
                     if problem:
                         yield BadRow(lines.start, _text(lines), problem)
                     else:
-                        row = dict(zip(header, values))
+                        row = CsvRow(zip(header, values))
                         row.update((name, None) for name in header[len(values):])
+                        row.line = lines.start
                         yield row
 
     return header, rows()
@@ -244,6 +251,7 @@ def labelled_leads(mapping: Mapping, rows: Iterator[dict | BadRow]) -> Iterator[
         if isinstance(row, BadRow):
             yield row
             continue
+        n = getattr(row, "line", 0) or n  # a CsvRow knows its line; a plain dict is counted
         lead = (row.get(mapping.lead) or "").strip()
         if not lead:
             continue

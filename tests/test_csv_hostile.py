@@ -7,7 +7,10 @@ import json
 import sqlite3
 from contextlib import closing
 
-from tests.test_ingest_hostile import cli, rejected_fields, rows  # noqa: F401 - cli is a fixture
+from tests import test_ingest_hostile as hostile
+from tests.test_ingest_hostile import rejected_fields, rows
+
+cli = hostile.cli  # the fixture: a real `leadflow` on a real SQLite file
 
 MAPPING = """leadflow_mapping: 1
 lead: id
@@ -23,7 +26,7 @@ feedback: { column: verdict, accept: [Accepted], reject: { Ringing: no_answer } 
 HEADER = b"id,visits,src,act,won,verdict\n"
 
 
-def ingest_csv(cli, body: bytes):  # noqa: ANN001, ANN201
+def ingest_csv(cli, body: bytes):  # noqa: ANN001, ANN201 - cli: the fixture's runner
     (cli.dir / "map.yaml").write_text(MAPPING)
     (cli.dir / "leads.csv").write_bytes(HEADER + body)
     proc = cli("ingest", "--mapping", str(cli.dir / "map.yaml"), str(cli.dir / "leads.csv"), "--json")
@@ -32,14 +35,14 @@ def ingest_csv(cli, body: bytes):  # noqa: ANN001, ANN201
 
 
 def test_a_cell_cannot_make_one_of_leadflows_own_event_types(cli):
-    proc, counts = ingest_csv(cli, b"A1,3,web,Lead Disqualified,,\nA2,3,web,Decay-Tick,,\nA3,3,web,lead reopened,,\n"
-                                   b"A4,3,web,Email Opened,1,Accepted\n")
+    proc, _ = ingest_csv(cli, b"A1,3,web,Lead Disqualified,,\nA2,3,web,Decay-Tick,,\nA0,\"two\nlines\",web,,,\n"
+                                   b"\nA3,3,web,lead reopened,,\nA4,3,web,Email Opened,1,Accepted\n")
     assert proc.returncode == 1
     said = rejected_fields(proc)
-    assert sorted(said) == [2, 3, 4]
+    assert sorted(said) == [2, 3, 7]  # file lines: a quoted cell spans two, a blank line is no row
     assert all(said[n].startswith("type: ") and "leadflow's own event type" in said[n] and "'act'" in said[n]
                for n in said)
-    assert "'lead_disqualified'" in said[2] and "'decay_tick'" in said[3] and "'lead_reopened'" in said[4]
+    assert "'lead_disqualified'" in said[2] and "'decay_tick'" in said[3] and "'lead_reopened'" in said[7]
     assert rows(cli.db, "SELECT DISTINCT stage FROM leads WHERE id IN ('A1', 'A2', 'A3')") == [("new",)]
     assert rows(cli.db, "SELECT lead, type FROM events WHERE type NOT IN ('lead_updated', 'page_view') "
                         "ORDER BY lead, type") == [("A4", "deal_won"), ("A4", "email_opened"), ("A4", "sql_accepted")]

@@ -7,7 +7,10 @@ import json
 import sqlite3
 from contextlib import closing
 
-from tests.test_ingest_hostile import AT, cli, ev, ingest, rows  # noqa: F401 - cli is a fixture
+from tests import test_ingest_hostile as hostile
+from tests.test_ingest_hostile import ev, ingest
+
+cli = hostile.cli  # the fixture: a real `leadflow` on a real SQLite file
 
 
 def old_digest(lead: str, etype: str, at: float, data: dict) -> str:

@@ -7,7 +7,10 @@ import json
 import sqlite3
 from contextlib import closing
 
-from tests.test_ingest_hostile import AT, cli, ev, ingest  # noqa: F401 - cli is a fixture
+from tests import test_ingest_hostile as hostile
+from tests.test_ingest_hostile import AT, ev, ingest
+
+cli = hostile.cli  # the fixture: a real `leadflow` on a real SQLite file
 
 
 def store_old(db, items: list) -> None:  # noqa: ANN001
@@ -22,10 +25,10 @@ def store_old(db, items: list) -> None:  # noqa: ANN001
 def stats_json(cli, *args: str) -> dict:  # noqa: ANN001
     out = cli("stats", "--json", *args)
     assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout, parse_constant=lambda name: pytest_fail(name))
+    return json.loads(out.stdout, parse_constant=refuse_constant)
 
 
-def pytest_fail(name: str) -> None:
+def refuse_constant(name: str) -> None:
     raise AssertionError(f"{name} in JSON output")
 
 
@@ -78,6 +81,6 @@ def test_leads_show_json_is_valid_json_for_attributes_stored_as_infinity_or_nan(
         conn.commit()
     out = cli("leads", "show", "L", "--json")
     assert out.returncode == 0, out.stderr
-    shown = json.loads(out.stdout, parse_constant=pytest_fail)
+    shown = json.loads(out.stdout, parse_constant=refuse_constant)
     text = json.dumps(shown)
     assert '"n": null' in text and '"m": null' in text and '"k": null' in text

@@ -18,6 +18,7 @@ from .lint import rule_warnings
 from .ruleset import RuleSet, ScoringRule
 from .schema import ID_PATTERN, TOP, Anything, Cond, Field, ListOf, MapOf, Obj, OneOf, Scalar
 from .timeutil import parse_duration
+from .worktime import rep_hours_problems
 from .yamlfile import Document, load_bytes
 
 BUILTIN_EVENTS = ("sql_accepted", "sql_rejected", "sql_reassigned", "deal_won", "deal_lost", "lead_disqualified",
@@ -342,6 +343,8 @@ class _Builder:
                     if rep["id"] in seen:
                         self.problem(reps[1], "DUPLICATE_ID", f"rep id '{rep['id']}' appears twice", ("reps", i, "id"))
                     seen.add(rep["id"])
+                for code, key, message in rep_hours_problems(rep) if isinstance(rep, dict) else ():
+                    self.problem(reps[1], code, message, ("reps", i, key))
             ids = seen
         routing = self.sections.get("routing")
         if routing and isinstance(routing[0], list):

@@ -60,10 +60,11 @@ class LeadService:
             compiled = load_compiled(self.rules_dir)
             switched = compiled.rules.version != self.pipeline.version
             if switched:
+                # build everything first: if the desk refuses the rules (bad hours), nothing is half-switched
                 pipeline = Pipeline(self.store, compiled, self.engine)
-                self.pipeline = pipeline
-                self.desk = SalesDesk(pipeline, self.clock)
-                self.scheduler = Scheduler(pipeline)
+                desk = SalesDesk(pipeline, self.clock)
+                scheduler = Scheduler(pipeline)
+                self.pipeline, self.desk, self.scheduler = pipeline, desk, scheduler
         except LeadflowError as exc:
             self._reload_failed(exc.problems)
             return False

@@ -89,3 +89,20 @@ def add_working_time(hours: Hours | None, start: float, seconds: float) -> float
                 remaining -= available
         day = datetime.combine(day.date() + timedelta(days=1), dtime(0, 0), tzinfo=hours.zone)
     raise ValueError("working hours never open")
+
+
+def rep_hours_problems(rep: dict) -> list[tuple[str, str, str]]:
+    """(code, key, message) for a rep's `timezone` and `hours`, so `rules check` reports them where they
+    are written instead of the service refusing the rules only when it builds the sales desk."""
+    zone, spec = rep.get("timezone"), rep.get("hours")
+    if isinstance(zone, str):
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            return [("BAD_TIMEZONE", "timezone", f"unknown time zone '{zone}'; use an IANA name such as Europe/London")]
+    if isinstance(spec, str) and not isinstance(zone, (dict, list)):
+        try:
+            parse_hours(spec, zone if isinstance(zone, str) else None)
+        except ValueError as exc:
+            return [("BAD_HOURS", "hours", str(exc))]
+    return []

@@ -102,3 +102,21 @@ def test_any_exception_in_a_reload_is_reported_and_retried(tmp_path):
     assert svc.reload_rules() is True  # the next pass tries again (the files did not change) and loads them
     assert svc.rule_problems == []
     assert "need" in svc.pipeline.compiled.rules.bant
+
+
+REPS = ('reps:\n  - { id: alice, name: Alice, slack: U0ALICE01, timezone: Europe/London, hours: "mon-fri 09:00-18:00" }\n'
+        'routing:\n  - { pool: [alice] }\nfallback: { channel: "#q" }\n')
+
+
+def test_bad_rep_hours_are_reported_on_every_pass_and_nothing_is_half_switched(tmp_path):
+    svc, path = service(tmp_path)
+    path.write_text(GOOD + REPS, encoding="utf-8")
+    assert svc.reload_rules() is True
+    live = svc.pipeline.version
+    path.write_text(GOOD + REPS.replace("Europe/London", "Mars/Olympus").replace("Alice,", "Alicia,"), encoding="utf-8")
+    for _ in range(3):  # the second pass used to see the new version "running" and clear the report
+        assert svc.reload_rules() is False
+        assert codes(svc) == [("BAD_TIMEZONE", "rules.yaml", 12, 60)]
+        assert svc.pipeline.version == live
+        assert svc.desk.pipeline is svc.pipeline and svc.scheduler.pipeline is svc.pipeline
+        assert svc.desk.desk.reps["alice"].name == "Alice"

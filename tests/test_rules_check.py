@@ -390,6 +390,18 @@ CASES = [
         routing:
           - pool: [alice, bbo]
         """), 6, 19, "UNKNOWN_REP", "bbo", "did you mean 'bob'?"),
+    case("BAD_TIMEZONE", y("""
+        leadflow: 1
+        reps:
+          - { id: alice, timezone: Mars/Olympus, hours: "mon-fri 09:00-18:00" }
+        """), 3, 28, "BAD_TIMEZONE", "Mars/Olympus"),
+    case("BAD_HOURS", y("""
+        leadflow: 1
+        reps:
+          - id: alice
+            timezone: Europe/London
+            hours: "mon-fry 09:00-18:00"
+        """), 5, 12, "BAD_HOURS", '"mon-fry'),
     # Codes outside the brief's list that the checker can emit as well.
     case("FILE_ENCODING", b"leadflow: 1\nevents:\n  caf\xe9: latin-1, not UTF-8\n", 1, 1, "FILE_ENCODING",
          "leadflow"),

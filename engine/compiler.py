@@ -3,8 +3,9 @@
 Nothing here imports durable_rules: the output is plain data (rule name -> `{"all": [...], "pri": n}`)
 and a `FactShape` that turns a lead's attributes, the current event and the derived scores into the
 flat fields the conditions were compiled against. Pattern and substring tests become 0/1 fields
-computed in Python, because the engine's regex dialect is not Python's; numbers, equality,
-membership and presence are tested by the engine itself.
+computed in Python, because the engine's regex dialect is not Python's, and so are long `in`/`not_in`
+lists, which the engine loads too slowly; numbers, equality, short membership lists and presence are
+tested by the engine itself.
 
 Forward chaining, in one engine call per event:
   input fact ("k": "i")  -> scoring rules (s:*) and BANT rules (b:*) fire, then `collect` (last)
@@ -156,6 +157,8 @@ class _Compiler:
                 self.pattern_index[key] = len(self.shape.text_tests)
                 self.shape.text_tests.append((ns, leaf.field, text_test(leaf)))
             return {f"p{self.pattern_index[key]}": 0 if negate else 1}
+        if op in ("in", "not_in") and len(arg) > MAX_ENGINE_VALUES:
+            return self.membership(leaf, ns, negate)
         i = self.channel(ns, leaf.field)
         s, n = f"{ns}s{i}", f"{ns}n{i}"
         if op == "exists":
@@ -173,6 +176,19 @@ class _Compiler:
         if op == "not_in":
             return {"$or": [{"$nex": {s: 1}}, one_of]} if negate else none_of_expr
         return {"$or": [{"$nex": {s: 1}}, none_of_expr]} if negate else one_of
+
+    def membership(self, leaf: Leaf, ns: str, negate: bool) -> dict:
+        """A long `in`/`not_in` list as a 0/1 field computed in Python: the engine's C code takes time
+        growing fast with the alternatives of one rule at load (512 values hung it). Same equality as
+        the engine's (type and value: 300 == 300.0, not "300" or true); `not_in` is false on a missing
+        field, like its engine form, and negation is the exact complement."""
+        values = frozenset(canon(v) for v in leaf.arg)
+        key = (ns, leaf.field, leaf.op, values)
+        if key not in self.pattern_index:
+            self.pattern_index[key] = len(self.shape.text_tests)
+            inside = leaf.op == "in"
+            self.shape.text_tests.append((ns, leaf.field, lambda v: _member(canon(v), values, inside)))
+        return {f"p{self.pattern_index[key]}": 0 if negate else 1}
 
     def special(self, leaf: Leaf, negate: bool) -> dict:
         name = {"$score": "score", "$fit": "fit", "$engagement": "engagement", "$bant": "bantc",
@@ -201,6 +217,8 @@ class _Compiler:
 # in one `$and`, so a condition may compile to 14 operations of its own. Measured: 300 random
 # conditions loaded exactly when the rule had at most 15 operations.
 MAX_OPERATIONS = 14
+# `in`/`not_in` lists longer than this are tested in Python (see `_Compiler.membership`).
+MAX_ENGINE_VALUES = 8
 
 
 def operations(cond: Condition, ns: str = "a") -> int:
@@ -213,6 +231,10 @@ def operations(cond: Condition, ns: str = "a") -> int:
         return 0
 
     return count(_Compiler(FactShape()).expr(cond, ns))
+
+
+def _member(value: str | None, values: frozenset, inside: bool) -> bool:
+    return value is not None and (value in values) == inside
 
 
 def values_expr(name: str, values: list) -> dict:

@@ -162,3 +162,40 @@ def test_attribute_patterns_run_only_when_the_attributes_change(tmp_path):
     state = pipeline.store.load_state("L")
     assert state.stage == "mql" and state.fit_rules == {"wordy": 5}  # Intern: senior no longer holds
     assert pipeline.store.load_state("L").text_hits is not None
+
+
+# ---- long `in` lists are tested in Python (the engine hung loading 512 alternatives) -----------------
+
+def _membership_rules(values: list) -> str:
+    return f"""\
+    leadflow: 1
+    scoring:
+      fit:
+        - {{ id: inside, when: {{ f: {{ in: {values!r} }} }}, points: 1 }}
+        - {{ id: outside, when: {{ f: {{ not_in: {values!r} }} }}, points: 10 }}
+        - {{ id: not_inside, when: {{ not: {{ f: {{ in: {values!r} }} }} }}, points: 100 }}
+        - {{ id: not_outside, when: {{ not: {{ f: {{ not_in: {values!r} }} }} }}, points: 1000 }}
+    """.replace("True", "true")
+
+
+def test_a_long_in_list_loads_fast_and_means_what_a_short_one_means(tmp_path):
+    import time
+
+    probes = [300, 300.0, "300", True, "vp", 7, "x", [300], None]
+    short = [300, "vp", True]
+    long = short + list(range(1000, 3000))  # 2,003 values; 7 is in neither
+    events = [ev(1 + i, "lead_updated", i, {"f": v}) for i, v in enumerate(probes)]
+    events.append(ev(99, "lead_updated", 99, {"g": 1}))  # `f` still null: missing
+    started = time.monotonic()
+    long_compiled = compile_dir(tmp_path / "long", _membership_rules(long))
+    long_state, _ = run_both(long_compiled, events[:1])
+    assert time.monotonic() - started < 5  # the engine's form of 512 values never finished loading
+    short_compiled = compile_dir(tmp_path / "short", _membership_rules(short))
+    engine_short, engine_long = Engine(), Engine()
+    state_short, state_long = LeadState("L"), LeadState("L")
+    for event in events:
+        at = parse_time(event["at"])
+        engine_short.evaluate(short_compiled, state_short, event, at)
+        engine_long.evaluate(long_compiled, state_long, event, at)
+        assert state_long.fit_rules == state_short.fit_rules, event
+    run_both(long_compiled, events)  # and both agree with the reference semantics

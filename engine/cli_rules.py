@@ -91,12 +91,16 @@ def rules_tune(ctx: click.Context, data_path: str | None, mapping_path: str | No
                as_json: bool) -> None:
     """Propose better points, new rules and thresholds from outcomes and reps' feedback."""
     from .labels import leads_from_csv, leads_from_store
-    from .ruledir import inside, overlay_rule_files
+    from .ruledir import out_dir_problem, overlay_rule_files
     from .tune import tune
 
     db, rules_path = _settings(ctx, db_path, rules_dir)
     if not out_dir and not apply_live:
         raise click.UsageError("give --out DIR for a proposal to review, or --apply to change the live rules")
+    refused = out_dir_problem(rules_path, out_dir) if out_dir else None
+    if refused:
+        raise click.UsageError(f"--out {out_dir} {refused}; give a new or empty directory of its own, "
+                               "or --apply to change the live rules")
     share = None
     if capacity:
         try:
@@ -112,9 +116,6 @@ def rules_tune(ctx: click.Context, data_path: str | None, mapping_path: str | No
     if sum(1 for x in leads if x.label is not None) < 20:
         click.echo("not enough labelled leads to tune (need at least 20 with feedback or an outcome)", err=True)
         sys.exit(1)
-    if out_dir and inside(rules_path, out_dir):
-        raise click.UsageError(f"--out {out_dir} would replace the rules it is made from; give a directory of its "
-                               "own, or --apply to change the live rules")
     if not apply_live:
         report = tune(rules_path, leads, out_dir, target_precision, share)
     else:  # the same path as a proposal applied in Slack: a full copy, then only changed rule files written

@@ -51,6 +51,22 @@ def inside(path: str, directory: str) -> bool:
     return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
 
 
+def out_dir_problem(rules_dir: str, out_dir: str) -> str | None:
+    """Why `out_dir` must not receive a proposal (it is replaced wholesale), or None when it may.
+
+    A proposal directory is removed and rewritten, so it may not hold or lie inside the live rules,
+    and an existing non-empty directory is only replaced when it is an earlier proposal (has TUNING.md)."""
+    if inside(rules_dir, out_dir):
+        return "would replace the rules it is made from"
+    if inside(out_dir, rules_dir):
+        return "lies inside the rule directory; replacing it would change the live rules"
+    if os.path.lexists(out_dir) and not os.path.isdir(out_dir):
+        return "exists and is not a directory"
+    if os.path.isdir(out_dir) and os.listdir(out_dir) and not os.path.isfile(os.path.join(out_dir, "TUNING.md")):
+        return "is a non-empty directory that is not an earlier proposal (no TUNING.md); it would be deleted"
+    return None
+
+
 def dir_version(directory: str) -> str:
     """The version a service would run for this directory (the hash of its rule files)."""
     return rules_version(rule_files(directory))

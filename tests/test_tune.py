@@ -161,3 +161,28 @@ def test_mapping_problems_point_at_the_mapping(tmp_path, sample):
     assert found[(bad, 4, 34, "BAD_VALUE")].startswith("unknown type 'txt'")
     hints = [line.strip() for line in r.stderr.splitlines() if line.strip().startswith("hint:")]
     assert any("did you mean 'Prospect ID'?" in h for h in hints)
+
+
+def test_tune_refuses_an_out_directory_it_would_wrongly_delete(sample, tmp_path):
+    if sample.kind != "generated":
+        pytest.skip("the refusal does not depend on the data")
+    import shutil
+
+    rules = tmp_path / "rules"
+    shutil.copytree(EXAMPLE / "start", rules)
+    (rules / "templates").mkdir()
+    (rules / "templates" / "welcome.md").write_text("hello\n")
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me\n")
+    args = ["rules", "tune", "--rules", str(rules), "--data", str(sample.csv), "--mapping", MAPPING, "--json"]
+    for out in (rules / "templates", rules / "new", precious, tmp_path, precious / "notes.txt"):
+        r = cli(*args, "--out", str(out), check=False)
+        assert r.returncode == 2, r.stderr
+        assert "--out" in r.stderr and "Traceback" not in r.stderr
+    assert (rules / "templates" / "welcome.md").read_text() == "hello\n"
+    assert not (rules / "new").exists()
+    assert (precious / "notes.txt").read_text() == "keep me\n"
+    cli(*args, "--out", str(tmp_path / "proposal"))  # a new directory, then the same one again (an earlier proposal)
+    cli(*args, "--out", str(tmp_path / "proposal"))
+    assert (tmp_path / "proposal" / "TUNING.md").is_file()

@@ -11,8 +11,9 @@ import math
 import os
 from typing import Any
 
-from .compiler import MAX_OPERATIONS, Compiled, compile_rules, operations
-from .conditions import BANT_NAMES, ConditionParser, EventCount, walk
+from .compiler import (MAX_OPERATIONS, MAX_TESTS, Compiled, FactShape, _Compiler, compile_rules, engine_tests,
+                       fields_needed, operations)
+from .conditions import BANT_NAMES, ConditionParser, EventCount
 from .errors import LeadflowError, Location, Problem, did_you_mean
 from .lint import rule_warnings
 from .ruleset import RuleSet, ScoringRule
@@ -27,14 +28,23 @@ RESERVED_EVENTS = ("lead_updated", "decay_tick")
 MAX_FIELDS = 200  # durable_rules fails beyond ~250 properties per message; keep a margin
 
 
-def rule_files(directory: str) -> list[str]:
-    """The YAML files of a rule set: directly in the directory, not rule tests (`*_test.yaml`)."""
+def yaml_files(directory: str, tests: bool = False) -> list[str]:
+    """The one definition of a rule set's top-level YAML files, used by loading and by proposal copies
+    alike (so a copy has the same version as its source): `*.yaml`/`*.yml` that are regular files (not
+    a directory or pipe named x.yaml), not hidden or editor leftovers (`.x.yaml`, `#x.yaml`); rule
+    tests (`*_test.yaml`) only with `tests=True`."""
     if not os.path.isdir(directory):
         return []
     names = sorted(n for n in os.listdir(directory)
-                   if n.endswith((".yaml", ".yml")) and not n.rsplit(".", 1)[0].endswith("_test")
-                   and os.path.isfile(os.path.join(directory, n)))  # not a directory or a pipe named x.yaml
+                   if n.endswith((".yaml", ".yml")) and not n.startswith((".", "#"))
+                   and (tests or not n.rsplit(".", 1)[0].endswith("_test"))
+                   and os.path.isfile(os.path.join(directory, n)))
     return [os.path.join(directory, n) for n in names]
+
+
+def rule_files(directory: str) -> list[str]:
+    """The YAML files of a rule set: directly in the directory, not rule tests (`*_test.yaml`)."""
+    return yaml_files(directory)
 
 
 def rules_version(paths: list[str]) -> str:
@@ -251,6 +261,12 @@ class _Builder:
                          f"the engine runs at most {MAX_OPERATIONS} per rule", path,
                          "split it over several rules or criteria, or use `in: [...]` for alternatives of one field")
             return None
+        if engine and cond is not None and engine_tests(cond) > MAX_TESTS:
+            self.problem(doc, "CONDITION_TOO_COMPLEX", f"the condition needs {engine_tests(cond)} field tests; "
+                         f"the engine fails an event that more than 64 tests match, so a rule holds at most "
+                         f"{MAX_TESTS}", path, "split it over several rules, or use `in: [...]` for "
+                         "alternatives of one field")
+            return None
         return cond
 
     def _scoring(self, rs: RuleSet, value: Any, doc: Document, event_tests: list) -> None:
@@ -361,17 +377,21 @@ class _Builder:
                                      did_you_mean(rep, ids) or "reps are declared under 'reps:'")
 
     def _field_budget(self, rs: RuleSet) -> None:
-        from .conditions import Leaf
-
-        fields = set()
-        conds = [r.when for r in rs.rules] + [r.where for r in rs.rules] + list(rs.bant.values()) + [rs.mql, rs.sql]
-        for cond in conds:
-            for node in walk(cond):
-                if isinstance(node, (Leaf, EventCount)):
-                    fields.add((type(node).__name__, getattr(node, "field", getattr(node, "type", ""))))
-        if len(fields) * 2 > MAX_FIELDS:
-            self.problems.append(Problem("TOO_MANY_FIELDS", f"the rules test {len(fields)} distinct fields; the engine "
-                                         f"handles at most {MAX_FIELDS // 2}", Location(rs.files[0], 1, 1)))
+        """Count what the compiled fact really carries: both forms of each field, one 0/1 field per
+        pattern, substring or long list test, one counter per event test."""
+        comp = _Compiler(FactShape())
+        conds = ([(r.when, "a") for r in rs.rules] + [(r.where, "d") for r in rs.rules]
+                 + [(c, "a") for c in list(rs.bant.values()) + [rs.mql, rs.sql]])
+        for cond, ns in conds:
+            if cond is not None:
+                comp.expr(cond, ns)
+        needed = fields_needed(comp.shape)
+        if needed > MAX_FIELDS:
+            self.problems.append(Problem("TOO_MANY_FIELDS", f"the rules need {needed} fields on each event "
+                                         f"(two per field tested, one per pattern, substring, long list or event "
+                                         f"test); the engine handles at most {MAX_FIELDS}",
+                                         Location(rs.files[0], 1, 1),
+                                         "test fewer distinct fields, or merge patterns on one field into one"))
 
 
 def _fits(spec: Any, value: Any) -> bool:

@@ -233,6 +233,28 @@ def operations(cond: Condition, ns: str = "a") -> int:
     return count(_Compiler(FactShape()).expr(cond, ns))
 
 
+# durable_rules fails an event (error 303) when more than 64 of its tests (alpha nodes) match one message;
+# the tests of one `any:` can all match at once, so a condition may hold at most this many tests.
+MAX_TESTS = 48
+
+
+def engine_tests(cond: Condition, ns: str = "a") -> int:
+    """How many field tests (the engine's alpha nodes) a condition compiles to."""
+    def count(node: Any) -> int:
+        if isinstance(node, dict):
+            return sum(count(v) if k in ("$and", "$or") or isinstance(v, dict) else 1 for k, v in node.items())
+        if isinstance(node, list):
+            return sum(count(v) for v in node)
+        return 0
+
+    return count(_Compiler(FactShape()).expr(cond, ns))
+
+
+def fields_needed(shape: FactShape) -> int:
+    """How many fields an input fact carries at most for this shape (text and number form per field)."""
+    return 2 * (len(shape.attr_fields) + len(shape.data_fields)) + len(shape.text_tests) + len(shape.event_windows)
+
+
 def _member(value: str | None, values: frozenset, inside: bool) -> bool:
     return value is not None and (value in values) == inside
 
@@ -328,4 +350,4 @@ def _wrap(text: str) -> str:
     return f"({text})" if " and " in text or " or " in text else text
 
 
-__all__ = ["Compiled", "FactShape", "Role", "compile_rules", "describe", "walk"]
+__all__ = ["Compiled", "FactShape", "Role", "compile_rules", "describe", "engine_tests", "fields_needed", "walk"]

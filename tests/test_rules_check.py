@@ -84,6 +84,7 @@ def problem_count_line(n: int) -> str:
 # ---- one mistake per case -------------------------------------------------------------------------
 
 RULES = "rules.yaml"
+TEMPLATE_HINT = "name a file in the rule directory's templates/ folder, without '/', '\\' or '..'"
 ALIAS_HINT = "write the values out, or reuse fewer and smaller anchors"
 UNSAFE_HINT = ("patterns run on RE2: no backreferences (\\1), lookaround ((?=...), (?<!...)) or atomic groups, "
                "and \\z instead of \\Z; split the test into several conditions")
@@ -390,6 +391,22 @@ CASES = [
         routing:
           - pool: [alice, bbo]
         """), 6, 19, "UNKNOWN_REP", "bbo", "did you mean 'bob'?"),
+    case("BAD_TEMPLATE_NAME", y("""
+        leadflow: 1
+        nurture:
+          - id: leak
+            enroll: { stage: mql }
+            steps:
+              - send: { channel: email, template: /tmp/x/secret }
+        """), 6, 43, "BAD_TEMPLATE_NAME", "/tmp/x/secret", TEMPLATE_HINT),
+    case("BAD_TEMPLATE_NAME-dotdot", y("""
+        leadflow: 1
+        nurture:
+          - id: leak
+            enroll: { stage: mql }
+            steps:
+              - send: { channel: email, template: "../../etc/motd" }
+        """), 6, 43, "BAD_TEMPLATE_NAME", '"../', TEMPLATE_HINT),
     case("BAD_TIMEZONE", y("""
         leadflow: 1
         reps:
@@ -405,9 +422,16 @@ CASES = [
     # Codes outside the brief's list that the checker can emit as well.
     case("FILE_ENCODING", b"leadflow: 1\nevents:\n  caf\xe9: latin-1, not UTF-8\n", 1, 1, "FILE_ENCODING",
          "leadflow"),
-    case("TOO_MANY_FIELDS", "leadflow: 1\nscoring:\n  fit:\n    - id: wide\n      when: {"
-         + ", ".join(f"f{i}: 1" for i in range(101)) + "}\n      points: 1\n",
-         1, 1, "TOO_MANY_FIELDS", "leadflow", message="the rules test 101 distinct fields"),
+    case("TOO_MANY_FIELDS", "leadflow: 1\nscoring:\n  fit:\n" + "".join(
+         f"    - id: wide{j}\n      when: {{" + ", ".join(f"f{i}: 1" for i in range(j * 34, min(101, j * 34 + 34)))
+         + "}\n      points: 1\n" for j in range(3)),
+         1, 1, "TOO_MANY_FIELDS", "leadflow", "test fewer distinct fields, or merge patterns on one field into one",
+         message="the rules need 202 fields on each event"),
+    # every substring test is a field of its own on the event (300 of them once passed, then every event failed)
+    case("TOO_MANY_FIELDS-substring-tests", "leadflow: 1\nscoring:\n  fit:\n" + "".join(
+         f"    - {{ id: k{i}, when: {{ title: {{ contains: kw{i} }} }}, points: 1 }}\n" for i in range(201)),
+         1, 1, "TOO_MANY_FIELDS", "leadflow", "test fewer distinct fields, or merge patterns on one field into one",
+         message="the rules need 201 fields on each event"),
 
     # ---- engine bugs: correct expectations, failing today ----------------------------------------
     case("BUG-UNKNOWN_EVENT-mapping-form", y("""
@@ -487,6 +511,12 @@ CASES = [
          5, 13, "CONDITION_TOO_COMPLEX", "{ all",
          "split it over several rules or criteria, or use `in: [...]` for alternatives of one field",
          message="the condition needs 15 and/or operations; the engine runs at most 14 per rule"),
+    # an `any:` of 65 tests that all match one event failed it in the engine (more than 64 alpha nodes)
+    case("CONDITION_TOO_COMPLEX-any-tests", "leadflow: 1\nscoring:\n  fit:\n    - id: wide\n      when: { any: [ "
+         + ", ".join(f"{{ f{i}: {{ exists: true }} }}" for i in range(49)) + " ] }\n      points: 1\n",
+         5, 13, "CONDITION_TOO_COMPLEX", "{ any",
+         "split it over several rules, or use `in: [...]` for alternatives of one field",
+         message="the condition needs 49 field tests"),
 ]
 
 

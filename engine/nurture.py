@@ -139,7 +139,11 @@ def _send(kind: str, value: Any, path: tuple, track: Track, where: Callable, pro
                                 did_you_mean(str(channel), CHANNELS) or f"channels: {', '.join(CHANNELS)}"))
         return
     template = value.get("template")
-    if template is not None and find_template(template_dir, template) is None:
+    if template is not None and not template_name_ok(template):
+        problems.append(Problem("BAD_TEMPLATE_NAME", f"'{template}' is not a template name",
+                                where(path + ("template",), False),
+                                "name a file in the rule directory's templates/ folder, without '/', '\\' or '..'"))
+    elif template is not None and find_template(template_dir, template) is None:
         problems.append(Problem("UNKNOWN_TEMPLATE", f"no template '{template}' in {template_dir}",
                                 where(path + ("template",), False), "add templates/NAME.md (first line 'Subject: ...')"))
     if template is None and not value.get("text"):
@@ -147,10 +151,22 @@ def _send(kind: str, value: Any, path: tuple, track: Track, where: Callable, pro
     track.program.append(Instr("send", {"channel": channel, **{k: v for k, v in value.items() if k != "channel"}}))
 
 
+def template_name_ok(name: Any) -> bool:
+    """A bare file name: a rule file may only send the rule directory's own templates."""
+    return (isinstance(name, str) and bool(name.strip()) and "/" not in name and "\\" not in name
+            and ".." not in name and "\0" not in name and not os.path.isabs(name))
+
+
 def find_template(template_dir: str, name: str) -> str | None:
+    """The template file `name`.md or `name`.txt, only inside `template_dir` (a link pointing out of
+    it, or a name with a path in it, is not found)."""
+    if not template_name_ok(name):
+        return None
+    root = os.path.realpath(template_dir)
     for ext in (".md", ".txt"):
         path = os.path.join(template_dir, name + ext)
-        if os.path.isfile(path):
+        real = os.path.realpath(path)
+        if os.path.isfile(real) and os.path.dirname(real) == root:
             return path
     return None
 

@@ -18,7 +18,7 @@ import os
 import shutil
 import tempfile
 
-from .checker import load_compiled, rule_files, rules_version
+from .checker import load_compiled, rule_files, rules_version, yaml_files
 
 SUBDIRS = ("templates", "tests")  # the parts of a rule set that live in sub-directories
 STALE = "rules changed since this proposal was made; a new proposal will follow"
@@ -32,17 +32,33 @@ def _junk(name: str) -> bool:
 
 def copy_rule_dir(src: str, dst: str) -> None:
     """Copy the rule set in `src` into `dst` (created; must not exist or be empty): the top-level
-    YAML files (rules and `*_test.yaml`) and the `templates/` and `tests/` trees."""
+    YAML files the loader reads (rules and `*_test.yaml`) and the `templates/` and `tests/` trees.
+
+    Only regular files are copied: in the sub-trees a symbolic link is copied (as a file) only when
+    it points at a regular file inside `src`; links elsewhere, pipes and devices are skipped, so a
+    `templates/zero.md -> /dev/zero` cannot make the copy run forever."""
     os.makedirs(dst, exist_ok=True)
-    for name in sorted(os.listdir(src)):
-        path = os.path.join(src, name)
-        if _junk(name):
+    for path in yaml_files(src, tests=True):
+        shutil.copyfile(path, os.path.join(dst, os.path.basename(path)))
+    root = os.path.realpath(src)
+    for sub in SUBDIRS:
+        top = os.path.join(src, sub)
+        if os.path.islink(top) or not os.path.isdir(top):
             continue
-        if os.path.isfile(path) and name.endswith((".yaml", ".yml")):
-            shutil.copyfile(path, os.path.join(dst, name))
-        elif name in SUBDIRS and os.path.isdir(path):
-            shutil.copytree(path, os.path.join(dst, name), ignore=lambda _d, names: [n for n in names if _junk(n)],
-                            dirs_exist_ok=True)
+        for folder, dirs, files in os.walk(top):  # os.walk does not descend into linked directories
+            dirs[:] = sorted(d for d in dirs if not _junk(d) and not os.path.islink(os.path.join(folder, d)))
+            for name in sorted(files):
+                path = os.path.join(folder, name)
+                if _junk(name) or not _regular_inside(path, root):
+                    continue
+                target = os.path.join(dst, os.path.relpath(path, src))
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                shutil.copyfile(path, target)
+
+
+def _regular_inside(path: str, root: str) -> bool:
+    """A regular file, or a link to one inside `root` (never a pipe, device or a file elsewhere)."""
+    return os.path.isfile(path) and (not os.path.islink(path) or inside(path, root))
 
 
 def inside(path: str, directory: str) -> bool:

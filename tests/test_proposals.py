@@ -210,3 +210,33 @@ def test_slack_apply_on_the_bundled_rules_refuses_a_stale_proposal_and_applies_t
         assert {n for n, d in snapshot(live).items() if edited.get(n) != d} == {"scoring.yaml"}
         assert set(snapshot(Path(row["dir"]))) >= {"templates/case_study.md", "tests/qualification.yaml"}
         assert svc.service.pipeline.version != before
+
+
+def test_a_copy_has_the_live_version_and_copies_only_regular_files(tmp_path):
+    import os
+
+    from engine.checker import load_rules
+    from engine.errors import LeadflowError
+    from engine.ruledir import copy_rule_dir, dir_version
+
+    live = bundled_copy(tmp_path / "live")
+    (live / ".events.yaml").write_text("leadflow: 1\n")  # hidden and editor files are not rule files, live or copied
+    (live / "#scoring.yaml").write_text("leadflow: 1\n")
+    secret = tmp_path / "secret.md"
+    secret.write_text("Subject: s\n\nthe server's secret\n")
+    os.symlink("/dev/zero", live / "templates" / "zero.md")
+    os.symlink(secret, live / "templates" / "outside.md")
+    os.mkfifo(live / "templates" / "pipe.md")
+    os.mkfifo(live / "tests" / "pipe.yaml")
+    copy = tmp_path / "copy"
+    copy_rule_dir(str(live), str(copy))  # used to read /dev/zero forever, or raise shutil.Error on the pipe
+    assert dir_version(str(copy)) == dir_version(str(live))
+    assert sorted(p.name for p in (copy / "templates").iterdir()) == sorted(
+        p.name for p in (live / "templates").iterdir() if p.name not in ("zero.md", "outside.md", "pipe.md"))
+    assert not any(p.is_symlink() for p in copy.rglob("*"))
+    # a template that is a link out of templates/ is not a template
+    nurture = (live / "nurture.yaml").read_text()
+    (live / "nurture.yaml").write_text(nurture.replace("template: case_study", "template: outside", 1))
+    with pytest.raises(LeadflowError) as err:
+        load_rules(str(live))
+    assert [p.code for p in err.value.problems] == ["UNKNOWN_TEMPLATE"]

@@ -480,6 +480,17 @@ CASES = [
         scoring: &s
           fit: [*s]
         """), 3, 9, "YAML_RECURSIVE_ALIAS", "*s", "an anchor cannot be used inside itself"),
+    # huge integers once crashed the check: Python's 4,300-digit limit, float overflow, message formatting
+    case("NUMBER_TOO_LARGE-decimal", "leadflow: 1\nscoring:\n  fit:\n    - id: big\n      when: { a: 1 }\n"
+         "      points: 1" + "0" * 5000 + "\n", 6, 15, "NUMBER_TOO_LARGE", "1000",
+         "write a number between -9,007,199,254,740,992 and 9,007,199,254,740,992",
+         message="the integer 10000000000000000000... is beyond"),
+    case("NUMBER_TOO_LARGE-hex-in-between", "leadflow: 1\nscoring:\n  fit:\n    - id: big\n"
+         "      when: { a: { between: [0x" + "f" * 4000 + ", 1] } }\n      points: 1\n", 5, 30, "NUMBER_TOO_LARGE",
+         "0xfff", "write a number between -9,007,199,254,740,992 and 9,007,199,254,740,992", message="the integer 0xffffffffffffffffff... is beyond"),
+    case("NUMBER_TOO_LARGE-just-past-2**53", "leadflow: 1\nscoring:\n  fit:\n    - id: big\n"
+         "      when: { a: { at_least: -9007199254740993 } }\n      points: 1\n", 5, 30, "NUMBER_TOO_LARGE",
+         "-9007", "write a number between -9,007,199,254,740,992 and 9,007,199,254,740,992", message="the integer -9007199254740993 is beyond"),
     case("YAML_TOO_DEEP", "leadflow: 1\nmanagers: " + "[" * 64 + "]" * 64 + "\n", 2, 74, "YAML_TOO_DEEP", "[]",
          "rule files need a few levels; flatten the structure", message="nested more than 64 levels deep"),
     case("YAML_TAG", y("""

@@ -249,9 +249,10 @@ def _rows(spec: Any, prefix: str, out: list) -> None:
 
 
 def render_reference() -> str:
-    from .compiler import MAX_OPERATIONS
+    from .compiler import MAX_OPERATIONS, MAX_TESTS
+    from .checker import MAX_FIELDS
     from .conditions import OPERATORS, PATTERN_TEXT_LIMIT
-    from .yamlfile import MAX_ALIAS_NODES, MAX_ALIASES, MAX_DEPTH
+    from .yamlfile import MAX_ALIAS_NODES, MAX_ALIASES, MAX_DEPTH, MAX_INTEGER
 
     lines = ["# Rule file reference (format 1)", "",
              "Generated from `engine/schema.py` by `leadflow rules schema --reference`; do not edit by hand.",
@@ -271,12 +272,18 @@ def render_reference() -> str:
               "RE2 cannot run (`UNSAFE_REGEX`). `contains` is a case-insensitive substring test.", "",
               "## Limits", "",
               f"- A condition compiles to at most {MAX_OPERATIONS} and/or operations (`CONDITION_TOO_COMPLEX`): the",
-              "  engine's limit per rule. `in: [...]` counts as one.",
+              "  engine's limit per rule. `in: [...]` counts as one. It holds at most",
+              f"  {MAX_TESTS} field tests (each value of a short `in` list is one; the engine fails an event",
+              "  that more than 64 tests match).",
+              f"- The rules need at most {MAX_FIELDS} fields on each event (`TOO_MANY_FIELDS`): two per field",
+              "  tested, one per `matches`, `contains` or `in`/`not_in` test of more than 8 values (these run",
+              "  in Python), one per `event` test.",
               f"- A file may use at most {MAX_ALIASES} YAML aliases (`*name`), which together may add at most",
               f"  {MAX_ALIAS_NODES:,} nodes (`YAML_ALIAS_LIMIT`); an anchor cannot be used inside itself",
               f"  (`YAML_RECURSIVE_ALIAS`); mappings and lists nest at most {MAX_DEPTH} deep (`YAML_TOO_DEEP`);",
               "  explicit tags (`!!python/...`, `!!binary`) are not read (`YAML_TAG`); text cannot hold lone",
-              "  surrogates (`BAD_TEXT`); numbers are finite.", "",
+              "  surrogates (`BAD_TEXT`); numbers are finite, and integers at most",
+              f"  {MAX_INTEGER:,} (2**53) either way (`NUMBER_TOO_LARGE`).", "",
               "## Warnings", "",
               "`rules check` prints warnings (`FILE:LINE:COL: warning: CODE: message`; `\"severity\": \"warning\"`",
               "with `--json`) for rules that load but probably do not do what was meant; they keep exit code 0",

@@ -103,6 +103,20 @@ class _Loader(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, yaml
                            event.start_mark, hint)
 
 
+MAX_INTEGER = 2**53  # integers beyond this lose precision as JSON numbers and as the engine's doubles
+
+
+def _too_large(node: yaml.Node) -> bool:
+    """Whether an integer scalar is beyond MAX_INTEGER, judged without converting a huge decimal (Python
+    refuses more than 4,300 digits, and huge values overflow floats later)."""
+    if not isinstance(node, yaml.ScalarNode) or node.tag != "tag:yaml.org,2002:int":
+        return False
+    text = node.value.lstrip("+-")
+    if text.startswith(("0x", "0o")):
+        return len(text) > 64 or int(text[2:], 16 if text[1] == "x" else 8) > MAX_INTEGER
+    return len(text.lstrip("0")) > 20 or int(text) > MAX_INTEGER
+
+
 def _construct_int(loader: Any, node: yaml.Node) -> int:
     text = node.value
     if text.startswith("0o"):
@@ -178,7 +192,7 @@ def _build(node: yaml.Node, path: Path, doc: Document, loader: _Loader, problems
     if isinstance(node, yaml.MappingNode):
         result: dict = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
+            key = key_node.value if _too_large(key_node) else loader.construct_object(key_node, deep=True)
             if not isinstance(key, str):
                 key = str(key)
             key = _encodable(key, key_node, doc, problems)
@@ -193,6 +207,12 @@ def _build(node: yaml.Node, path: Path, doc: Document, loader: _Loader, problems
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, path + (i,), doc, loader, problems) for i, item in enumerate(node.value)]
+    if _too_large(node):
+        problems.append(Problem("NUMBER_TOO_LARGE", f"the integer {node.value[:20]}... is beyond ±2**53"
+                                if len(node.value) > 20 else f"the integer {node.value} is beyond ±2**53",
+                                Location(doc.file, node.start_mark.line + 1, node.start_mark.column + 1),
+                                f"write a number between -{MAX_INTEGER:,} and {MAX_INTEGER:,}"))
+        return -MAX_INTEGER if node.value.startswith("-") else MAX_INTEGER  # stands in: one problem, not two
     value = loader.construct_object(node, deep=True)
     return _encodable(value, node, doc, problems) if isinstance(value, str) else value
 

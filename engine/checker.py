@@ -25,6 +25,7 @@ from .yamlfile import Document, load_bytes
 BUILTIN_EVENTS = ("sql_accepted", "sql_rejected", "sql_reassigned", "deal_won", "deal_lost", "lead_disqualified",
                   "lead_recycled", "lead_reopened")
 RESERVED_EVENTS = ("lead_updated", "decay_tick")
+MAX_FILE_BYTES = 1_000_000  # a rule file is a few KB; a bigger one is refused before it is parsed
 MAX_FIELDS = 200  # durable_rules fails beyond ~250 properties per message; keep a margin
 
 
@@ -79,9 +80,13 @@ def load_rules(directory: str) -> RuleSet:
     for path in paths:  # each file is read once: the version is the hash of exactly what was checked
         try:
             with open(path, "rb") as fh:
-                data = fh.read()
+                data = fh.read(MAX_FILE_BYTES + 1)  # never more: parsing costs ~7 s and 150 MB per MB
         except OSError as exc:
             problems.append(Problem("FILE_UNREADABLE", f"cannot read: {exc.strerror}", Location(path)))
+            continue
+        if len(data) > MAX_FILE_BYTES:
+            problems.append(Problem("FILE_TOO_LARGE", f"the file is over {MAX_FILE_BYTES // 1_000_000} MB",
+                                    Location(path), "split it, or move data out of the rules"))
             continue
         contents.append((path, data))
         doc, found = load_bytes(data, path)

@@ -6,13 +6,14 @@ service (the previous version keeps running, and loading is retried, until the f
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
 import time
 from typing import Callable
 
-from .checker import load_compiled, rule_files
+from .checker import MAX_FILE_BYTES, load_compiled, rule_files
 from .errors import LeadflowError, Location, Problem
 from .outbox import Dispatcher, Notifier
 from .pipeline import Pipeline
@@ -24,6 +25,19 @@ from .store import Store
 from .timeutil import parse_duration
 
 log = logging.getLogger("leadflow.service")
+
+
+def _stat(path: str, content: bool) -> tuple:
+    """A file's identity; for rule files also a digest of (at most the checked size of) its bytes, since
+    an edit can keep the size and land within the same mtime tick."""
+    try:
+        st = os.stat(path)
+        if not content:
+            return st.st_mtime_ns, st.st_size, st.st_ino
+        with open(path, "rb") as fh:
+            return st.st_size, hashlib.sha256(fh.read(MAX_FILE_BYTES + 1)).digest()
+    except OSError:
+        return (None,)
 
 
 class LeadService:
@@ -41,22 +55,35 @@ class LeadService:
         self.wake = threading.Event()
         self.rule_problems: list = []
         self._stamp = self._rules_stamp()
+        self._failed_stamp: tuple | None = None  # the files of the last failed load, retried as below
+        self._retry_at = 0.0
+        self._retry_delay = 1.0  # doubles up to 60 s while the same files keep failing with an error
 
     def _rules_stamp(self) -> tuple:
-        return tuple((p, os.path.getmtime(p), os.path.getsize(p)) for p in rule_files(self.rules_dir))
+        """What loading depends on: the rule files and the templates they name (adding a missing
+        template must retry a load that failed for want of it)."""
+        templates = os.path.join(self.rules_dir, "templates")
+        names = sorted(os.listdir(templates)) if os.path.isdir(templates) else []
+        return (tuple((p, *_stat(p, True)) for p in rule_files(self.rules_dir))
+                + tuple((n, *_stat(os.path.join(templates, n), False)) for n in names))
 
     def reload_rules(self) -> bool:
         """Switch to changed rule files if they are valid; returns True when a new version is live.
 
         Whatever goes wrong while loading (problems in the files, or any exception: a file vanishing
         mid-read, the engine refusing the compiled rules, the database busy) is logged, shown in
-        `rule_problems` (and /healthz), and tried again on every pass until the files load; the running
+        `rule_problems` (and /healthz), and tried again until the files load; the running
         version stays live meanwhile. Once they load, the problems clear, also when the fixed files are
-        the version already running."""
+        the version already running. Problems in the files are checked again only when the files change
+        (a big broken file must not cost seconds on every pass); other errors are retried with a backoff
+        doubling from 1 s to 60 s."""
+        stamp = None
         try:
             stamp = self._rules_stamp()
             if stamp == self._stamp and not self.rule_problems:
                 return False
+            if stamp == self._failed_stamp and self.clock() < self._retry_at:
+                return False  # the same files failed: problems in them wait for an edit, errors back off
             compiled = load_compiled(self.rules_dir)
             switched = compiled.rules.version != self.pipeline.version
             if switched:
@@ -65,14 +92,17 @@ class LeadService:
                 desk = SalesDesk(pipeline, self.clock)
                 scheduler = Scheduler(pipeline)
                 self.pipeline, self.desk, self.scheduler = pipeline, desk, scheduler
-        except LeadflowError as exc:
+        except LeadflowError as exc:  # problems in the files: checking them again cannot help until they change
+            self._failed_stamp, self._retry_at = stamp, float("inf")
             self._reload_failed(exc.problems)
             return False
         except Exception as exc:  # noqa: BLE001 - any failure must be reported and retried, never escape
+            self._retry_delay = min(60.0, self._retry_delay * 2) if stamp == self._failed_stamp else 1.0
+            self._failed_stamp, self._retry_at = stamp, self.clock() + self._retry_delay
             self._reload_failed([Problem("RULES_RELOAD_FAILED", f"loading the rules failed: {exc!r}",
                                          Location(self.rules_dir), "the last good version keeps running")])
             return False
-        self._stamp = stamp
+        self._stamp, self._failed_stamp = stamp, None
         if self.rule_problems:
             log.info("rule problems cleared; rules %s are live", compiled.rules.version)
         self.rule_problems = []

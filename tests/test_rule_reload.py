@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -99,7 +100,11 @@ def test_any_exception_in_a_reload_is_reported_and_retried(tmp_path):
         sys.setrecursionlimit(limit)
     assert [c[0] for c in codes(svc)] == ["RULES_RELOAD_FAILED"]
     assert "RecursionError" in svc.rule_problems[0].message
-    assert svc.reload_rules() is True  # the next pass tries again (the files did not change) and loads them
+    first = svc.rule_problems
+    assert svc.reload_rules() is False and svc.rule_problems is first  # backing off: not retried at once
+    later = svc.clock() + 1.5
+    svc.clock = lambda: later  # past the first backoff (1 s)
+    assert svc.reload_rules() is True  # tried again although the files did not change, and loaded
     assert svc.rule_problems == []
     assert "need" in svc.pipeline.compiled.rules.bant
 
@@ -120,3 +125,37 @@ def test_bad_rep_hours_are_reported_on_every_pass_and_nothing_is_half_switched(t
         assert svc.pipeline.version == live
         assert svc.desk.pipeline is svc.pipeline and svc.scheduler.pipeline is svc.pipeline
         assert svc.desk.desk.reps["alice"].name == "Alice"
+
+
+def test_a_broken_file_is_checked_again_only_when_the_files_change(tmp_path):
+    svc, path = service(tmp_path)
+    path.write_text(GOOD + "stages: [oops\n", encoding="utf-8")
+    assert svc.reload_rules() is False
+    first = svc.rule_problems
+    assert first
+    for _ in range(3):  # the same files are not parsed again on every pass (a 1 MB one cost 5 s a pass)
+        assert svc.reload_rules() is False
+        assert svc.rule_problems is first
+    path.write_text(GOOD, encoding="utf-8")
+    assert svc.reload_rules() is False and svc.rule_problems == []  # fixed: the running version, report cleared
+
+
+def test_a_template_added_later_retries_the_load(tmp_path):
+    svc, path = service(tmp_path)
+    path.write_text(GOOD + "nurture:\n  - id: t\n    enroll: { stage: mql }\n    steps:\n"
+                    "      - send: { channel: email, template: hello }\n", encoding="utf-8")
+    assert svc.reload_rules() is False
+    assert [p.code for p in svc.rule_problems] == ["UNKNOWN_TEMPLATE"]
+    (path.parent / "templates").mkdir()
+    (path.parent / "templates" / "hello.md").write_text("Subject: hi\n\nhello {name|there}\n", encoding="utf-8")
+    assert svc.reload_rules() is True and svc.rule_problems == []
+
+
+def test_a_rule_file_over_1_mb_is_refused_before_it_is_parsed(tmp_path):
+    svc, path = service(tmp_path)
+    path.write_text(GOOD + "# padding\n" * 110_000, encoding="utf-8")
+    assert svc.reload_rules() is False
+    assert codes(svc) == [("FILE_TOO_LARGE", "rules.yaml", 0, 0)]
+    r = subprocess.run([sys.executable, "-m", "engine.cli", "rules", "check", str(path.parent)],
+                       capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
+    assert r.returncode == 1 and "FILE_TOO_LARGE" in r.stderr and "Traceback" not in r.stderr

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import click
 
-from .errors import EngineError, LeadflowError, Problem
+from .errors import EngineError, LeadflowError, Problem, excerpt, printable
 
 
 # ---- shared options -----------------------------------------------------------------------------
@@ -57,7 +57,7 @@ def print_problems(problems: list[Problem]) -> None:
     for p in problems:
         loc = p.location
         severity = "warning: " if p.severity == "warning" else ""
-        click.echo(f"{loc}: {severity}{p.code}: {p.message}", err=True)
+        click.echo(printable(f"{loc}: {severity}{p.code}: {p.message}", 1000), err=True)
         if loc.line and loc.file:
             if loc.file not in sources:
                 try:
@@ -67,10 +67,10 @@ def print_problems(problems: list[Problem]) -> None:
                     sources[loc.file] = []
             lines = sources[loc.file]
             if 0 < loc.line <= len(lines):
-                click.echo(f"    {lines[loc.line - 1]}", err=True)
-                click.echo("    " + " " * (max(loc.column, 1) - 1) + "^", err=True)
+                shown, caret = excerpt(lines[loc.line - 1], max(loc.column, 1))
+                click.echo(f"    {shown}\n    {' ' * caret}^", err=True)
         if p.hint:
-            click.echo(f"  hint: {p.hint}", err=True)
+            click.echo(f"  hint: {printable(p.hint, 1000)}", err=True)
     warnings = sum(1 for p in problems if p.severity == "warning")
     errors = len(problems) - warnings
     summary = [f"{errors} problem{'s' if errors != 1 else ''} found"] if errors or not warnings else []

@@ -68,3 +68,23 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
 
     close = difflib.get_close_matches(str(word), sorted(set(choices)), n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'?" if close else ""
+
+
+def printable(text: str, limit: int = 300) -> str:
+    """`text` safe to print on one line: control characters escaped (a key holding "\\n" cannot forge a
+    line of output or a log record) and the middle of a long text left out (a 2 MB value in a message
+    must not print 2 MB)."""
+    text = str(text)
+    if len(text) > limit:
+        text = f"{text[:limit // 2]}...[{len(text) - limit} characters]...{text[-(limit // 2):]}"
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def excerpt(line: str, column: int, width: int = 120) -> tuple[str, int]:
+    """A window of at most about `width` characters of a source line around `column` (1-based), made
+    printable, and the 0-based position of that column in it (for the caret)."""
+    start = max(0, column - 1 - width // 2)
+    end = start + width
+    head = ("..." if start else "") + printable(line[start:column - 1], width * 10)
+    tail = printable(line[max(column - 1, start):end], width * 10) + ("..." if end < len(line) else "")
+    return head + tail, len(head)

@@ -14,7 +14,7 @@ import time
 from typing import Callable
 
 from .checker import MAX_FILE_BYTES, load_compiled, rule_files
-from .errors import LeadflowError, Location, Problem
+from .errors import LeadflowError, Location, Problem, printable
 from .outbox import Dispatcher, Notifier
 from .pipeline import Pipeline
 from .runtime import Engine
@@ -107,7 +107,8 @@ class LeadService:
             log.info("rule problems cleared; rules %s are live", compiled.rules.version)
         self.rule_problems = []
         for w in compiled.rules.warnings if switched else ():
-            log.warning("rules %s: %s: warning: %s: %s", compiled.rules.version, w.location, w.code, w.message)
+            log.warning("rules %s: %s: warning: %s: %s", compiled.rules.version, printable(str(w.location)), w.code,
+                        printable(w.message))
         if switched:
             log.info("rules %s are live", compiled.rules.version)
         return switched
@@ -115,7 +116,7 @@ class LeadService:
     def _reload_failed(self, problems: list) -> None:
         if problems != self.rule_problems:  # a failure is logged once, not on every retry
             for p in problems:
-                log.error("rules not reloaded: %s: %s: %s", p.location, p.code, p.message)
+                log.error("rules not reloaded: %s: %s: %s", printable(str(p.location)), p.code, printable(p.message))
         self.rule_problems = problems
 
     def work_once(self) -> dict:

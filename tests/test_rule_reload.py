@@ -159,3 +159,13 @@ def test_a_rule_file_over_1_mb_is_refused_before_it_is_parsed(tmp_path):
     r = subprocess.run([sys.executable, "-m", "engine.cli", "rules", "check", str(path.parent)],
                        capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
     assert r.returncode == 1 and "FILE_TOO_LARGE" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_reload_log_line_cannot_be_forged_or_flooded(tmp_path, caplog):
+    svc, path = service(tmp_path)
+    path.write_text(GOOD + '"evil\\nleadflow.service ERROR forged\\x1b[31m": 1\nlong: &l "' + "k" * 100_000
+                    + '"\ntuning: { *l : 1 }\n', encoding="utf-8")
+    with caplog.at_level(logging.ERROR, logger="leadflow.service"):
+        assert svc.reload_rules() is False
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages and all("\n" not in m and "\x1b" not in m and len(m) < 2000 for m in messages)

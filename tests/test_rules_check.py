@@ -359,6 +359,21 @@ CASES = [
               points: 1
         """), 7, 32, "UNSAFE_REGEX", '"^/(?!careers)"', UNSAFE_HINT,
          message="refuses this pattern: invalid perl operator: (?!"),
+    # RE2 is linear in the text times its program: this one took 21 ms per 4 KB match, 100 of it 11 s
+    case("UNSAFE_REGEX-program-size", y("""
+        leadflow: 1
+        scoring:
+          fit:
+            - id: slow
+              when: { notes: { matches: "a{0,1000}c" } }
+              points: 1
+        """), 5, 33, "UNSAFE_REGEX", '"a{0,1000}c"',
+         "bound repetitions tightly (`{0,20}`, not `{0,1000}`) and nest them less, or split the test into "
+         "several conditions", message="the pattern compiles to 2,005 RE2 instructions; at most 1,000"),
+    case("UNSAFE_REGEX-length", "leadflow: 1\nscoring:\n  fit:\n    - id: long\n      when: { notes: { matches: \""
+         + "\\\n        ".join(["ab" * 20] * 25) + "ab\" } }\n      points: 1\n", 5, 33, "UNSAFE_REGEX",
+         '"' + "ab" * 20 + "\\",
+         "split the test into several conditions", message="the pattern is 1,002 characters long; at most 1,000"),
     case("CONDITION_TYPE", y("""
         leadflow: 1
         scoring:
@@ -958,3 +973,16 @@ def test_unknown_section_fails_json_schema(validator):
     errors = list(validator.iter_errors(doc.data))
     assert len(errors) == 1 and errors[0].validator == "additionalProperties"
     assert "'routng' was unexpected" in errors[0].message
+
+
+def test_problem_text_is_bounded_and_cannot_forge_lines(tmp_path):
+    long_key = "k" * 200_000
+    directory = write_rules(tmp_path / "rules", {RULES: (
+        'leadflow: 1\n"evil\\nleadflow.service ERROR forged line\\x1b[31m": 1\n'
+        f'long: &long "{long_key}"\nscoring: {{ *long : 1 }}\n')})
+    result = check(str(directory))
+    assert result.returncode == 1
+    assert len(result.stderr) < 20_000  # the 200 KB value, key and line are shortened, not printed whole
+    assert "\x1b" not in result.stderr
+    assert not any(text.startswith("leadflow.service") for text in result.stderr.splitlines())
+    assert len(headers(result.stderr)) >= 3, result.stderr

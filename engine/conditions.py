@@ -135,6 +135,9 @@ def pattern_problem(pattern: str) -> tuple[str, str, str] | None:
     if len(pattern) > MAX_PATTERN_LENGTH:
         return ("UNSAFE_REGEX", f"the pattern is {len(pattern):,} characters long; at most "
                 f"{MAX_PATTERN_LENGTH:,} are allowed", "split the test into several conditions")
+    ambiguous = _ambiguous(pattern)
+    if ambiguous:
+        return ambiguous
     try:
         size = compile_pattern(pattern).programsize
         if size <= MAX_PROGRAM_SIZE:
@@ -151,9 +154,24 @@ def pattern_problem(pattern: str) -> tuple[str, str, str] | None:
         return ("BAD_REGEX", f"invalid regular expression: {exc.msg} at position {exc.pos}",
                 "patterns use RE2 syntax (Python's re without backreferences or lookaround); "
                 "escape special characters with \\\\")
+    piece = reason.rsplit(": ", 1)[-1]
+    instead = ("write `\\z` for the end of the text" if piece == "\\Z" else
+               "rewrite the pattern without it or split the test into several conditions")
     return ("UNSAFE_REGEX", f"RE2, the linear-time pattern engine, refuses this pattern: {reason}",
-            "patterns run on RE2: no backreferences (\\1), lookaround ((?=...), (?<!...)) or atomic groups, "
-            "and \\z instead of \\Z; split the test into several conditions")
+            f"RE2 does not support `{piece}`; {instead}")
+
+
+# `{,n}` is {0,n} to Python's re but the literal text "{,n}" to RE2: refused rather than silently literal.
+_OPEN_MINIMUM = re.compile(r"(?:^|[^\\])(?:\\\\)*(\{,\d+\})")
+
+
+def _ambiguous(pattern: str) -> tuple[str, str, str] | None:
+    found = _OPEN_MINIMUM.search(pattern)
+    if found is None:
+        return None
+    brace = found.group(1)
+    return ("BAD_REGEX", f"`{brace}` is a repetition in Python's re but the literal text \"{brace}\" in RE2",
+            f"write `{{0,{brace[2:]}` for the repetition, or `\\{brace}` for the text")
 
 
 def _search(program: Any, text: str) -> bool:

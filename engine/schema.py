@@ -251,7 +251,7 @@ def _rows(spec: Any, prefix: str, out: list) -> None:
 def render_reference() -> str:
     from .compiler import MAX_OPERATIONS, MAX_TESTS
     from .checker import MAX_FIELDS
-    from .conditions import OPERATORS, PATTERN_TEXT_LIMIT
+    from .conditions import MAX_PATTERN_LENGTH, MAX_PROGRAM_SIZE, OPERATORS, PATTERN_TEXT_LIMIT
     from .yamlfile import MAX_ALIAS_NODES, MAX_ALIASES, MAX_DEPTH, MAX_INTEGER
 
     lines = ["# Rule file reference (format 1)", "",
@@ -269,7 +269,10 @@ def render_reference() -> str:
               "`matches` is a regular-expression search with RE2 (the syntax of Python's `re` without",
               "backreferences, lookaround or atomic groups; `\\d`, `\\w` and `\\b` are ASCII), in time linear in",
               f"the text, on the first {PATTERN_TEXT_LIMIT:,} characters of a text value. `rules check` rejects a pattern",
-              "RE2 cannot run (`UNSAFE_REGEX`). `contains` is a case-insensitive substring test.", "",
+              f"RE2 cannot run, longer than {MAX_PATTERN_LENGTH:,} characters or compiling to more than "
+              f"{MAX_PROGRAM_SIZE:,} RE2 instructions",
+              "(`UNSAFE_REGEX`), and `{,n}`, which Python reads as `{0,n}` and RE2 as text (`BAD_REGEX`).",
+              "`contains` is a case-insensitive substring test.", "",
               "## Limits", "",
               f"- A condition compiles to at most {MAX_OPERATIONS} and/or operations (`CONDITION_TOO_COMPLEX`): the",
               "  engine's limit per rule. `in: [...]` counts as one. It holds at most",

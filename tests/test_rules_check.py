@@ -86,8 +86,7 @@ def problem_count_line(n: int) -> str:
 RULES = "rules.yaml"
 TEMPLATE_HINT = "name a file in the rule directory's templates/ folder, without '/', '\\' or '..'"
 ALIAS_HINT = "write the values out, or reuse fewer and smaller anchors"
-UNSAFE_HINT = ("patterns run on RE2: no backreferences (\\1), lookaround ((?=...), (?<!...)) or atomic groups, "
-               "and \\z instead of \\Z; split the test into several conditions")
+UNSAFE_HINT = "RE2 does not support `{}`; rewrite the pattern without it or split the test into several conditions"
 
 def case(case_id: str, files, line: int, col: int, code: str, token: str, hint: str | None = None,
          count: int = 1, file: str = RULES, message: str = "", marks=()):
@@ -346,7 +345,7 @@ CASES = [
             - id: doubled
               when: { name: { matches: '(\\w+) \\1' } }
               points: 10
-        """), 5, 32, "UNSAFE_REGEX", "'(\\w+) \\1'", UNSAFE_HINT,
+        """), 5, 32, "UNSAFE_REGEX", "'(\\w+) \\1'", UNSAFE_HINT.format("\\1"),
          message="RE2, the linear-time pattern engine, refuses this pattern: invalid escape sequence: \\1"),
     case("UNSAFE_REGEX-lookahead", y("""
         leadflow: 1
@@ -357,8 +356,26 @@ CASES = [
               on: page_view
               where: { url: { matches: "^/(?!careers)" } }
               points: 1
-        """), 7, 32, "UNSAFE_REGEX", '"^/(?!careers)"', UNSAFE_HINT,
+        """), 7, 32, "UNSAFE_REGEX", '"^/(?!careers)"', UNSAFE_HINT.format("(?!"),
          message="refuses this pattern: invalid perl operator: (?!"),
+    case("UNSAFE_REGEX-end-of-text", y("""
+        leadflow: 1
+        scoring:
+          fit:
+            - id: ends
+              when: { name: { matches: 'x\\Z' } }
+              points: 1
+        """), 5, 32, "UNSAFE_REGEX", "'x\\Z'", "RE2 does not support `\\Z`; write `\\z` for the end of the text"),
+    # Python's re reads `a{,3}` as a{0,3}, RE2 as the text "a{,3}"
+    case("BAD_REGEX-open-minimum", y("""
+        leadflow: 1
+        scoring:
+          fit:
+            - id: few
+              when: { name: { matches: 'a{,3}b' } }
+              points: 1
+        """), 5, 32, "BAD_REGEX", "'a{,3}b'", "write `{0,3}` for the repetition, or `\\{,3}` for the text",
+         message='`{{,3}}` is a repetition in Python\'s re but the literal text "{{,3}}" in RE2'),
     # RE2 is linear in the text times its program: this one took 21 ms per 4 KB match, 100 of it 11 s
     case("UNSAFE_REGEX-program-size", y("""
         leadflow: 1

@@ -11,8 +11,7 @@ import math
 import os
 from typing import Any
 
-from .compiler import (MAX_OPERATIONS, MAX_TESTS, Compiled, FactShape, _Compiler, compile_rules, engine_tests,
-                       fields_needed, operations)
+from .compiler import MAX_OPERATIONS, MAX_TESTS, Compiled, compile_rules, engine_tests, fields_needed, operations
 from .conditions import BANT_NAMES, ConditionParser, EventCount
 from .errors import LeadflowError, Location, Problem, did_you_mean
 from .lint import rule_warnings
@@ -382,15 +381,7 @@ class _Builder:
                                      did_you_mean(rep, ids) or "reps are declared under 'reps:'")
 
     def _field_budget(self, rs: RuleSet) -> None:
-        """Count what the compiled fact really carries: both forms of each field, one 0/1 field per
-        pattern, substring or long list test, one counter per event test."""
-        comp = _Compiler(FactShape())
-        conds = ([(r.when, "a") for r in rs.rules] + [(r.where, "d") for r in rs.rules]
-                 + [(c, "a") for c in list(rs.bant.values()) + [rs.mql, rs.sql]])
-        for cond, ns in conds:
-            if cond is not None:
-                comp.expr(cond, ns)
-        needed = fields_needed(comp.shape)
+        needed = fields_needed(rs)  # what the compiled fact really carries
         if needed > MAX_FIELDS:
             self.problems.append(Problem("TOO_MANY_FIELDS", f"the rules need {needed} fields on each event "
                                          f"(two per field tested, one per pattern, substring, long list or event "

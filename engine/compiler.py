@@ -250,8 +250,16 @@ def engine_tests(cond: Condition, ns: str = "a") -> int:
     return count(_Compiler(FactShape()).expr(cond, ns))
 
 
-def fields_needed(shape: FactShape) -> int:
-    """How many fields an input fact carries at most for this shape (text and number form per field)."""
+def fields_needed(rules: RuleSet) -> int:
+    """How many fields an input fact carries at most for these rules: text and number form per field
+    tested, one 0/1 field per pattern, substring or long list test, one counter per event test."""
+    comp = _Compiler(FactShape())
+    conds = ([(r.when, "a") for r in rules.rules] + [(r.where, "d") for r in rules.rules]
+             + [(c, "a") for c in list(rules.bant.values()) + [rules.mql, rules.sql]])
+    for cond, ns in conds:
+        if cond is not None:
+            comp.expr(cond, ns)
+    shape = comp.shape
     return 2 * (len(shape.attr_fields) + len(shape.data_fields)) + len(shape.text_tests) + len(shape.event_windows)
 
 

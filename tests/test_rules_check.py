@@ -68,8 +68,11 @@ def assert_reported(stderr: str, path: str, line: int, col: int, code: str, sour
     at = [i for i, text in enumerate(lines) if text.startswith(prefix)]
     assert at, f"expected a line starting with {prefix!r} in:\n{stderr}"
     i = at[0]
-    assert lines[i + 1] == "    " + source, stderr
-    assert lines[i + 2] == "    " + " " * (col - 1) + "^", stderr
+    from engine.errors import excerpt  # a long line shows a window around the column, escaped
+
+    shown, caret = excerpt(source, col)
+    assert lines[i + 1] == "    " + shown, stderr
+    assert lines[i + 2] == "    " + " " * caret + "^", stderr
     following = lines[i + 3] if i + 3 < len(lines) else ""
     if hint is None:
         assert not following.startswith("  hint:"), stderr

@@ -126,6 +126,7 @@ class _Compiler:
     def __init__(self, shape: FactShape):
         self.shape = shape
         self.pattern_index: dict = {}
+        self.engine_values = 0  # values of `in`/`not_in` lists the engine tests, over the whole rule set
 
     def channel(self, ns: str, path: str) -> int:
         table = self.shape.attr_fields if ns == "a" else self.shape.data_fields
@@ -157,8 +158,11 @@ class _Compiler:
                 self.pattern_index[key] = len(self.shape.text_tests)
                 self.shape.text_tests.append((ns, leaf.field, text_test(leaf)))
             return {f"p{self.pattern_index[key]}": 0 if negate else 1}
-        if op in ("in", "not_in") and len(arg) > MAX_ENGINE_VALUES:
-            return self.membership(leaf, ns, negate)
+        if op in ("in", "not_in", "equals"):
+            values = arg if op != "equals" else [arg]
+            if len(values) > MAX_ENGINE_VALUES or self.engine_values + len(values) > MAX_RULESET_VALUES:
+                return self.membership(leaf.field, values, op != "not_in", ns, negate)
+            self.engine_values += len(values)
         i = self.channel(ns, leaf.field)
         s, n = f"{ns}s{i}", f"{ns}n{i}"
         if op == "exists":
@@ -177,17 +181,16 @@ class _Compiler:
             return {"$or": [{"$nex": {s: 1}}, one_of]} if negate else none_of_expr
         return {"$or": [{"$nex": {s: 1}}, none_of_expr]} if negate else one_of
 
-    def membership(self, leaf: Leaf, ns: str, negate: bool) -> dict:
+    def membership(self, path: str, arg: list, inside: bool, ns: str, negate: bool) -> dict:
         """A long `in`/`not_in` list as a 0/1 field computed in Python: the engine's C code takes time
         growing fast with the alternatives of one rule at load (512 values hung it). Same equality as
         the engine's (type and value: 300 == 300.0, not "300" or true); `not_in` is false on a missing
         field, like its engine form, and negation is the exact complement."""
-        values = frozenset(canon(v) for v in leaf.arg)
-        key = (ns, leaf.field, leaf.op, values)
+        values = frozenset(canon(v) for v in arg)
+        key = (ns, path, inside, values)
         if key not in self.pattern_index:
             self.pattern_index[key] = len(self.shape.text_tests)
-            inside = leaf.op == "in"
-            self.shape.text_tests.append((ns, leaf.field, lambda v: _member(canon(v), values, inside)))
+            self.shape.text_tests.append((ns, path, lambda v: _member(canon(v), values, inside)))
         return {f"p{self.pattern_index[key]}": 0 if negate else 1}
 
     def special(self, leaf: Leaf, negate: bool) -> dict:
@@ -219,6 +222,8 @@ class _Compiler:
 MAX_OPERATIONS = 14
 # `in`/`not_in` lists longer than this are tested in Python (see `_Compiler.membership`).
 MAX_ENGINE_VALUES = 8
+# ... and so are all lists once the rule set's engine-tested values reach this (100 rules of 8 hung too).
+MAX_RULESET_VALUES = 256
 
 
 def operations(cond: Condition, ns: str = "a") -> int:
@@ -253,9 +258,9 @@ def engine_tests(cond: Condition, ns: str = "a") -> int:
 def fields_needed(rules: RuleSet) -> int:
     """How many fields an input fact carries at most for these rules: text and number form per field
     tested, one 0/1 field per pattern, substring or long list test, one counter per event test."""
-    comp = _Compiler(FactShape())
-    conds = ([(r.when, "a") for r in rules.rules] + [(r.where, "d") for r in rules.rules]
-             + [(c, "a") for c in list(rules.bant.values()) + [rules.mql, rules.sql]])
+    comp = _Compiler(FactShape())  # conditions in compile_rules' order: the same lists go to Python
+    conds = ([(r.when, "a") if r.when is not None else (r.where, "d") for r in rules.rules]
+             + [(c, "a") for c in list(rules.bant.values()) + [rules.sql, rules.mql]])
     for cond, ns in conds:
         if cond is not None:
             comp.expr(cond, ns)

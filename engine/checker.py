@@ -6,7 +6,6 @@ raises one `LeadflowError` holding all problems sorted by location.
 """
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 from typing import Any
@@ -15,6 +14,7 @@ from .compiler import MAX_OPERATIONS, MAX_TESTS, Compiled, compile_rules, engine
 from .conditions import BANT_NAMES, ConditionParser, EventCount
 from .errors import LeadflowError, Location, Problem, did_you_mean
 from .lint import rule_warnings
+from .rulefiles import MAX_FILE_BYTES, rule_files, version_of
 from .ruleset import RuleSet, ScoringRule
 from .schema import ID_PATTERN, TOP, Anything, Cond, Field, ListOf, MapOf, Obj, OneOf, Scalar
 from .timeutil import parse_duration
@@ -24,42 +24,7 @@ from .yamlfile import Document, load_bytes
 BUILTIN_EVENTS = ("sql_accepted", "sql_rejected", "sql_reassigned", "deal_won", "deal_lost", "lead_disqualified",
                   "lead_recycled", "lead_reopened")
 RESERVED_EVENTS = ("lead_updated", "decay_tick")
-MAX_FILE_BYTES = 1_000_000  # a rule file is a few KB; a bigger one is refused before it is parsed
 MAX_FIELDS = 200  # durable_rules fails beyond ~250 properties per message; keep a margin
-
-
-def yaml_files(directory: str, tests: bool = False) -> list[str]:
-    """The one definition of a rule set's top-level YAML files, used by loading and by proposal copies
-    alike (so a copy has the same version as its source): `*.yaml`/`*.yml` that are regular files (not
-    a directory or pipe named x.yaml), not hidden or editor leftovers (`.x.yaml`, `#x.yaml`); rule
-    tests (`*_test.yaml`) only with `tests=True`."""
-    if not os.path.isdir(directory):
-        return []
-    names = sorted(n for n in os.listdir(directory)
-                   if n.endswith((".yaml", ".yml")) and not n.startswith((".", "#"))
-                   and (tests or not n.rsplit(".", 1)[0].endswith("_test"))
-                   and os.path.isfile(os.path.join(directory, n)))
-    return [os.path.join(directory, n) for n in names]
-
-
-def rule_files(directory: str) -> list[str]:
-    """The YAML files of a rule set: directly in the directory, not rule tests (`*_test.yaml`)."""
-    return yaml_files(directory)
-
-
-def rules_version(paths: list[str]) -> str:
-    contents = []
-    for path in paths:
-        with open(path, "rb") as fh:
-            contents.append((path, fh.read()))
-    return _version(contents)
-
-
-def _version(contents: list[tuple[str, bytes]]) -> str:
-    digest = hashlib.sha256()
-    for path, data in contents:
-        digest.update(os.path.basename(path).encode() + b"\0" + data + b"\0")
-    return digest.hexdigest()[:12]
 
 
 def load_compiled(directory: str) -> Compiled:
@@ -95,7 +60,7 @@ def load_rules(directory: str) -> RuleSet:
     builder = _Builder(problems)
     for doc in docs:
         builder.add(doc)
-    ruleset = builder.finish(_version(contents), paths)
+    ruleset = builder.finish(version_of(contents), paths)
     if problems:
         raise LeadflowError(problems)
     ruleset.warnings = sorted(rule_warnings(ruleset, builder.sections, builder.on_uses, builder.counted,

@@ -18,7 +18,8 @@ import os
 import shutil
 import tempfile
 
-from .checker import load_compiled, rule_files, rules_version, yaml_files
+from .checker import load_compiled
+from .rulefiles import rule_files, rules_version, yaml_files
 
 SUBDIRS = ("templates", "tests")  # the parts of a rule set that live in sub-directories
 STALE = "rules changed since this proposal was made; a new proposal will follow"

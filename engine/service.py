@@ -13,7 +13,8 @@ import threading
 import time
 from typing import Callable
 
-from .checker import MAX_FILE_BYTES, load_compiled, rule_files
+from .checker import load_compiled
+from .rulefiles import MAX_FILE_BYTES, rule_files
 from .errors import LeadflowError, Location, Problem, printable
 from .outbox import Dispatcher, Notifier
 from .pipeline import Pipeline

@@ -12,7 +12,7 @@ import os
 import re
 from typing import Any
 
-from .checker import rule_files
+from .rulefiles import rule_files
 from .yamlfile import Document, load_file
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")

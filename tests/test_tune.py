@@ -163,10 +163,11 @@ def test_mapping_problems_point_at_the_mapping(tmp_path, sample):
     assert any("did you mean 'Prospect ID'?" in h for h in hints)
 
 
-def test_tune_refuses_an_out_directory_it_would_wrongly_delete(sample, tmp_path):
-    if sample.kind != "generated":
-        pytest.skip("the refusal does not depend on the data")
+def test_tune_refuses_an_out_directory_it_would_wrongly_delete(tmp_path):
     import shutil
+
+    data = tmp_path / "sample.csv"  # the refusal does not depend on the data: generated leads do
+    write_labelled_csv(data, 400, seed=7)
 
     rules = tmp_path / "rules"
     shutil.copytree(EXAMPLE / "start", rules)
@@ -175,7 +176,7 @@ def test_tune_refuses_an_out_directory_it_would_wrongly_delete(sample, tmp_path)
     precious = tmp_path / "precious"
     precious.mkdir()
     (precious / "notes.txt").write_text("keep me\n")
-    args = ["rules", "tune", "--rules", str(rules), "--data", str(sample.csv), "--mapping", MAPPING, "--json"]
+    args = ["rules", "tune", "--rules", str(rules), "--data", str(data), "--mapping", MAPPING, "--json"]
     for out in (rules / "templates", rules / "new", precious, tmp_path, precious / "notes.txt"):
         r = cli(*args, "--out", str(out), check=False)
         assert r.returncode == 2, r.stderr

@@ -7,6 +7,25 @@ from tests.servers import Mailbox, Receiver, running_smtp
 
 
 @pytest.fixture
+def routed_sql(tmp_path):
+    """A LeadService on the bot harness's rules whose lead "a" became an SQL and was routed (assignment 1)."""
+    from engine.service import LeadService
+    from tests.bot_harness import RULES, sql_events
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "rules.yaml").write_text(RULES)
+    service = LeadService(str(tmp_path / "d.db"), str(rules))
+    try:
+        for event in sql_events("a"):
+            assert service.pipeline.apply(event).status == "applied"
+        service.desk.route_pending()
+        yield service
+    finally:
+        service.store.close()
+
+
+@pytest.fixture
 def smtp():
     with running_smtp(Mailbox()) as box:
         yield box

@@ -387,25 +387,14 @@ def test_ingest_batches_commit_durably_and_other_commits_do_not_wait_for_the_dis
         store.close()
 
 
-def test_a_reps_decision_commits_durably(tmp_path):
-    from engine.service import LeadService
-
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    (rules / "rules.yaml").write_text(DESK_RULES)
-    service = LeadService(str(tmp_path / "d.db"), str(rules))
-    try:
-        for event in sql_events("a"):
-            assert service.pipeline.apply(event).status == "applied"
-        service.desk.route_pending()
-        said: list = []
-        service.store.conn.set_trace_callback(said.append)
-        assert service.desk.decide(1, "accept", "U0ALICE01", "alice").status == "done"
-        service.store.conn.set_trace_callback(None)
-        commit = said.index("COMMIT")
-        assert [sql for sql in said[:commit] if sql.startswith("PRAGMA synchronous")] == ["PRAGMA synchronous=FULL"]
-    finally:
-        service.store.close()
+def test_a_reps_decision_commits_durably(routed_sql):
+    service = routed_sql
+    said: list = []
+    service.store.conn.set_trace_callback(said.append)
+    assert service.desk.decide(1, "accept", "U0ALICE01", "alice").status == "done"
+    service.store.conn.set_trace_callback(None)
+    commit = said.index("COMMIT")
+    assert [sql for sql in said[:commit] if sql.startswith("PRAGMA synchronous")] == ["PRAGMA synchronous=FULL"]
 
 
 def test_dead_letters_never_replays_terminal_escapes(cli):

@@ -14,7 +14,6 @@ from engine.ingest import intake_for
 from engine.pipeline import Pipeline
 from engine.scheduler import Scheduler
 from engine.timeutil import parse_time
-from tests.bot_harness import RULES as DESK_RULES, sql_events
 
 ROOT = Path(__file__).resolve().parents[1]
 AT = "2026-11-02T09:00:00Z"
@@ -98,28 +97,17 @@ def test_a_failing_nurture_step_is_recorded_at_its_own_step(tmp_path):
     assert sent[-1] == (set_pc - 1,)  # the step before it ran and stays done
 
 
-def test_a_refused_reps_decision_leaves_the_dead_letter_its_hint_points_to(tmp_path):
-    from engine.service import LeadService
-
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    (rules / "rules.yaml").write_text(DESK_RULES)
-    service = LeadService(str(tmp_path / "d.db"), str(rules))
-    try:
-        for event in sql_events("a"):
-            assert service.pipeline.apply(event).status == "applied"
-        service.desk.route_pending()
-        with closing(sqlite3.connect(tmp_path / "d.db")) as conn, conn:  # fb-1 taken before ids were reserved
-            conn.execute("INSERT INTO events (id, lead, type, at, at_text, data, source, received_at) "
-                         "VALUES ('fb-1', 'other', 'page_view', 0, ?, '{}', 'old', 0)", (AT,))
-        verdict = service.desk.decide(1, "accept", "U0ALICE01", "alice")
-        assert verdict.status == "error"
-        letters = service.store.dead_letters()
-        assert len(letters) == 1 and json.loads(letters[0]["raw"])["id"] == "fb-1"
-        assert letters[0]["source"] == "feedback"
-        assert service.store.assignment(1)["decided_by"] is None  # nothing was decided
-    finally:
-        service.store.close()
+def test_a_refused_reps_decision_leaves_the_dead_letter_its_hint_points_to(routed_sql, tmp_path):
+    service = routed_sql
+    with closing(sqlite3.connect(tmp_path / "d.db")) as conn, conn:  # fb-1 taken before ids were reserved
+        conn.execute("INSERT INTO events (id, lead, type, at, at_text, data, source, received_at) "
+                     "VALUES ('fb-1', 'other', 'page_view', 0, ?, '{}', 'old', 0)", (AT,))
+    verdict = service.desk.decide(1, "accept", "U0ALICE01", "alice")
+    assert verdict.status == "error"
+    letters = service.store.dead_letters()
+    assert len(letters) == 1 and json.loads(letters[0]["raw"])["id"] == "fb-1"
+    assert letters[0]["source"] == "feedback"
+    assert service.store.assignment(1)["decided_by"] is None  # nothing was decided
 
 
 def test_a_reopening_id_made_of_two_long_ids_is_applied(tmp_path):

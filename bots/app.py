@@ -15,10 +15,10 @@ from pathlib import Path
 from slack_bolt import App
 from slack_sdk import WebClient
 
-from engine.leadview import story
+from engine.reports import story
 from engine.service import LeadService
-from engine.stats import compute
-from engine.timeutil import format_time
+from engine.reports import compute
+from engine.core import format_time
 
 from .blocks import reject_modal, stats_blocks
 from .config import Settings
@@ -115,8 +115,8 @@ def build_app(settings: Settings, client: WebClient, service: LeadService) -> Ap
 
     def on_proposal(ack, body, verdict: str) -> None:  # noqa: ANN001
         ack()
-        from engine.errors import LeadflowError
-        from engine.proposals import apply_proposal, dismiss_proposal
+        from engine.core import LeadflowError
+        from engine.learning import apply_proposal, dismiss_proposal
 
         user = body["user"]["id"]
         _, manager = who(user)

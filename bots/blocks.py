@@ -7,8 +7,8 @@ from slack_sdk.models.blocks import (ActionsBlock, ButtonElement, ContextBlock, 
                                      PlainTextObject, SectionBlock, StaticSelectElement)
 from slack_sdk.models.views import View
 
-from engine.ruledir import STALE
-from engine.timeutil import format_time
+from engine.rules import STALE
+from engine.core import format_time
 
 from .mrkdwn import code, escape, mention
 

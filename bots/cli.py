@@ -50,7 +50,7 @@ def worker(ctx: click.Context, once: bool, until: str | None, db_path: str, rule
     import time
 
     from engine.service import ManualClock
-    from engine.timeutil import parse_time
+    from engine.core import parse_time
 
     from .server import build_service
 

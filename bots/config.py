@@ -62,11 +62,11 @@ class Settings:
             "webhook_token": env.get("LEADFLOW_WEBHOOK_TOKEN") or None,
             "webhook_secret": env.get("LEADFLOW_WEBHOOK_SECRET") or None,
         }
-        from engine.channels import ChannelSettings
+        from engine.delivery import ChannelSettings
 
         values["channels"] = ChannelSettings.from_env(env)
         if env.get("LEADFLOW_MAX_FUTURE"):
-            from engine.timeutil import parse_duration
+            from engine.core import parse_duration
 
             try:
                 values["max_future"] = parse_duration(env["LEADFLOW_MAX_FUTURE"])

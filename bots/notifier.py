@@ -26,10 +26,10 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackObjectFormationError
 
 from engine.delivery import DeliveryError, slack_failure
-from engine.leadview import lead_json, recent_activity
-from engine.outbox import RetryLater
+from engine.reports import lead_json, recent_activity
+from engine.delivery import RetryLater
 from engine.service import LeadService
-from engine.timeutil import format_time
+from engine.core import format_time
 
 from .blocks import decided_card, sql_card
 from .mrkdwn import code, escape
@@ -220,8 +220,8 @@ class SlackNotifier(_Base):
 
     def _chart(self, payload: dict, key: str, resumed: bool) -> dict:
         """A PNG dashboard for a stats answer, uploaded into the answer's thread (files_upload_v2)."""
-        from engine.charts import dashboard
-        from engine.stats import compute
+        from engine.reports import dashboard
+        from engine.reports import compute
 
         # an upload carries no metadata to find it by: a crash during it can repeat the chart (and only it)
         data = compute(self.service.store, payload.get("since"), payload.get("until"), payload.get("by"),
@@ -233,7 +233,7 @@ class SlackNotifier(_Base):
         return {"file": (resp.get("file") or {}).get("id")}
 
     def _digest(self, payload: dict, key: str, resumed: bool) -> dict:
-        from engine.stats import compute
+        from engine.reports import compute
 
         from .questions import Question, render_stats
 

@@ -25,12 +25,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from engine.channels import ChannelSender, ChannelSettings
+from engine.delivery import ChannelSender, ChannelSettings
 from engine.delivery import NETWORK_TIMEOUT
-from engine.events import Intake, decode_body, split_body
-from engine.groupcommit import GroupCommit
+from engine.intake import Intake, decode_body, split_body
+from engine.pipeline import GroupCommit
 from engine.service import LeadService
-from engine.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, TOLERANCE, verify
+from engine.core import SIGNATURE_HEADER, TIMESTAMP_HEADER, TOLERANCE, verify
 
 from .app import build_app
 from .config import Settings, is_loopback

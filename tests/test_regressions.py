@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from bots.notifier import ConsoleNotifier
-from engine.channels import ChannelSender, ChannelSettings
+from engine.delivery import ChannelSender, ChannelSettings
 from engine.service import LeadService, ManualClock
-from engine.stats import compute
-from engine.timeutil import format_time, parse_time
+from engine.reports import compute
+from engine.core import format_time, parse_time
 from tests.bot_harness import Service, sql_events
 from tests.slack_fake import SlackFake
 

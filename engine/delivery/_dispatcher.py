@@ -1,0 +1,205 @@
+"""Delivering outbox rows: at least once from the store's side, exactly once with the notifier's help.
+
+A row is claimed (`sending`, committed) before the notifier is called and marked `done` after. A
+crash between the two leaves it `sending`; on the next run the notifier is told (`resumed=True`,
+with the row's creation time as `since`) so it can look for the message it may already have sent
+(the Slack notifier searches the conversation for the row's key) instead of sending it twice.
+
+The claim is a lease, so several dispatchers on one database (`serve`, and `leadflow worker --once`
+beside it) never send a row at the same time: the claim records who holds the row (engine/lease.py:
+machine, pid, process start time, a token per dispatcher) and until when (`LEASE`, 5 minutes of
+wall-clock time, whatever clock schedules the rows). A `sending` row is taken over, and resumed,
+only when its lease is over or its holder provably no longer runs (same machine, that process is
+gone): a restart after a crash resumes at once, a holder on another machine is waited for. The
+lease is far longer than a delivery takes: each network call gives up after `NETWORK_TIMEOUT`
+(30 s: Slack, SMTP, webhooks) and a delivery makes a handful of them. A delivery that overran its
+lease is logged (another dispatcher may have resumed it meanwhile).
+
+Each row is delivered on its own: whatever one row raises (a refused address, a bug, a value the
+database will not store) is recorded on that row and the loop goes on with the next. How a failure
+is handled follows engine/delivery.py: permanent failures fail the row at once with the reason,
+transient ones back off (a 429 after its Retry-After), anything else is retried and failed after
+about four hours. Failed rows stay in the table: `leadflow outbox --failed` lists them.
+
+When the database itself refuses a write (`database is locked`, a full disk), the row is left in a
+state from which it is retried, never failed for that: a refused claim leaves it as it was (tried
+on the next pass); a failure that cannot be recorded leaves it `pending` with its backoff, or
+`sending` (resumed, with a look for an earlier copy, when the lease ends). `failed` is written only
+for a failure that is final (permanent, or retried for hours).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, Protocol
+
+from ._failures import Backoff, DeliveryError, RetryLater, classify
+from ._lease import Claimer, holder_gone
+from engine.store import Store
+from engine.store import plain_text
+from engine.core import format_time
+
+__all__ = ["LEASE", "Dispatcher", "Notifier", "OutboxEntry", "RetryLater", "list_outbox"]
+log = logging.getLogger("leadflow.outbox")
+LEASE = 300.0  # seconds a claimed row is left to its holder: ten times NETWORK_TIMEOUT, far above a delivery
+
+
+class Notifier(Protocol):
+    kinds: tuple
+
+    def deliver(self, kind: str, lead: str, payload: dict, key: str, resumed: bool, since: float = 0.0) -> dict: ...
+
+
+class Dispatcher:
+    def __init__(self, store: Store, notifiers: Notifier | list, clock: Callable[[], float] = time.time,
+                 backoff: Backoff | None = None, lease: float = LEASE, wall: Callable[[], float] = time.time):
+        self.store = store
+        self.notifiers = notifiers if isinstance(notifiers, list) else [notifiers]
+        self.by_kind = {kind: n for n in self.notifiers for kind in n.kinds}
+        self.clock = clock  # schedules rows (a manual clock in `worker --until` and tests)
+        self.backoff = backoff or Backoff()
+        self.lease = lease
+        self.wall = wall  # leases are real time: shared with dispatchers on other clocks
+        self.claimer = Claimer.here()
+
+    def add(self, notifier: Notifier) -> None:
+        """Deliver `notifier.kinds` through this notifier too (e.g. e-mail beside Slack)."""
+        self.notifiers.append(notifier)
+        self.by_kind.update({kind: notifier for kind in notifier.kinds})
+
+    def run_once(self) -> int:
+        """Deliver every due row once; returns how many were delivered."""
+        delivered = 0
+        for row in self.store.due_outbox(self.clock(), tuple(self.by_kind)):
+            if row["status"] == "sending" and not self._abandoned(row):
+                continue  # another dispatcher is sending it now
+            try:
+                delivered += self._deliver(row)
+            except Exception:  # noqa: BLE001 - a bug here must not stop the other rows; this one stays as it is
+                log.exception("outbox row %s left for the next pass", row["key"])
+        return delivered
+
+    def _abandoned(self, row: dict) -> bool:
+        """A `sending` row may be taken over when its lease is over or its holder is provably gone."""
+        until = row.get("lease_until")
+        return until is None or until <= self.wall() or holder_gone(row.get("claimed_by"))
+
+    def _deliver(self, row: dict) -> int:
+        resumed = row["status"] == "sending" or row["attempts"] > 0  # it may have got through before
+        # durable: after a power loss the claim (and, the WAL being sequential, the assignment or step
+        # that wrote the row) is on disk whenever the message may have left, so the resume path looks first
+        try:
+            with self.store.transaction(durable=True):
+                started = self.wall()
+                if not self.store.outbox_claim(row["id"], row["status"], row["attempts"], self.claimer.to_text(),
+                                               started + self.lease):
+                    return 0  # another dispatcher has it
+        except Exception as exc:  # noqa: BLE001 - not claimed, nothing sent: the row is tried on the next pass
+            log.warning("outbox row %s not claimed, tried again later: %s: %s", row["key"], type(exc).__name__, exc)
+            return 0
+        try:
+            payload = _payload(row["payload"])
+            result = self.by_kind[row["kind"]].deliver(row["kind"], row["lead"], payload, row["key"], resumed,
+                                                      since=row["created_at"] or 0.0)
+        except Exception as exc:  # noqa: BLE001 - every failure is classified and recorded on its row
+            self._overran(row, started)
+            self._failed(row, classify(exc))
+            return 0
+        self._overran(row, started)
+        try:
+            with self.store.transaction():
+                self.store.outbox_done(row["id"], result if isinstance(result, dict) else {})
+        except Exception as exc:  # noqa: BLE001 - it was delivered: never leave it to be sent again
+            log.exception("outbox row %s was delivered but its result could not be stored", row["key"])
+            self._last_resort(row, "done", f"delivered; the result could not be stored ({type(exc).__name__})")
+        return 1
+
+    def _overran(self, row: dict, started: float) -> None:
+        took = self.wall() - started
+        if took > self.lease:
+            log.warning("delivering %s took %.0f s, longer than its %.0f s lease: another dispatcher may have "
+                        "resumed it meanwhile", row["key"], took, self.lease)
+
+    def _failed(self, row: dict, error: DeliveryError) -> None:
+        attempts = row["attempts"] + 1
+        if error.permanent or self.backoff.give_up(attempts, error):
+            reason = str(error) if error.permanent else f"gave up after {attempts} attempts: {error}"
+            log.warning("delivery of %s failed for good: %s", row["key"], reason)
+            try:
+                with self.store.transaction():
+                    self.store.outbox_fail(row["id"], reason)
+                    self._note_nurture(row, reason)
+            except Exception:  # noqa: BLE001 - the nurture note or the reason was refused: fail the row plainly
+                log.exception("the failure of outbox row %s could not be recorded in full", row["key"])
+                self._last_resort(row, "failed", reason)
+            return
+        log.info("delivery of %s failed (attempt %d), retrying: %s", row["key"], attempts, error)
+        next_at = self.clock() + self.backoff.delay(attempts, error)
+        try:
+            with self.store.transaction():
+                self.store.outbox_retry(row["id"], str(error), next_at)
+        except Exception:  # noqa: BLE001 - a transient failure is never made final by a database error
+            log.exception("the failure of outbox row %s could not be recorded", row["key"])
+            self._last_resort(row, "pending", str(error), next_at)
+
+    def _note_nurture(self, row: dict, reason: str) -> None:
+        """A nurture message that cannot be delivered shows in the lead's story as a failed step."""
+        payload = _payload_or_none(row["payload"])
+        if payload and isinstance(payload.get("enrollment"), int) and isinstance(payload.get("step"), int):
+            detail = plain_text(f"{row['kind']} not delivered: {reason}", 300)
+            self.store.log_step({"id": payload["enrollment"], "lead": row["lead"], "track": payload.get("track")},
+                                payload["step"], "failed", self.clock(), detail)
+
+    def _last_resort(self, row: dict, status: str, note: str, next_at: float | None = None) -> None:
+        """Writing the outcome raised: set the status with the plainest update, or leave the row `sending`
+        (it is resumed, looking for an earlier copy first, when its lease ends)."""
+        try:
+            with self.store.transaction():
+                self.store.outbox_mark(row["id"], status, note, next_at)
+        except Exception:  # noqa: BLE001 - the database itself refuses: the row stays and is tried again
+            log.exception("outbox row %s left as it is (sending, resumed when its lease ends)", row["key"])
+
+
+def _payload(text: str) -> dict:
+    payload = _payload_or_none(text)
+    if payload is None:
+        raise DeliveryError("bad_payload", "the stored payload is not a JSON object")
+    return payload
+
+
+def _payload_or_none(text: str | None) -> dict | None:
+    try:
+        payload = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+# -- what the operator sees ---------------------------------------------------------------------------
+
+@dataclass
+class OutboxEntry:
+    key: str
+    kind: str
+    lead: str | None
+    status: str
+    attempts: int
+    last_error: str | None
+    created_at: str | None
+    next_at: str | None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def list_outbox(store: Store, failed_only: bool = False, include_done: bool = False,
+                limit: int = 100) -> list[OutboxEntry]:
+    """Undelivered rows (pending, sending, failed), newest first; only failed ones, or every row."""
+    statuses = ("failed",) if failed_only else (None if include_done else ("pending", "sending", "failed"))
+    rows = store.outbox_rows(statuses, limit)
+    return [OutboxEntry(r["key"], r["kind"], r["lead"] or None, r["status"], r["attempts"] or 0, r["last_error"],
+                        format_time(r["created_at"]) if r["created_at"] else None,
+                        format_time(r["next_at"]) if r["next_at"] and r["status"] == "pending" else None)
+            for r in rows]

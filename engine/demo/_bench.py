@@ -1,0 +1,119 @@
+"""`leadflow bench`: the full ingest path against plain durable_rules, on generated visit traffic.
+
+The full path is what production does per event: parse the JSON line, validate it, load the lead's
+state from SQLite, evaluate it in the engine (forward chaining through scoring, BANT and gates),
+write the event, lead, decision, contributions and stage changes in one transaction. The baseline is
+durable_rules' own `assert_fact` on the same compiled conditions with empty actions, so the ratio shows
+what our work around the engine costs.
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import tempfile
+import time
+from typing import Callable
+
+from engine.rules import load_compiled
+from ._synthetic import bench_events
+from engine.rules import LeadState, merge_attributes
+from engine.pipeline import Pipeline
+from engine.store import Store
+from engine.core import parse_time
+
+
+def peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def run_bench(rules_dir: str, n_leads: int, per_lead: int, seed: int = 1, db_path: str | None = None,
+              progress: Callable[[str], None] | None = None) -> dict:
+    compiled = load_compiled(rules_dir)
+    tmp = None
+    if db_path is None:
+        tmp = tempfile.mkdtemp(prefix="leadflow-bench-")
+        db_path = os.path.join(tmp, "bench.db")
+    try:
+        pipeline = Pipeline(Store(db_path), compiled)
+        total = n_leads * per_lead
+        done = [0]
+        last = [time.perf_counter()]
+
+        def tick(n: int) -> None:
+            done[0] += n
+            if progress and time.perf_counter() - last[0] > 5:
+                last[0] = time.perf_counter()
+                progress(f"{done[0]:,}/{total:,} events, peak RSS {peak_rss_mb()} MB")
+
+        lines = ((i, json.dumps(e)) for i, e in enumerate(bench_events(n_leads, per_lead, seed), 1))
+        start = time.perf_counter()
+        counts = pipeline.apply_lines(lines, source="bench", progress=tick)
+        elapsed = time.perf_counter() - start
+        raw = _raw_rate(pipeline, compiled, min(total, 20000), seed)
+        rate = counts.applied / elapsed if elapsed else 0.0
+        return {"events": counts.applied, "leads": n_leads, "rejected": counts.rejected,
+                "seconds": round(elapsed, 1), "events_per_s": round(rate), "raw_engine_events_per_s": round(raw),
+                "ratio": round(rate / raw, 3) if raw else None, "peak_rss_mb": peak_rss_mb(),
+                "db_mb": round(os.path.getsize(db_path) / 1e6, 1), "rules_version": compiled.rules.version}
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _raw_rate(pipeline: Pipeline, compiled, n: int, seed: int) -> float:
+    """Build the same input facts the full path asserts, then time durable_rules on them alone."""
+    shape = compiled.shape
+    states: dict = {}
+    facts = []
+    for i, event in enumerate(bench_events(max(1, n // 5), 5, seed + 1)):
+        state = states.setdefault(event["lead"], LeadState(event["lead"]))
+        if event["type"] == "lead_updated":
+            state.attrs = merge_attributes(state.attrs, event["data"])
+        fact = {"sid": "0", "id": f"raw{i}", "k": "i", "t": event["type"], "u": 1 if event["type"] == "lead_updated" else 0}
+        fact.update(shape.attribute_fields(state.attrs))
+        fact.update(shape.data_fields_of(event["data"]))
+        fact.update(shape.event_fields(state.counts, state.times, parse_time(event["at"])))
+        facts.append(fact)
+    return pipeline.engine.raw_rate(compiled, facts)
+
+
+def run_scheduler_bench(rules_dir: str, db_path: str, share: float = 0.01, max_steps: int = 20000) -> dict:
+    """The scheduler's cost on an existing (benchmark) database, which it changes:
+    a decay tick where `share` of the leads can change, then nurture steps per second."""
+    from engine.nurture import Scheduler
+
+    compiled = load_compiled(rules_dir)
+    pipeline = Pipeline(Store(db_path), compiled)
+    store, scheduler = pipeline.store, Scheduler(pipeline)
+    leads = store.count("leads")
+    latest = store.conn.execute("SELECT max(at) FROM events").fetchone()[0]
+    step = max(1, round(1 / share))
+    with store.transaction():  # exactly `share` of the leads get a timer due now; the rest have none
+        store.conn.execute("DELETE FROM timers")
+        store.conn.execute("INSERT INTO timers (lead, kind, due_at) SELECT id, 'decay', ? FROM leads"
+                           " WHERE rowid % ? = 0", (latest, step))
+    due = store.conn.execute("SELECT count(*) FROM timers").fetchone()[0]
+    start = time.perf_counter()
+    ticks = 0
+    while store.due_timers(latest, 1):
+        ticks += scheduler.run_due(latest)["ticks"]
+    tick_seconds = time.perf_counter() - start
+    with store.transaction():
+        store.conn.execute("DELETE FROM timers")  # nurture steps only from here
+    steps, start = 0, time.perf_counter()
+    horizon = latest
+    while steps < max_steps:
+        nxt = store.next_due(assignments=False)
+        if nxt is None:
+            break
+        horizon = max(horizon, nxt)
+        done = scheduler.run_due(horizon)["steps"]
+        if not done:
+            horizon += 86400
+        steps += done
+    step_seconds = time.perf_counter() - start
+    return {"leads": leads, "timers_due": due, "ticks": ticks, "tick_seconds": round(tick_seconds, 2),
+            "ticks_per_s": round(ticks / tick_seconds) if tick_seconds else None, "nurture_steps": steps,
+            "steps_per_s": round(steps / step_seconds) if step_seconds else None, "peak_rss_mb": peak_rss_mb()}

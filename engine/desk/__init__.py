@@ -1,0 +1,4 @@
+"""The sales desk: choosing a rep for a new SQL, the rep's accept/reject, and SLA deadlines."""
+from ._sales import SalesDesk
+
+__all__ = ["SalesDesk"]

@@ -1,0 +1,185 @@
+"""The sales desk: routing new SQLs to reps, their accept/reject decisions, and SLA deadlines.
+
+Everything here is a transaction on the store plus outbox rows (`card`, `card_update`, `remind`,
+`escalate`) that a notifier delivers later; the desk knows nothing about Slack. Rep feedback goes back
+into the lead's event log as ordinary events (`sql_accepted`, `sql_rejected`, ...), so the rules and
+stages react to it by forward chaining like to any other event.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from engine.core import EngineError
+from engine.pipeline import Pipeline
+from ._routing import Desk, build_desk, choose
+from engine.core import format_time, parse_duration
+from engine.core import add_working_time
+
+
+@dataclass
+class Verdict:
+    status: str  # done | already | forbidden | unknown | bad_reason | error
+    message: str
+    assignment: dict | None = None
+
+
+class SalesDesk:
+    def __init__(self, pipeline: Pipeline, clock: Callable[[], float] = time.time):
+        self.pipeline = pipeline
+        self.store = pipeline.store
+        self.desk: Desk = build_desk(pipeline.compiled.rules)
+        self.clock = clock
+
+    # -- routing --------------------------------------------------------------------------------------
+    def route_pending(self) -> int:
+        """Turn `route_sql` outbox rows (written with the SQL transition) into assignments."""
+        done = 0
+        for row in self.store.due_outbox(float("inf"), ("route_sql",)):
+            with self.store.transaction():
+                if self.store.outbox_status(row["key"]) == "done":  # another worker routed it since the read
+                    continue
+                if self.store.assignments(lead=row["lead"], status="pending"):
+                    self.store.outbox_done(row["id"], {"skipped": "already assigned"})
+                    continue
+                state = self.store.load_state(row["lead"])
+                if state is None or state.stage != "sql":  # it moved on before a rep was found
+                    self.store.outbox_done(row["id"], {"skipped": f"lead is {state.stage if state else 'gone'}"})
+                    continue
+                assignment = self.assign(row["lead"])
+                self.store.outbox_done(row["id"], {"assignment": assignment["id"]})
+                done += 1
+        return done
+
+    def assign(self, lead: str, exclude: set = frozenset(), attempt: int = 0) -> dict:
+        now = self.clock()
+        with self.store.transaction():
+            state = self.store.load_state(lead)
+            attrs = state.attrs if state else {}
+            choice = choose(self.desk, attrs, now, self.store.open_counts(), self.store.assignment_totals(),
+                            set(exclude))
+            row = {"lead": lead, "rep": choice.rep.id if choice.rep else None, "channel": choice.channel,
+                   "status": "pending", "why": choice.why, "attempt": attempt, "assigned_at": now}
+            if choice.rep and self.desk.sla.get("accept_within"):
+                within = parse_duration(self.desk.sla["accept_within"])
+                row["due_at"] = add_working_time(choice.rep.hours, now, within)
+                share = _percent(self.desk.sla.get("remind_at"))
+                if share:
+                    row["remind_at"] = add_working_time(choice.rep.hours, now, within * share)
+            row["id"] = self.store.add_assignment(row)
+            self.store.set_owner(lead, row["rep"])
+            self.store.add_outbox(f"card:{row['id']}", "card", lead, {"assignment": row["id"]})
+            return row
+
+    # -- decisions ------------------------------------------------------------------------------------
+    def may_decide(self, assignment: dict, rep_id: str | None, manager: bool) -> bool:
+        return manager or (rep_id is not None and assignment["rep"] == rep_id)
+
+    def decide(self, assignment_id: int, verdict: str, by: str | None, rep_id: str | None = None,
+               manager: bool = False, reason: str | None = None, comment: str | None = None) -> Verdict:
+        """Accept or reject an assignment exactly once, whoever clicks twice or at the same time."""
+        try:
+            return self._decide(assignment_id, verdict, by, rep_id, manager, reason, comment)
+        except EngineError as exc:  # its event could not be recorded: nothing was decided, and the rep hears why
+            self.pipeline.keep_dead_letter(exc)
+            return Verdict("error", f"the decision was not recorded: {exc}", self.store.assignment(assignment_id))
+
+    def _decide(self, assignment_id: int, verdict: str, by: str | None, rep_id: str | None,
+                manager: bool, reason: str | None, comment: str | None) -> Verdict:
+        assignment = self.store.assignment(assignment_id)
+        if assignment is None:
+            return Verdict("unknown", f"there is no assignment {assignment_id}")
+        if not self.may_decide(assignment, rep_id, manager):
+            owner = assignment["rep"] or assignment["channel"]
+            return Verdict("forbidden", f"{assignment['lead']} is assigned to {owner}; only they or a manager "
+                                        "can accept or reject it", assignment)
+        if verdict == "reject" and reason not in self.desk.reasons:
+            choices = ", ".join(self.desk.reasons) or "(none configured)"
+            return Verdict("bad_reason", f"'{reason}' is not a reject reason; use one of: {choices}", assignment)
+        now = self.clock()
+        then = self.desk.reasons.get(reason or "", {}).get("then") if verdict == "reject" else None
+        status = "accepted" if verdict == "accept" else ("reassigned" if then == "reassign" else "rejected")
+        with self.store.transaction(durable=True):  # the rep is told it is done: it must survive a power loss
+            if not self.store.close_assignment(assignment_id, status, now, by, reason, comment):
+                current = self.store.assignment(assignment_id)
+                return Verdict("already", f"{current['lead']} was already {current['status']} by "
+                                          f"{current['decided_by']}", current)
+            lead = assignment["lead"]
+            self.store.add_feedback({"assignment": assignment_id, "lead": lead, "rep": assignment["rep"],
+                                     "verdict": verdict, "reason": reason, "comment": comment, "by": by, "at": now})
+            data = {"assignment": assignment_id, "rep": assignment["rep"], "by": by}
+            if verdict == "accept":
+                self._event(lead, f"fb-{assignment_id}", "sql_accepted", now, data)
+            elif then == "reassign":
+                self._event(lead, f"fb-{assignment_id}", "sql_reassigned", now, {**data, "reason": reason})
+                self._reassign(assignment)
+            else:
+                self._event(lead, f"fb-{assignment_id}", "sql_rejected", now, {**data, "reason": reason,
+                                                                                 "comment": comment})
+                if then == "disqualify":
+                    self._event(lead, f"fb-{assignment_id}-dq", "lead_disqualified", now, {"reason": reason})
+                elif isinstance(then, dict) and "nurture" in then:
+                    self._event(lead, f"fb-{assignment_id}-recycle", "lead_recycled", now,
+                                {"reason": reason, "track": then["nurture"]})
+            self.store.add_outbox(f"card_update:{assignment_id}", "card_update", lead, {"assignment": assignment_id})
+            return Verdict("done", f"{lead} {status}", self.store.assignment(assignment_id))
+
+    def _event(self, lead: str, event_id: str, etype: str, now: float, data: dict) -> None:
+        """The decision as an event in the lead's log. If it cannot be applied (its id is taken, say),
+        this raises: the decision's transaction rolls back and `decide` answers with an error verdict
+        the rep sees, instead of an Accept that silently changes nothing."""
+        self.pipeline.apply_internal({"id": event_id, "lead": lead, "type": etype, "at": format_time(now),
+                                      "data": data}, source="feedback")
+
+    def _reassign(self, assignment: dict) -> dict:
+        tried = {a["rep"] for a in self.store.assignments(lead=assignment["lead"]) if a["rep"]}
+        return self.assign(assignment["lead"], exclude=tried, attempt=assignment["attempt"] + 1)
+
+    # -- SLA -------------------------------------------------------------------------------------------
+    def tick(self) -> dict:
+        """Send due reminders; reassign (then escalate) assignments nobody decided in time."""
+        now = self.clock()
+        counts = {"reminded": 0, "reassigned": 0, "escalated": 0}
+        for a in self.store.due_assignments(now):
+            with self.store.transaction():
+                state = self.store.load_state(a["lead"])
+                if state is not None and state.stage != "sql":  # disqualified, won or lost meanwhile
+                    if self.store.close_assignment(a["id"], "closed", now, None, f"lead is {state.stage}", None):
+                        self.store.add_outbox(f"card_update:{a['id']}", "card_update", a["lead"], {"assignment": a["id"]})
+                    continue
+                if a["due_at"] is not None and a["due_at"] <= now:
+                    for outcome in self._timeout(a, now):
+                        counts[outcome] += 1
+                elif a["remind_at"] is not None and self.store.mark_reminded(a["id"]):
+                    self.store.add_outbox(f"remind:{a['id']}", "remind", a["lead"], {"assignment": a["id"]})
+                    counts["reminded"] += 1
+        return counts
+
+    def _timeout(self, a: dict, now: float) -> list[str]:
+        """Expire an assignment; reassign and/or escalate as the SLA says. Returns what was done."""
+        if not self.store.close_assignment(a["id"], "expired", now, None, "sla_timeout", None):
+            return []  # decided meanwhile
+        self.store.add_outbox(f"card_update:{a['id']}", "card_update", a["lead"], {"assignment": a["id"]})
+        policy = self.desk.sla.get("on_timeout", "reassign")
+        limit = self.desk.sla.get("escalate_after")
+        expired = sum(1 for x in self.store.assignments(lead=a["lead"]) if x["status"] == "expired")
+        done = []
+        if policy == "escalate" or (limit is not None and expired >= limit):
+            self.store.add_outbox(f"escalate:{a['id']}", "escalate", a["lead"],
+                                  {"assignment": a["id"], "channel": self.desk.sla.get("escalate_to")})
+            done.append("escalated")
+        if policy == "reassign":
+            self._reassign(a)
+            done.append("reassigned")
+        return done
+
+
+def _percent(text: object) -> float | None:
+    if isinstance(text, str) and text.strip().endswith("%"):
+        try:
+            value = float(text.strip()[:-1]) / 100
+        except ValueError:
+            return None
+        return value if 0 < value < 1 else None
+    return None

@@ -1,0 +1,241 @@
+"""The durable scheduler: nurture steps and decay ticks, kept in SQLite and run by the worker.
+
+Every step runs in its own transaction together with the move of the enrolment's program counter,
+and what a step sends is an outbox row keyed by (enrolment, step): killed at any moment, the worker
+re-runs at most the step it was in, and the key keeps that step from sending twice. Late steps run
+when the worker comes back. Time comes from the injected clock, so `worker --until` and the tests
+can fast-forward.
+
+Decay: after each event an MQL with `demote_below` gets a timer at the moment its decaying score
+will cross that line (engagement decays exponentially, so the moment can be solved for); when it is
+due a `decay_tick` event re-evaluates just that lead. Leads that cannot change have no timer.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+from typing import Any
+
+from engine.rules import holds
+from engine.rules import LeadState, rule_value
+from engine.rules import MissingFields, Track, render
+from engine.rules import RuleSet
+from engine.core import format_time
+from engine.core import add_working_time, parse_hours
+
+log = logging.getLogger("leadflow.scheduler")
+BUSINESS = parse_hours("mon-fri 00:00-24:00", "UTC")
+MAX_STEPS_PER_RUN = 100  # a guard against a track that loops without waiting
+
+
+class _History:
+    """Event times by type, read from the store only if a condition actually counts events; a
+    track's conditions only see what happened since the lead enrolled."""
+
+    def __init__(self, store: Any, lead: str, types: set, since: float | None = None):
+        self.args = (store, lead, types, since)
+        self.loaded: dict | None = None
+        self.extra: dict = {}
+
+    def _load(self) -> dict:
+        if self.loaded is None:
+            store, lead, types, since = self.args
+            found = store.event_times(lead, types) if types else {}
+            if since is not None:
+                found = {t: [x for x in times if x >= since] for t, times in found.items()}
+            for etype, times in self.extra.items():
+                found.setdefault(etype, []).extend(times)
+            self.loaded = found
+        return self.loaded
+
+    def add(self, etype: str, at: float) -> None:
+        self.extra.setdefault(etype, []).append(at)
+
+    def get(self, etype: str, default: Any = None) -> Any:
+        return self._load().get(etype, default)
+
+
+def _history(store: Any, lead: str, types: set, since: float | None = None) -> _History:
+    return _History(store, lead, types, since)
+
+
+def on_event(store: Any, rules: RuleSet, state: LeadState, event: dict, at: float) -> bool:
+    """Enrol, exit, wake waiting enrolments and set the decay timer (inside the event's transaction).
+    Returns True when a recycled lead met its track's goal and should be reopened."""
+    reopen = False
+    for track in rules.nurture:
+        entry = state.tracks.get(track.id)
+        active = bool(entry and entry[0] == "active")
+        history = _history(store, state.id, track.event_types, entry[1] if active else None)
+        if event["type"] in track.event_types:  # the event being applied is not stored yet
+            history.add(event["type"], at)
+        if active:
+            if entry[2]:  # the enrolment row says what it waits for; a stale marker is dropped
+                row = store.active_enrollment(state.id, track.id)
+                if row and row["waiting_for"] == event["type"]:  # `wait: { until: EVENT }` is over
+                    store.update_enrollment(row["id"], row["pc"], "active", at, None, at)
+                entry[2] = row["waiting_for"] if row and row["waiting_for"] != event["type"] else None
+            if track.exit is not None and holds(track.exit, state.attrs, state, state.clock, history):
+                _finish(store, state, track.id, "exited", at, "goal met: left the track")
+                reopen = reopen or state.stage == "recycled"
+            continue
+        if track.enroll is None or not holds(track.enroll, state.attrs, state, state.clock, history):
+            continue
+        if entry and (track.reenroll is None or at - entry[1] < track.reenroll):
+            continue
+        enrollment = store.enroll(state.id, track.id, at)
+        state.tracks[track.id] = ["active", at, None]
+        store.log_step({"id": enrollment, "lead": state.id, "track": track.id}, -1, "enroll", at,
+                       f"enrolled in {track.id}")
+    due = demote_time(state, rules)
+    if due != state.decay_due or event["type"] == "decay_tick":  # the tick's own timer was just removed
+        store.set_timer(state.id, "decay", due)
+        state.decay_due = due
+    return reopen
+
+
+def reopen_event(lead: str, cause: str, at: float) -> dict:
+    return {"id": f"reopen:{lead}:{cause}", "lead": lead, "type": "lead_reopened", "at": format_time(at),
+            "data": {"reason": "nurture goal met"}}
+
+
+def _finish(store: Any, state: LeadState, track_id: str, status: str, at: float, why: str) -> None:
+    row = store.active_enrollment(state.id, track_id)
+    if row:
+        store.update_enrollment(row["id"], row["pc"], status, None, None, at)
+        store.log_step(row, row["pc"], status, at, why)
+    entry = state.tracks.get(track_id)
+    if entry:
+        entry[0] = status
+
+
+def demote_time(state: LeadState, rules: RuleSet) -> float | None:
+    """When the decaying score of this MQL falls below `demote_below`; None when it never will."""
+    if state.stage != "mql" or rules.demote_below is None or not rules.half_life or state.clock is None:
+        return None
+    raw = sum(rule_value(state, rid, state.clock, rules.half_life) for rid in state.tallies)
+    room = rules.demote_below - state.fit - 0.01  # engagement must fall below this, after rounding
+    if raw <= 0 or room <= 0:
+        return None  # nothing left to decay, or fit alone keeps it up
+    if raw <= room:
+        return state.clock + 60.0  # as good as below already: tick a minute later
+    return state.clock + rules.half_life * math.log2(raw / room) + 60.0
+
+
+class _StepFailed(Exception):
+    """A nurture step raised; carries the program counter of that step (its cause is the error)."""
+
+    def __init__(self, pc: int):
+        super().__init__(f"nurture step {pc} failed")
+        self.pc = pc
+
+
+class Scheduler:
+    def __init__(self, pipeline: Any):
+        self.pipeline = pipeline
+
+    @property
+    def store(self) -> Any:
+        return self.pipeline.store
+
+    def run_due(self, now: float) -> dict:
+        counts = {"steps": 0, "ticks": 0}
+        for row in self.store.due_enrollments(now):
+            try:
+                counts["steps"] += self._advance(row, now)
+            except Exception as exc:  # noqa: BLE001 - one broken step must not stop the others
+                pc = exc.pc if isinstance(exc, _StepFailed) else row["pc"]
+                cause = exc.__cause__ if isinstance(exc, _StepFailed) else exc
+                log.error("nurture step %s of enrolment %s failed", pc, row["id"], exc_info=cause)
+                with self.store.transaction():
+                    self.store.update_enrollment(row["id"], pc, "failed", None, None, now)
+                    self.store.log_step(row, pc, "failed", now, f"{type(cause).__name__}: {cause}"[:300])
+        for lead, kind, due in self.store.due_timers(now):
+            with self.store.transaction():
+                self.store.set_timer(lead, kind, None)
+                # not strict: a tick that cannot be applied is logged and dead-lettered, the others go on
+                self.pipeline.apply_internal({"id": f"tick:{lead}:{int(due)}", "lead": lead, "type": "decay_tick",
+                                              "at": format_time(max(due, 0)), "data": {}}, "scheduler", strict=False)
+            counts["ticks"] += 1
+        return counts
+
+    def _advance(self, row: dict, now: float) -> int:
+        rules = self.pipeline.compiled.rules
+        track = next((t for t in rules.nurture if t.id == row["track"]), None)
+        steps = 0
+        when = max(row["next_at"], 0.0)  # a step is due at its own time, however late the worker runs
+        for _ in range(MAX_STEPS_PER_RUN):
+            try:
+                with self.store.transaction():
+                    state = self.store.load_state(row["lead"])
+                    if track is None or state is None:
+                        self.store.update_enrollment(row["id"], row["pc"], "stopped", None, None, now)
+                        return steps
+                    pc, done = self._step(track, row, state, when, rules)
+            except Exception as exc:  # the steps before it are committed: the failure is this step's
+                raise _StepFailed(row["pc"]) from exc
+            steps += 1
+            if done:
+                return steps
+            row = {**row, "pc": pc}
+
+    def _step(self, track: Track, row: dict, state: LeadState, when: float, rules: RuleSet) -> tuple[int, bool]:
+        """Run the instruction at row['pc']; (next pc, True when the enrolment now waits or ended)."""
+        store, pc = self.store, row["pc"]
+        history = _history(store, state.id, track.event_types, row["enrolled_at"])
+        if track.exit is not None and holds(track.exit, state.attrs, state, when, history):
+            _finish(store, state, track.id, "exited", when, "goal met: left the track")
+            store.save_state(state)
+            if state.stage == "recycled":
+                self.pipeline.apply_internal(reopen_event(state.id, f"{row['id']}", when), source="nurture")
+            return pc, True
+        ins = track.program[pc]
+        if ins.op == "end":
+            _finish(store, state, track.id, "done", when, "track finished")
+            store.save_state(state)
+            return pc, True
+        if ins.op in ("wait", "wait_until"):
+            if ins.op == "wait":
+                due = add_working_time(BUSINESS, when, ins.arg) if ins.business else when + ins.arg
+                waiting = None
+            else:
+                due, waiting = when + (ins.at_most or 0.0), ins.arg
+                # the worker may run this step late: an awaited event that came in meanwhile ends the wait
+                seen = [t for t in store.event_times(state.id, {ins.arg}).get(ins.arg, []) if when <= t < due]
+                if seen:
+                    due, waiting = seen[0], None
+                state.tracks.setdefault(track.id, ["active", when, None])[2] = waiting
+                store.save_state(state)
+            store.update_enrollment(row["id"], pc + 1, "active", due, waiting, when)
+            store.log_step(row, pc, ins.op, when, f"wait until {format_time(due)}" +
+                           (f" or {waiting}" if waiting else ""))
+            return pc + 1, True
+        if ins.op == "if":
+            chosen = holds(ins.arg, state.attrs, state, when, history)
+            store.log_step(row, pc, "if", when, "condition held: then" if chosen else "condition did not hold: else")
+            nxt = pc + 1 if chosen else ins.target
+        elif ins.op == "jump":
+            nxt = ins.target
+        elif ins.op == "set":
+            self.pipeline.apply_internal({"id": f"nurture:{row['id']}:{pc}", "lead": state.id, "type": "lead_updated",
+                                          "at": format_time(when), "data": ins.arg}, source="nurture")
+            store.log_step(row, pc, "set", when, json.dumps(ins.arg))
+            nxt = pc + 1
+        else:  # send / notify
+            fields = {**state.attrs, "id": state.id, "score": state.score, "owner": state.owner or "",
+                      "stage": state.stage}
+            try:
+                subject, text = render(ins.arg, rules.template_dir, fields)
+            except MissingFields as exc:  # never a message with blanks: this step fails, the track goes on
+                store.log_step(row, pc, "failed", when, f"{ins.arg['channel']} not sent: {exc}")
+                subject = None
+            if subject is not None:
+                payload = {"lead": state.id, "track": track.id, "enrollment": row["id"], "step": pc,
+                           "channel": ins.arg["channel"], "template": ins.arg.get("template"), "subject": subject,
+                           "text": text, "to": state.attrs.get("email"), "owner": state.owner}
+                store.add_outbox(f"nurture:{row['id']}:{pc}", ins.arg["channel"], state.id, payload)
+                store.log_step(row, pc, "send", when, f"{ins.arg['channel']}: {subject or text[:60]}")
+            nxt = pc + 1
+        store.update_enrollment(row["id"], nxt, "active", when, None, when)
+        return nxt, False

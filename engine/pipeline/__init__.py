@@ -1,0 +1,7 @@
+"""The main path: a validated event, the engine's decision, one transaction in the store; files of
+events and the webhook's group commit feed it."""
+from ._files import ingest_file
+from ._groupcommit import GroupCommit
+from ._pipeline import Counts, Pipeline
+
+__all__ = ["Counts", "GroupCommit", "Pipeline", "ingest_file"]

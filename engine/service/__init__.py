@@ -1,0 +1,5 @@
+"""The long-lived service: the pipeline, the sales desk, the scheduler and the delivery loop, held
+together and reloaded as one."""
+from ._service import LeadService, ManualClock
+
+__all__ = ["LeadService", "ManualClock"]

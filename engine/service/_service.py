@@ -1,0 +1,193 @@
+"""One long-lived object that holds the pipeline, the sales desk and the delivery loop.
+
+`leadflow serve` and `leadflow worker` both run a `LeadService`. Rule files are re-read when they
+change; a rule set with problems is logged, reported and ignored, so a bad edit never stops a running
+service (the previous version keeps running, and loading is retried, until the files are fixed).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from typing import Callable
+
+from engine.rules import load_compiled
+from engine.rules import MAX_FILE_BYTES, rule_files
+from engine.core import LeadflowError, Location, Problem, printable
+from engine.delivery import Dispatcher, Notifier
+from engine.pipeline import Pipeline
+from engine.runtime import Engine
+from engine.desk import SalesDesk
+from engine.learning import schedule_proposal
+from engine.nurture import Scheduler
+from engine.store import Store
+from engine.core import parse_duration
+
+log = logging.getLogger("leadflow.service")
+
+
+def _stat(path: str, content: bool) -> tuple:
+    """A file's identity; for rule files also a digest of (at most the checked size of) its bytes, since
+    an edit can keep the size and land within the same mtime tick."""
+    try:
+        st = os.stat(path)
+        if not content:
+            return st.st_mtime_ns, st.st_size, st.st_ino
+        with open(path, "rb") as fh:
+            return st.st_size, hashlib.sha256(fh.read(MAX_FILE_BYTES + 1)).digest()
+    except OSError:
+        return (None,)
+
+
+class LeadService:
+    def __init__(self, db_path: str, rules_dir: str, clock: Callable[[], float] = time.time,
+                 notifier: Notifier | list | None = None):
+        self.rules_dir = rules_dir
+        self.clock = clock
+        self.engine = Engine()
+        self.store = Store(db_path)
+        self.pipeline = Pipeline(self.store, load_compiled(rules_dir), self.engine)
+        self.desk = SalesDesk(self.pipeline, clock)
+        self.notifier = notifier
+        self.dispatcher = Dispatcher(self.store, notifier, clock) if notifier else None
+        self.scheduler = Scheduler(self.pipeline)
+        self.wake = threading.Event()
+        self.rule_problems: list = []
+        self._stamp = self._rules_stamp()
+        self._failed_stamp: tuple | None = None  # the files of the last failed load, retried as below
+        self._retry_at = 0.0
+        self._retry_delay = 1.0  # doubles up to 60 s while the same files keep failing with an error
+
+    def _rules_stamp(self) -> tuple:
+        """What loading depends on: the rule files and the templates they name (adding a missing
+        template must retry a load that failed for want of it)."""
+        templates = os.path.join(self.rules_dir, "templates")
+        names = sorted(os.listdir(templates)) if os.path.isdir(templates) else []
+        return (tuple((p, *_stat(p, True)) for p in rule_files(self.rules_dir))
+                + tuple((n, *_stat(os.path.join(templates, n), False)) for n in names))
+
+    def reload_rules(self) -> bool:
+        """Switch to changed rule files if they are valid; returns True when a new version is live.
+
+        Whatever goes wrong while loading (problems in the files, or any exception: a file vanishing
+        mid-read, the engine refusing the compiled rules, the database busy) is logged, shown in
+        `rule_problems` (and /healthz), and tried again until the files load; the running
+        version stays live meanwhile. Once they load, the problems clear, also when the fixed files are
+        the version already running. Problems in the files are checked again only when the files change
+        (a big broken file must not cost seconds on every pass); other errors are retried with a backoff
+        doubling from 1 s to 60 s."""
+        stamp = None
+        try:
+            stamp = self._rules_stamp()
+            if stamp == self._stamp and not self.rule_problems:
+                return False
+            if stamp == self._failed_stamp and self.clock() < self._retry_at:
+                return False  # the same files failed: problems in them wait for an edit, errors back off
+            compiled = load_compiled(self.rules_dir)
+            switched = compiled.rules.version != self.pipeline.version
+            if switched:
+                # build everything first: if the desk refuses the rules (bad hours), nothing is half-switched
+                pipeline = Pipeline(self.store, compiled, self.engine)
+                desk = SalesDesk(pipeline, self.clock)
+                scheduler = Scheduler(pipeline)
+                self.pipeline, self.desk, self.scheduler = pipeline, desk, scheduler
+        except LeadflowError as exc:  # problems in the files: checking them again cannot help until they change
+            self._failed_stamp, self._retry_at = stamp, float("inf")
+            self._reload_failed(exc.problems)
+            return False
+        except Exception as exc:  # noqa: BLE001 - any failure must be reported and retried, never escape
+            self._retry_delay = min(60.0, self._retry_delay * 2) if stamp == self._failed_stamp else 1.0
+            self._failed_stamp, self._retry_at = stamp, self.clock() + self._retry_delay
+            self._reload_failed([Problem("RULES_RELOAD_FAILED", f"loading the rules failed: {exc!r}",
+                                         Location(self.rules_dir), "the last good version keeps running")])
+            return False
+        self._stamp, self._failed_stamp = stamp, None
+        if self.rule_problems:
+            log.info("rule problems cleared; rules %s are live", compiled.rules.version)
+        self.rule_problems = []
+        for w in compiled.rules.warnings if switched else ():
+            log.warning("rules %s: %s: warning: %s: %s", compiled.rules.version, printable(str(w.location)), w.code,
+                        printable(w.message))
+        if switched:
+            log.info("rules %s are live", compiled.rules.version)
+        return switched
+
+    def _reload_failed(self, problems: list) -> None:
+        if problems != self.rule_problems:  # a failure is logged once, not on every retry
+            for p in problems:
+                log.error("rules not reloaded: %s: %s: %s", printable(str(p.location)), p.code, printable(p.message))
+        self.rule_problems = problems
+
+    def work_once(self) -> dict:
+        """One pass of background work: route new SQLs, check SLAs, deliver notifications."""
+        due = self.scheduler.run_due(self.clock())
+        routed = self.desk.route_pending()
+        sla = self.desk.tick()
+        digests = self.schedule_digest() + schedule_proposal(self)
+        delivered = self.dispatcher.run_once() if self.dispatcher else 0
+        return {**due, "routed": routed, **sla, "digests": digests, "delivered": delivered}
+
+    def run_until(self, until: float, clock: "ManualClock") -> dict:
+        """Fast-forward: run every due step, tick, SLA deadline and delivery up to `until`, in time order."""
+        totals: dict = {}
+
+        def once() -> int:
+            done = 0
+            for key, value in self.work_once().items():
+                totals[key] = totals.get(key, 0) + value
+                done += value
+            return done
+
+        stalled = 0
+        while stalled < 3:
+            progress = once()
+            nxt = self.store.next_due()
+            if nxt is None or nxt > until:
+                break
+            if nxt > clock.now:
+                clock.now, stalled = nxt, 0
+            else:
+                stalled = 0 if progress else stalled + 1
+        clock.now = max(clock.now, until)
+        once()
+        return totals
+
+    def schedule_digest(self) -> int:
+        """Queue the periodic stats digest (once per period, whatever restarts happen)."""
+        digest = self.pipeline.compiled.rules.section("digest")
+        if not digest:
+            return 0
+        every = parse_duration(digest.get("every", "7d"))
+        now = self.clock()
+        with self.store.transaction():
+            last = self.store.last_run("digest")
+            if last is not None and now - last < every:
+                return 0
+            since = now - every
+            self.store.add_outbox(f"digest:{int(since // every)}", "digest", "", {
+                "channel": digest["channel"], "since": since, "until": now})
+            self.store.mark_run("digest", now)
+        return 1
+
+    def run(self, stop: threading.Event, interval: float = 1.0) -> None:
+        """Work until `stop` is set; `wake` cuts the wait short when new work was just committed."""
+        while not stop.is_set():
+            try:
+                self.reload_rules()
+                self.work_once()
+            except Exception:  # noqa: BLE001 - the loop must outlive any single failure
+                log.exception("background work failed; retrying")
+            self.wake.wait(interval)
+            self.wake.clear()
+
+
+class ManualClock:
+    """A clock that only moves when told to (worker --until, tests)."""
+
+    def __init__(self, now: float):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now

@@ -1,0 +1,417 @@
+"""Hostile and malformed input through the shipped `leadflow ingest` (and the commands that read what
+it stored): each test is a class of input that once stopped, corrupted or fooled the service.
+
+Every test runs the real CLI on a real SQLite file; stored data "from before the fix" is written
+with sqlite3 directly, as an old database would hold it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from contextlib import closing
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from tests.bot_harness import RULES as DESK_RULES, sql_events
+
+ROOT = Path(__file__).resolve().parents[2]
+AT = "2026-11-02T09:00:00Z"
+RULES = r"""
+    leadflow: 1
+    scoring:
+      fit:
+        - { id: senior, when: { title: { matches: "(?i)\\bvp\\b" } }, points: 20 }
+      engagement:
+        - { id: demo, on: demo_requested, points: 40, repeat: once }
+    """
+
+
+def clean_env() -> dict:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("LEADFLOW_", "SLACK_"))}
+
+
+@pytest.fixture
+def cli(tmp_path):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "rules.yaml").write_text(textwrap.dedent(RULES))
+    db = tmp_path / "t.db"
+
+    def run(*args: str, rules_dir: Path = rules) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "bots.cli", "--db", str(db), "--rules", str(rules_dir), *args],
+                              cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=120)
+
+    run.db, run.dir, run.rules = db, tmp_path, rules
+    return run
+
+
+def ev(eid: str, lead: str = "L", etype: str = "page_view", at: str = AT, **data) -> dict:
+    return {"id": eid, "lead": lead, "type": etype, "at": at, "data": data}
+
+
+def write(path: Path, lines: list) -> Path:
+    """Lines are dicts (written as JSON), str (written as they are) or bytes."""
+    with path.open("wb") as fh:
+        for line in lines:
+            raw = json.dumps(line).encode() if isinstance(line, dict) else line if isinstance(line, bytes) else \
+                line.encode("utf-8", "surrogatepass")
+            fh.write(raw + b"\n")
+    return path
+
+
+def ingest(cli, lines: list, *flags: str) -> tuple[subprocess.CompletedProcess, dict]:  # noqa: ANN001
+    proc = cli("ingest", str(write(cli.dir / "in.jsonl", lines)), "--json", *flags)
+    assert proc.stdout, proc.stderr  # an answer, not a traceback
+    return proc, json.loads(proc.stdout)
+
+
+def rows(db: Path, sql: str, *args) -> list:  # noqa: ANN002
+    with closing(sqlite3.connect(db)) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+def rejected_fields(proc: subprocess.CompletedProcess) -> dict:
+    """line number -> 'field: reason' from `FILE:LINE: rejected: ...` lines on stderr."""
+    out = {}
+    for text in proc.stderr.splitlines():
+        if ": rejected: " in text:
+            where, what = text.split(": rejected: ", 1)
+            out[int(where.rsplit(":", 1)[1])] = what
+    return out
+
+
+# ---- 1. non-finite numbers ---------------------------------------------------------------------------
+
+def test_overflowing_numbers_anywhere_are_rejected_with_their_path_and_stats_keeps_working(cli):
+    lines = [
+        ev("g1", etype="lead_updated", title="VP Sales"),
+        '{"id": "n1", "lead": "L", "type": "deal_won", "at": "2026-11-02T09:00:00Z", "data": {"amount": 1e400}}',
+        '{"id": "n2", "lead": "L", "type": "lead_updated", "at": "2026-11-02T09:00:00Z", '
+        '"data": {"a": {"b": [1, -1e400]}}}',
+        '{"id": "n3", "lead": "L", "type": "lead_updated", "at": "2026-11-02T09:00:00Z", '
+        '"data": {"email": ' + "9" * 400 + "}}",
+        ev("g2", etype="demo_requested"),
+    ]
+    proc, counts = ingest(cli, lines)
+    assert proc.returncode == 1 and (counts["applied"], counts["rejected"]) == (2, 3)
+    said = rejected_fields(proc)
+    assert said[2].startswith("data.amount: ") and "finite" in said[2]
+    assert said[3].startswith("data.a.b[1]: ") and "finite" in said[3]
+    assert said[4].startswith("data.email: ") and "too large" in said[4]
+    stats = cli("stats", "--json")
+    assert stats.returncode == 0, stats.stderr
+    assert json.loads(stats.stdout)["revenue"] == 0
+    assert rows(cli.db, "SELECT count(*) FROM events WHERE data LIKE '%Infinity%'") == [(0,)]
+
+
+# ---- 2. one bad line never takes the others with it ----------------------------------------------------
+
+def test_surrogates_deep_nesting_and_bad_bytes_reject_their_line_only(cli):
+    deep = '{"id": "d1", "lead": "L", "type": "page_view", "at": "2026-11-02T09:00:00Z", "data": {"x": ' + \
+        "[" * 1000 + "]" * 1000 + "}}"
+    lines = [
+        ev("g1", etype="lead_updated", title="VP Sales"),                                  # 1
+        '{"id": "s\\ud800", "lead": "L", "type": "page_view", "at": "2026-11-02T09:00:00Z"}',   # 2 id
+        '{"id": "s2", "lead": "L\\udfff", "type": "page_view", "at": "2026-11-02T09:00:00Z"}',  # 3 lead
+        '{"id": "s3", "lead": "L", "type": "page_\\ud800", "at": "2026-11-02T09:00:00Z"}',     # 4 type
+        '{"id": "s4", "lead": "L", "type": "page_view", "at": "2026-11-02T09:00:00Z", "data": {"reason": "x\\ud800"}}',
+        '{"id": "s5", "lead": "L", "type": "page_view", "at": "2026-11-02T09:00:00Z", "data": {"k\\ud800": 1}}',
+        deep,                                                                                   # 7
+        '{"id": "s6", "lead": "L", "type": "page_view", "at": "2026-11-02T09:00:00Z", "data": {"x": ' +
+        "[" * 40 + "]" * 40 + "}}",                                                             # 8
+        b'{"id": "b1", "lead": "M\xfcller", "type": "page_view", "at": "2026-11-02T09:00:00Z"}',  # 9: Latin-1
+        '{"id": "s7", "lead": "L", "type": "page_view", "at": "2026-11-02T09:00:00Z\\ud800"}',  # 10 at
+        ev("g2", etype="demo_requested"),                                                      # 11
+    ]
+    proc, counts = ingest(cli, lines)
+    assert proc.returncode == 1 and counts["applied"] == 2 and counts["rejected"] == 9, proc.stderr
+    said = rejected_fields(proc)
+    assert said[2].startswith("id: ") and "surrogate" in said[2]
+    assert said[3].startswith("lead: ") and "surrogate" in said[3]
+    assert said[4].startswith("type: ")
+    assert said[5].startswith("data.reason: ") and "surrogate" in said[5]
+    assert said[6].startswith("data.") and "surrogate" in said[6]
+    assert "nested too deeply" in said[7] and "nested too deeply" in said[8]
+    assert "not UTF-8: byte 0xFC" in said[9]
+    assert said[10].startswith("at: ")
+    assert rows(cli.db, "SELECT id FROM events ORDER BY seq") == [("g1",), ("g2",)]
+    dead = rows(cli.db, "SELECT line, raw FROM dead_letters ORDER BY id")
+    assert [line for line, _ in dead] == list(range(2, 11))
+    assert dead[-2][1] == '{"id": "b1", "lead": "M\\xfcller", "type": "page_view", "at": "2026-11-02T09:00:00Z"}'
+    shown = json.loads(cli("leads", "show", "L", "--json").stdout)
+    assert shown["score"] == 60
+
+
+def test_a_failing_event_in_a_batch_of_500_does_not_roll_back_the_good_ones(cli):
+    lines = [ev(f"e{i}", lead=f"L{i % 7}") for i in range(600)]
+    lines[3] = '{"id": "bad", "lead": "L", "type": "page_view", "at": "2026-11-02T09:00:00Z", "data": {"v": "\\ud800"}}'
+    lines[450] = '{"id": "bad2", "lead": "L\\ud800", "type": "page_view", "at": "2026-11-02T09:00:00Z"}'
+    proc, counts = ingest(cli, lines)
+    assert (counts["applied"], counts["rejected"]) == (598, 2), proc.stderr
+    assert rows(cli.db, "SELECT count(*) FROM events") == [(598,)]
+
+
+def test_a_rejection_cannot_forge_lines_on_stderr(cli):
+    lines = ['{"id": "x1", "lead": "L", "type": "page_view", "at": "soon\\nin.jsonl:9: rejected: forged"}',
+             '{"id": "x2", "lead": "L", "type": "page_view", "at": "2026-11-02T09:00:00Z", "data": {"a\\nb": 1e400}}']
+    proc, counts = ingest(cli, lines)
+    assert counts["rejected"] == 2
+    said = [text for text in proc.stderr.splitlines() if ": rejected: " in text]
+    assert len(said) == 2 and "soon\\x0ain.jsonl:9" in said[0] and said[1].split(": rejected: ")[1].startswith(
+        "data.a\\x0ab: ")
+
+
+# ---- 6. reserved types and ids, conflicts, id rules ----------------------------------------------------
+
+def test_leadflows_own_types_and_ids_are_refused_from_a_jsonl_file_unless_trusted(cli):
+    own = [ev(f"t-{t}", etype=t) for t in ("sql_accepted", "sql_rejected", "sql_reassigned", "lead_disqualified",
+                                           "lead_recycled", "lead_reopened", "decay_tick")]
+    ids = [ev(i) for i in ("fb-2", "fb-2-dq", "reopen:L:x", "tick:L:1", "nurture:1:2")]
+    open_ = [ev("w1", etype="deal_won", amount=10), ev("w2", etype="deal_lost"), ev("u1", etype="lead_updated", a=1),
+             ev("fb-leads-7"), ev("facebook:3")]  # ids that merely look alike are fine
+    proc, counts = ingest(cli, own + ids + open_)
+    assert (counts["applied"], counts["rejected"]) == (5, 12)
+    said = rejected_fields(proc)
+    assert all(said[n].startswith("type: ") and "leadflow's own event type" in said[n] for n in range(1, 8))
+    assert all(said[n].startswith("id: ") and "leadflow's own" in said[n] for n in range(8, 13))
+    proc, counts = ingest(cli, own + ids, "--trusted")
+    assert (counts["applied"], counts["rejected"]) == (7, 5)  # trusted history: own types yes, own ids never
+
+
+def test_a_csv_mapping_still_imports_the_reps_verdicts_for_tuning(cli):
+    (cli.dir / "leads.csv").write_text("id,title,verdict,won\nc1,VP Sales,Accepted,1\nc2,Intern,Ringing,0\n")
+    (cli.dir / "map.yaml").write_text("leadflow_mapping: 1\nlead: id\nat: 2026-11-02T09:00:00Z\nattributes:\n"
+                                      "  - { column: title }\noutcome: { column: won, won: ['1'], lost: ['0'] }\n"
+                                      "feedback: { column: verdict, accept: [Accepted], reject: { Ringing: no_answer } }\n")
+    proc = cli("ingest", "--mapping", str(cli.dir / "map.yaml"), str(cli.dir / "leads.csv"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert rows(cli.db, "SELECT lead, type FROM events WHERE type LIKE 'sql_%' ORDER BY lead") == \
+        [("c1", "sql_accepted"), ("c2", "sql_rejected")]
+
+
+def test_ids_are_strings_without_invisible_characters_and_nfc_makes_one_lead(cli):
+    lines = [
+        {"id": 7, "lead": "L", "type": "page_view", "at": AT},          # 1
+        {"id": "n1", "lead": 42, "type": "page_view", "at": AT},        # 2
+        ev("n2", lead=" L"),                                             # 3
+        ev("n3", lead="L "),                                             # 4
+        ev("n4", lead="L\u200b"),                                        # 5 zero-width space
+        ev("n5", lead="L\u2028x"),                                       # 6 line separator
+        ev("n6", lead="L\x07"),                                          # 7 control
+        ev("n7\ufeff"),                                                  # 8 BOM in an id
+        ev("n8", lead="Jos\u00e9"),                                      # 9 composed
+        ev("n9", lead="Jose\u0301"),                                     # 10 decomposed: the same lead
+    ]
+    proc, counts = ingest(cli, lines)
+    assert (counts["applied"], counts["rejected"]) == (2, 8)
+    said = rejected_fields(proc)
+    assert said[1].startswith("id: ") and 'send "7"' in said[1]
+    assert said[2].startswith("lead: ") and 'send "42"' in said[2]
+    assert all(said[n].startswith("lead: ") and "spaces at the start or end" in said[n] for n in (3, 4))
+    assert all(said[n].startswith("lead: ") and "invisible or control character" in said[n] for n in (5, 6, 7))
+    assert said[8].startswith("id: ") and "U+FEFF" in said[8]
+    assert rows(cli.db, "SELECT id FROM leads") == [("Jos\u00e9",)]
+
+
+def test_an_old_database_gets_the_digest_column_and_tells_resends_from_conflicts(cli):
+    proc, _ = ingest(cli, [ev("e1", title="x")])
+    assert proc.returncode == 0
+    with closing(sqlite3.connect(cli.db)) as conn:  # as a database made before digests were stored
+        if "digest" in [r[1] for r in conn.execute("PRAGMA table_info(events)")]:
+            conn.execute("ALTER TABLE events DROP COLUMN digest")
+            conn.commit()
+    proc, counts = ingest(cli, [ev("e1", title="x"), ev("e1", title="y"), ev("e2", title="z")])
+    assert proc.returncode == 1
+    assert counts == {"applied": 1, "duplicates": 1, "rejected": 0, "conflicts": 1, "stages": {"new": 1}}
+    assert ": conflict: id: " in proc.stderr
+    assert rows(cli.db, "SELECT id, digest IS NOT NULL FROM events ORDER BY seq") == [("e1", 0), ("e2", 1)]
+    assert rows(cli.db, "SELECT field FROM dead_letters") == [("id",)]
+
+
+def test_a_pre_sent_feedback_id_makes_the_reps_accept_an_error_not_a_silent_no_op(tmp_path):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "rules.yaml").write_text(DESK_RULES)
+    db = tmp_path / "d.db"
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "bots.cli", "--db", str(db), "--rules", str(rules), *args],
+                              cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=120)
+
+    write(tmp_path / "sql.jsonl", sql_events("a"))
+    assert run("ingest", str(tmp_path / "sql.jsonl")).returncode == 0
+    assert run("worker", "--once").returncode == 0  # routes the SQL: assignment 1
+    with closing(sqlite3.connect(db)) as conn:  # someone sent "fb-1" before leadflow reserved such ids
+        conn.execute("INSERT INTO events (id, lead, type, at, at_text, data, source, received_at) VALUES"
+                     " ('fb-1', 'a', 'page_view', 1793610000, '2026-11-02T09:00:00Z', '{}', 'webhook', 0)")
+        conn.commit()
+    accept = run("sql", "accept", "1")
+    assert accept.returncode == 1
+    assert "not recorded" in accept.stderr and "fb-1" in accept.stderr
+    listed = json.loads(run("sql", "list", "--json").stdout)
+    assert [(x["assignment"], x["status"]) for x in listed] == [(1, "pending")]  # nothing was half-decided
+    assert json.loads(run("leads", "show", "a", "--json").stdout)["stage"] == "sql"
+
+
+# ---- 10. attribute limits ------------------------------------------------------------------------------
+
+def test_attributes_per_lead_are_capped_in_count_and_size(cli):
+    lines = [ev(f"u{i}", etype="lead_updated", **{f"k{i}_{j}": j for j in range(50)}) for i in range(4)]  # 200
+    lines.append(ev("u4", etype="lead_updated", one_more=1))                                          # 5: 201
+    lines.append(ev("u5", etype="lead_updated", **{"k0_0": None, "one_more": 1}))                     # 6: swap
+    lines.append(ev("u6", lead="M", etype="lead_updated", notes="x" * 40000))                          # 7: 40 KB
+    lines.append(ev("u7", lead="M", etype="lead_updated", notes="x" * 30000))                          # 8: fits
+    proc, counts = ingest(cli, lines)
+    assert (counts["applied"], counts["rejected"]) == (6, 2)
+    said = rejected_fields(proc)
+    assert said[5].startswith("data: ") and "201 attributes" in said[5] and "limit is 200" in said[5]
+    assert said[7].startswith("data: ") and "limit is 32 KB" in said[7]
+    assert len(json.loads(cli("leads", "show", "L", "--json").stdout)["attributes"]) == 200
+
+
+# ---- 11. time ------------------------------------------------------------------------------------------
+
+def iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_times_far_in_the_future_or_before_1970_are_rejected(cli):
+    now = datetime.now(timezone.utc)
+    lines = [ev("f1", at=iso(now + timedelta(hours=1))), ev("f2", at=iso(now + timedelta(days=2))),
+             ev("f3", at="2099-01-01T00:00:00Z"), ev("f4", at="1969-12-31T23:59:59Z"),
+             ev("f5", at="0001-01-01T00:30:00+01:00"), ev("f6", at="1970-01-01T00:00:00Z")]
+    proc, counts = ingest(cli, lines)
+    assert (counts["applied"], counts["rejected"]) == (2, 4)
+    said = rejected_fields(proc)
+    assert all(said[n].startswith("at: ") and "more than 1d in the future" in said[n] for n in (2, 3))
+    assert all(said[n].startswith("at: ") and "before 1970" in said[n] for n in (4, 5))
+    proc, counts = ingest(cli, [ev("f2", at=iso(now + timedelta(days=2)))], "--max-future", "3d")
+    assert counts["applied"] == 1
+    assert cli("ingest", str(cli.dir / "in.jsonl"), "--max-future", "soon").returncode == 2
+
+
+def test_a_stored_time_out_of_range_does_not_break_leads_show(cli):
+    proc, _ = ingest(cli, [ev("e1", etype="lead_updated", title="VP Sales"), ev("e2", etype="demo_requested")])
+    assert proc.returncode == 0
+    year0 = -62135600400  # 0001-01-01T00:30:00+01:00, accepted before times were checked
+    with closing(sqlite3.connect(cli.db)) as conn:
+        conn.execute("UPDATE stage_history SET at = ?", (year0,))
+        conn.execute("UPDATE events SET at = ?", (year0,))
+        conn.execute("UPDATE decisions SET at = ?", (year0,))
+        conn.execute("UPDATE leads SET state = json_set(state, '$.clock', ?)", (year0,))
+        conn.commit()
+    for args in (("leads", "show", "L", "--json"), ("leads", "show", "L"), ("leads", "explain", "L")):
+        shown = cli(*args)
+        assert shown.returncode == 0, shown.stderr
+        assert "out of range" in shown.stdout
+
+
+# ---- 14. money -----------------------------------------------------------------------------------------
+
+def test_money_events_are_checked_at_ingest(cli):
+    lines = [ev("m1", etype="campaign_cost", campaign="fall", amount="1,200"),     # 1
+             ev("m2", etype="deal_won", amount="1,200"),                           # 2
+             ev("m3", etype="campaign_cost", amount=100),                          # 3 no campaign
+             ev("m4", etype="campaign_cost", campaign="fall"),                     # 4 no amount
+             ev("m5", etype="deal_won", amount=-5),                                # 5
+             ev("m6", etype="campaign_cost", campaign="fall", amount=True),        # 6
+             ev("m7", etype="deal_won", amount=1200.5),                            # 7 ok
+             ev("m8", etype="deal_won"),                                           # 8 ok: no amount
+             ev("m9", etype="campaign_cost", campaign="fall", amount=300)]         # 9 ok
+    proc, counts = ingest(cli, lines)
+    assert (counts["applied"], counts["rejected"]) == (3, 6)
+    said = rejected_fields(proc)
+    assert said[1].startswith("data.amount: ") and "thousands separators" in said[1]
+    assert said[2].startswith("data.amount: ") and "thousands separators" in said[2]
+    assert said[3].startswith("data.campaign: ") and said[4].startswith("data.amount: ")
+    assert said[5].startswith("data.amount: ") and "negative" in said[5]
+    assert said[6].startswith("data.amount: ")
+    stats = json.loads(cli("stats", "--json").stdout)
+    assert stats["revenue"] == 1200.5 and "ignored" not in stats
+
+
+def test_stats_survive_bad_amounts_stored_before_the_checks(cli):
+    proc, _ = ingest(cli, [ev("a1", etype="lead_updated", country="US"), ev("w1", etype="deal_won", amount=1000),
+                           ev("c1", etype="campaign_cost", campaign="fall", amount=300)])
+    assert proc.returncode == 0
+    bad = [("w2", "deal_won", '{"amount":"1,200"}'), ("w3", "deal_won", '{"amount":Infinity}'),
+           ("c2", "campaign_cost", '{"campaign":"fall","amount":"1,200"}'),
+           ("c3", "campaign_cost", '{"campaign":"fall","amount":-Infinity}')]
+    with closing(sqlite3.connect(cli.db)) as conn:
+        for eid, etype, data in bad:
+            conn.execute("INSERT INTO events (id, lead, type, at, at_text, data, source, received_at) VALUES"
+                         " (?, 'L', ?, 1793610000, ?, ?, 'old', 0)", (eid, etype, AT, data))
+        conn.execute("""UPDATE leads SET state = replace(state, '"country":"US"', '"country":"US","n":Infinity')""")
+        conn.commit()
+    for args in (("stats", "--json"), ("stats", "--by", "country", "--json"), ("stats", "--by", "campaign", "--json")):
+        out = cli(*args)
+        assert out.returncode == 0, out.stderr
+        data = json.loads(out.stdout)
+        assert data["revenue"] == 1000 and data["cost"]["total"] == 300
+        assert data["ignored"] == {"deal_won_amounts": 2, "campaign_costs": 2}
+    assert cli("stats").returncode == 0
+
+
+# ---- 16. durability ------------------------------------------------------------------------------------
+
+def test_ingest_batches_commit_durably_and_other_commits_do_not_wait_for_the_disk(tmp_path):
+    from engine.pipeline import ingest_file
+    from engine.pipeline import Pipeline
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "rules.yaml").write_text(textwrap.dedent(RULES))
+    pipeline = Pipeline.open(str(tmp_path / "s.db"), str(rules))
+    store = pipeline.store
+    try:
+        synchronous = lambda: store.conn.execute("PRAGMA synchronous").fetchone()[0]  # noqa: E731
+        assert synchronous() == 1 and store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        with store.transaction(durable=True):
+            assert synchronous() == 2  # FULL: COMMIT waits for the fsync of the WAL
+        assert synchronous() == 1  # NORMAL again: the worker's bookkeeping does not pay an fsync
+        said: list = []
+        store.conn.set_trace_callback(said.append)
+        ingest_file(pipeline, str(write(tmp_path / "e.jsonl", [ev(f"e{i}") for i in range(1200)])))
+        store.conn.set_trace_callback(None)
+        commits = [i for i, sql in enumerate(said) if sql == "COMMIT"]
+        assert len(commits) == 3  # 500 + 500 + 200
+        for i in commits:  # each batch is committed with FULL in force
+            assert [sql for sql in said[:i] if sql.startswith("PRAGMA synchronous")][-1] == "PRAGMA synchronous=FULL"
+    finally:
+        store.close()
+
+
+def test_a_reps_decision_commits_durably(routed_sql):
+    service = routed_sql
+    said: list = []
+    service.store.conn.set_trace_callback(said.append)
+    assert service.desk.decide(1, "accept", "U0ALICE01", "alice").status == "done"
+    service.store.conn.set_trace_callback(None)
+    commit = said.index("COMMIT")
+    assert [sql for sql in said[:commit] if sql.startswith("PRAGMA synchronous")] == ["PRAGMA synchronous=FULL"]
+
+
+def test_dead_letters_never_replays_terminal_escapes(cli):
+    """Raw input shown to the operator: an escape sequence or CR in it is printed as \\xNN, not obeyed."""
+    hostile = '{"id": "x", "lead": "L", "type": "page_view", "at": "' + AT + '", "data": {"t": "\x1b[2J\x1b]0;pwned\x07"}, '
+    proc, _ = ingest(cli, [hostile + "\r oops"])
+    assert proc.returncode == 1
+    shown = cli("dead-letters")
+    assert shown.returncode == 0 and "\\x1b[2J" in shown.stdout
+    assert not any(ch in shown.stdout for ch in "\x1b\x07\r")
+
+
+def test_a_bad_setting_in_the_environment_is_a_usage_error_for_serve_and_worker(cli):
+    for command in ("serve", "worker"):
+        proc = subprocess.run([sys.executable, "-m", "bots.cli", "--db", str(cli.db), "--rules", str(cli.rules),
+                               command, *(["--once"] if command == "worker" else [])], cwd=ROOT,
+                              env={**clean_env(), "LEADFLOW_MAX_FUTURE": "soon"}, capture_output=True, text=True,
+                              timeout=60)
+        assert proc.returncode == 2, (command, proc.stderr)
+        assert "LEADFLOW_MAX_FUTURE" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,171 @@
+"""A running service and its rule files: whatever breaks a reload is reported and retried, and the
+report clears as soon as the files load again, even as the version already running."""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from engine.service import LeadService
+
+GOOD = textwrap.dedent("""\
+    leadflow: 1
+    events: { page_view: a page view }
+    scoring:
+      engagement:
+        - id: views
+          on: page_view
+          points: 5
+    stages:
+      mql:
+        when: { score: { at_least: 10 } }
+    """)
+
+# A "billion laughs": nine levels of nine aliases each, 354 bytes that expand to 387 million nodes.
+BOMB = textwrap.dedent("""\
+    leadflow: 1
+    a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]
+    b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+    c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+    d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+    e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+    f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+    g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+    h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+    i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
+    """)
+
+
+def service(tmp_path: Path) -> tuple[LeadService, Path]:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "rules.yaml").write_text(GOOD, encoding="utf-8")
+    return LeadService(str(tmp_path / "t.db"), str(rules)), rules / "rules.yaml"
+
+
+def codes(svc: LeadService) -> list[tuple]:
+    return [(p.code, os.path.basename(p.location.file), p.location.line, p.location.column) for p in svc.rule_problems]
+
+
+def test_an_alias_bomb_is_reported_and_the_report_clears_when_the_running_version_comes_back(tmp_path, caplog):
+    svc, path = service(tmp_path)
+    good = svc.pipeline.version
+    path.write_text(BOMB, encoding="utf-8")
+    with caplog.at_level(logging.ERROR, logger="leadflow.service"):
+        assert svc.reload_rules() is False
+        assert codes(svc) == [("YAML_ALIAS_LIMIT", "rules.yaml", 6, 8)]
+        assert svc.reload_rules() is False  # retried on every pass, still broken, logged once
+        assert codes(svc) == [("YAML_ALIAS_LIMIT", "rules.yaml", 6, 8)]
+    assert [r.getMessage().split(": ")[2] for r in caplog.records] == ["YAML_ALIAS_LIMIT"]
+    assert svc.pipeline.version == good  # the last good version kept running
+
+    path.write_text(GOOD, encoding="utf-8")  # fixed back to exactly the running version
+    assert svc.reload_rules() is False  # nothing new to switch to...
+    assert svc.rule_problems == []  # ...but the report is gone
+    assert svc.pipeline.version == good
+
+
+def test_a_failed_reload_is_retried_even_when_the_files_look_unchanged(tmp_path):
+    # An editor or a checkout can restore a file within the same mtime tick and at the same size; the
+    # service must not wait for another change to try again.
+    svc, path = service(tmp_path)
+    broken = GOOD.replace("points: 5", "pionts: 5")
+    assert len(broken) == len(GOOD)
+    path.write_text(broken, encoding="utf-8")
+    os.utime(path, (1_800_000_000, 1_800_000_000))
+    svc.reload_rules()
+    assert [c[0] for c in codes(svc)] == ["MISSING_KEY", "UNKNOWN_KEY"]
+    path.write_text(GOOD.replace("points: 5", "points: 7"), encoding="utf-8")  # a new version, same size
+    os.utime(path, (1_800_000_000, 1_800_000_000))
+    assert svc.reload_rules() is True
+    assert svc.rule_problems == []
+
+
+def test_any_exception_in_a_reload_is_reported_and_retried(tmp_path):
+    # Not every failure is a problem in the files: the database busy, a file vanishing mid-read, the
+    # interpreter out of stack. This one runs the loader out of stack with a valid but deeply nested
+    # condition: the exception must neither escape the service loop nor be forgotten.
+    svc, path = service(tmp_path)
+    deep = "{ not: " * 40 + "{ country: US }" + " }" * 40
+    path.write_text(GOOD + f"bant:\n  need:\n    when: {deep}\n", encoding="utf-8")
+    limit = sys.getrecursionlimit()
+    depth = len(__import__("inspect").stack(0))
+    sys.setrecursionlimit(depth + 60)
+    try:
+        assert svc.reload_rules() is False
+    finally:
+        sys.setrecursionlimit(limit)
+    assert [c[0] for c in codes(svc)] == ["RULES_RELOAD_FAILED"]
+    assert "RecursionError" in svc.rule_problems[0].message
+    first = svc.rule_problems
+    assert svc.reload_rules() is False and svc.rule_problems is first  # backing off: not retried at once
+    later = svc.clock() + 1.5
+    svc.clock = lambda: later  # past the first backoff (1 s)
+    assert svc.reload_rules() is True  # tried again although the files did not change, and loaded
+    assert svc.rule_problems == []
+    assert "need" in svc.pipeline.compiled.rules.bant
+
+
+REPS = ('reps:\n  - { id: alice, name: Alice, slack: U0ALICE01, timezone: Europe/London, hours: "mon-fri 09:00-18:00" }\n'
+        'routing:\n  - { pool: [alice] }\nfallback: { channel: "#q" }\n')
+
+
+def test_bad_rep_hours_are_reported_on_every_pass_and_nothing_is_half_switched(tmp_path):
+    svc, path = service(tmp_path)
+    path.write_text(GOOD + REPS, encoding="utf-8")
+    assert svc.reload_rules() is True
+    live = svc.pipeline.version
+    path.write_text(GOOD + REPS.replace("Europe/London", "Mars/Olympus").replace("Alice,", "Alicia,"), encoding="utf-8")
+    for _ in range(3):  # the second pass used to see the new version "running" and clear the report
+        assert svc.reload_rules() is False
+        assert codes(svc) == [("BAD_TIMEZONE", "rules.yaml", 12, 60)]
+        assert svc.pipeline.version == live
+        assert svc.desk.pipeline is svc.pipeline and svc.scheduler.pipeline is svc.pipeline
+        assert svc.desk.desk.reps["alice"].name == "Alice"
+
+
+def test_a_broken_file_is_checked_again_only_when_the_files_change(tmp_path):
+    svc, path = service(tmp_path)
+    path.write_text(GOOD + "stages: [oops\n", encoding="utf-8")
+    assert svc.reload_rules() is False
+    first = svc.rule_problems
+    assert first
+    for _ in range(3):  # the same files are not parsed again on every pass (a 1 MB one cost 5 s a pass)
+        assert svc.reload_rules() is False
+        assert svc.rule_problems is first
+    path.write_text(GOOD, encoding="utf-8")
+    assert svc.reload_rules() is False and svc.rule_problems == []  # fixed: the running version, report cleared
+
+
+def test_a_template_added_later_retries_the_load(tmp_path):
+    svc, path = service(tmp_path)
+    path.write_text(GOOD + "nurture:\n  - id: t\n    enroll: { stage: mql }\n    steps:\n"
+                    "      - send: { channel: email, template: hello }\n", encoding="utf-8")
+    assert svc.reload_rules() is False
+    assert [p.code for p in svc.rule_problems] == ["UNKNOWN_TEMPLATE"]
+    (path.parent / "templates").mkdir()
+    (path.parent / "templates" / "hello.md").write_text("Subject: hi\n\nhello {name|there}\n", encoding="utf-8")
+    assert svc.reload_rules() is True and svc.rule_problems == []
+
+
+def test_a_rule_file_over_1_mb_is_refused_before_it_is_parsed(tmp_path):
+    svc, path = service(tmp_path)
+    path.write_text(GOOD + "# padding\n" * 110_000, encoding="utf-8")
+    assert svc.reload_rules() is False
+    assert codes(svc) == [("FILE_TOO_LARGE", "rules.yaml", 0, 0)]
+    r = subprocess.run([sys.executable, "-m", "engine.cli", "rules", "check", str(path.parent)],
+                       capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
+    assert r.returncode == 1 and "FILE_TOO_LARGE" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_reload_log_line_cannot_be_forged_or_flooded(tmp_path, caplog):
+    svc, path = service(tmp_path)
+    path.write_text(GOOD + '"evil\\nleadflow.service ERROR forged\\x1b[31m": 1\nlong: &l "' + "k" * 100_000
+                    + '"\ntuning: { *l : 1 }\n', encoding="utf-8")
+    with caplog.at_level(logging.ERROR, logger="leadflow.service"):
+        assert svc.reload_rules() is False
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages and all("\n" not in m and "\x1b" not in m and len(m) < 2000 for m in messages)

@@ -237,6 +237,8 @@ def operations(cond: Condition, ns: str = "a") -> int:
     return count(_Compiler(FactShape()).expr(cond, ns))
 
 
+MAX_FIELDS = 200  # durable_rules fails beyond ~250 properties per message; keep a margin
+
 # durable_rules fails an event (error 303) when more than 64 of its tests (alpha nodes) match one message;
 # the tests of one `any:` can all match at once, so a condition may hold at most this many tests.
 MAX_TESTS = 48

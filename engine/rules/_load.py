@@ -10,8 +10,8 @@ import math
 import os
 from typing import Any
 
-from ._compiler import (MAX_OPERATIONS, MAX_TESTS, Compiled, compile_rules, engine_tests, fields_needed,
-    operations)
+from ._compiler import (MAX_FIELDS, MAX_OPERATIONS, MAX_TESTS, Compiled, compile_rules, engine_tests,
+                        fields_needed, operations)
 from ._conditions import BANT_NAMES, ConditionParser, EventCount
 from engine.core import LeadflowError, Location, Problem, did_you_mean
 from ._lint import rule_warnings
@@ -25,7 +25,6 @@ from engine.core import Document, load_bytes
 BUILTIN_EVENTS = ("sql_accepted", "sql_rejected", "sql_reassigned", "deal_won", "deal_lost", "lead_disqualified",
                   "lead_recycled", "lead_reopened")
 RESERVED_EVENTS = ("lead_updated", "decay_tick")
-MAX_FIELDS = 200  # durable_rules fails beyond ~250 properties per message; keep a margin
 
 
 def load_compiled(directory: str) -> Compiled:

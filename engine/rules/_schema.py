@@ -249,8 +249,7 @@ def _rows(spec: Any, prefix: str, out: list) -> None:
 
 
 def render_reference() -> str:
-    from ._compiler import MAX_OPERATIONS, MAX_TESTS
-    from ._load import MAX_FIELDS
+    from ._compiler import MAX_FIELDS, MAX_OPERATIONS, MAX_TESTS
     from ._conditions import MAX_PATTERN_LENGTH, MAX_PROGRAM_SIZE, OPERATORS, PATTERN_TEXT_LIMIT
     from engine.core import MAX_ALIAS_NODES, MAX_ALIASES, MAX_YAML_DEPTH, MAX_INTEGER
 

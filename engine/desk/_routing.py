@@ -7,7 +7,7 @@ choice is deterministic given the store (no in-memory pointer to lose on restart
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from engine.rules import ConditionParser
@@ -33,7 +33,6 @@ class Choice:
     rep: Rep | None
     channel: str | None
     why: str
-    pool: list = field(default_factory=list)
 
 
 @dataclass
@@ -79,8 +78,8 @@ def build_desk(rules: Any) -> Desk:
                 list(rules.section("managers", []) or []))
 
 
-def choose(desk: Desk, attrs: dict, now: float, open_counts: dict, totals: dict, exclude: set = frozenset(),
-           away: set = frozenset()) -> Choice:
+def choose(desk: Desk, attrs: dict, now: float, open_counts: dict, totals: dict,
+           exclude: set = frozenset()) -> Choice:
     for index, (cond, pool, description) in enumerate(desk.entries):
         if not holds(cond, attrs):
             continue
@@ -92,7 +91,7 @@ def choose(desk: Desk, attrs: dict, now: float, open_counts: dict, totals: dict,
                 continue
             if rid in exclude:
                 skipped.append(f"{rid} already had it")
-            elif rep.away or rid in away:
+            elif rep.away:
                 skipped.append(f"{rid} is away")
             elif not is_working(rep.hours, now):
                 skipped.append(f"{rid} is outside working hours")
@@ -102,8 +101,8 @@ def choose(desk: Desk, attrs: dict, now: float, open_counts: dict, totals: dict,
                 candidates.append(rep)
         note = f" (skipped: {'; '.join(skipped)})" if skipped else ""
         if not candidates:
-            return Choice(None, desk.fallback, f"{label}: nobody in [{', '.join(pool)}] is available{note}", pool)
+            return Choice(None, desk.fallback, f"{label}: nobody in [{', '.join(pool)}] is available{note}")
         best = min(candidates, key=lambda r: ((totals.get(r.id, 0) + 1) / r.weight, pool.index(r.id)))
         share = f"{totals.get(best.id, 0)} assigned so far, weight {best.weight:g}"
-        return Choice(best, None, f"{label}: weighted round robin picked {best.id} ({share}){note}", pool)
-    return Choice(None, desk.fallback, "no routing entry matched", [])
+        return Choice(best, None, f"{label}: weighted round robin picked {best.id} ({share}){note}")
+    return Choice(None, desk.fallback, "no routing entry matched")

@@ -20,6 +20,7 @@ from engine.rules import load_compiled
 from ._synthetic import bench_events
 from engine.rules import LeadState, merge_attributes
 from engine.pipeline import Pipeline
+from engine.runtime import durable_rules_rate
 from engine.store import Store
 from engine.core import parse_time
 
@@ -76,7 +77,7 @@ def _raw_rate(pipeline: Pipeline, compiled, n: int, seed: int) -> float:
         fact.update(shape.data_fields_of(event["data"]))
         fact.update(shape.event_fields(state.counts, state.times, parse_time(event["at"])))
         facts.append(fact)
-    return pipeline.engine.raw_rate(compiled, facts)
+    return durable_rules_rate(compiled, facts)
 
 
 def run_scheduler_bench(rules_dir: str, db_path: str, share: float = 0.01, max_steps: int = 20000) -> dict:

@@ -1,5 +1,6 @@
-"""Running compiled rules: the one place that imports durable_rules, and the rule tests that run on it."""
-from ._durable import Decision, Engine
+"""Running compiled rules: the one place that imports durable_rules, the rule tests that run on it, and
+durable_rules' plain rate (the benchmark's baseline)."""
+from ._durable import Decision, Engine, durable_rules_rate
 from ._ruletests import run_tests
 
-__all__ = ["Decision", "Engine", "run_tests"]
+__all__ = ["Decision", "Engine", "durable_rules_rate", "run_tests"]

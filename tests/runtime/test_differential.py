@@ -19,6 +19,7 @@ from engine.rules import LeadState
 from engine.runtime import Engine
 from engine.core import format_time, parse_time
 from tests.reference import RefLead, Reference
+from tests.runtime.resident import resident_facts
 
 ENGINE = Engine()
 T0 = parse_time("2026-10-01T00:00:00Z")
@@ -175,4 +176,4 @@ def test_engine_agrees_with_reference(files, events):
             assert abs(got[key] - expected[key]) <= 0.011, (key, event, got, expected)
             got[key] = expected[key]
         assert got == expected, (event, got, expected)
-    assert ENGINE.resident_facts(compiled) == 0
+    assert resident_facts(ENGINE, compiled) == 0

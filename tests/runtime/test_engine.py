@@ -18,6 +18,7 @@ from engine.pipeline import Pipeline
 from engine.runtime import Engine
 from engine.store import Store
 from engine.core import parse_time
+from tests.runtime.resident import resident_facts
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,7 +75,7 @@ def test_a_new_rule_version_loads_beside_the_old_and_recomputes_fit(tmp_path):
     assert state.fit == 30 and state.stage == "mql" and state.rules_version == new.rules.version
     engine.evaluate(old, state, event(3, "page_view", {"url": "/"}), at)  # the old version is still loaded
     assert state.fit == 20
-    assert engine.resident_facts(old) == 0 and engine.resident_facts(new) == 0
+    assert resident_facts(engine, old) == 0 and resident_facts(engine, new) == 0
 
 
 def test_an_exception_inside_an_action_is_raised_not_swallowed(tmp_path):
@@ -85,7 +86,7 @@ def test_an_exception_inside_an_action_is_raised_not_swallowed(tmp_path):
         engine.evaluate(compiled, LeadState("L"), event(1, "lead_updated", {"title": "VP"}),
                         parse_time("2026-11-02T09:00:00Z"))
     assert info.value.code == "ENGINE_ACTION"
-    assert engine.resident_facts(compiled) == 0  # the failed call's fact was cleared
+    assert resident_facts(engine, compiled) == 0  # the failed call's fact was cleared
 
 
 def test_an_engine_failure_becomes_a_dead_letter_and_the_rest_goes_on(tmp_path):
@@ -180,7 +181,7 @@ def test_numbers_python_writes_with_an_exponent_reach_the_engine(tmp_path, budge
                     parse_time("2026-11-02T09:00:00Z"))
     engine.evaluate(compiled, state, event(2, "page_view", {"ratio": ratio}), parse_time("2026-11-02T09:01:00Z"))
     assert (state.fit, state.engagement) == (fit, 1)
-    assert engine.resident_facts(compiled) == 0
+    assert resident_facts(engine, compiled) == 0
 
 
 def test_a_stored_exponent_number_does_not_block_a_lead_when_a_rule_starts_reading_it(tmp_path):

@@ -87,7 +87,7 @@ def run_scheduler_bench(rules_dir: str, db_path: str, share: float = 0.01, max_s
 
     compiled = load_compiled(rules_dir)
     pipeline = Pipeline(Store(db_path), compiled)
-    store, scheduler = pipeline.store, Scheduler(pipeline)
+    store, scheduler = pipeline.store, Scheduler(pipeline.store, compiled.rules, pipeline.apply_internal)
     leads = store.count("leads")
     latest = store.conn.execute("SELECT max(at) FROM events").fetchone()[0]
     step = max(1, round(1 / share))

@@ -103,7 +103,7 @@ def run_demo(db_path: str, rules_dir: str, n_leads: int = 60, seed: int = 7) -> 
     pipeline = Pipeline(Store(db_path), _compiled(rules_dir))
     # Events arrive in time order, and the scheduler keeps up with them: nurture steps and decay
     # ticks due before an event run before it, as they would in a running service.
-    scheduler = Scheduler(pipeline)
+    scheduler = Scheduler(pipeline.store, pipeline.compiled.rules, pipeline.apply_internal)
     counts = Counts()
     for number, raw in enumerate(lines, 1):
         parsed = parse_line(raw)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from typing import Any
+from typing import Any, Protocol
 
 from engine.rules import holds
 from engine.rules import LeadState, rule_value
@@ -23,6 +23,7 @@ from engine.rules import MissingFields, Track, render
 from engine.rules import RuleSet
 from engine.core import format_time
 from engine.core import add_working_time, parse_hours
+from engine.store import Store
 
 log = logging.getLogger("leadflow.scheduler")
 BUSINESS = parse_hours("mon-fri 00:00-24:00", "UTC")
@@ -33,7 +34,7 @@ class _History:
     """Event times by type, read from the store only if a condition actually counts events; a
     track's conditions only see what happened since the lead enrolled."""
 
-    def __init__(self, store: Any, lead: str, types: set, since: float | None = None):
+    def __init__(self, store: Store, lead: str, types: set, since: float | None = None):
         self.args = (store, lead, types, since)
         self.loaded: dict | None = None
         self.extra: dict = {}
@@ -56,11 +57,11 @@ class _History:
         return self._load().get(etype, default)
 
 
-def _history(store: Any, lead: str, types: set, since: float | None = None) -> _History:
+def _history(store: Store, lead: str, types: set, since: float | None = None) -> _History:
     return _History(store, lead, types, since)
 
 
-def on_event(store: Any, rules: RuleSet, state: LeadState, event: dict, at: float) -> bool:
+def on_event(store: Store, rules: RuleSet, state: LeadState, event: dict, at: float) -> bool:
     """Enrol, exit, wake waiting enrolments and set the decay timer (inside the event's transaction).
     Returns True when a recycled lead met its track's goal and should be reopened."""
     reopen = False
@@ -100,7 +101,7 @@ def reopen_event(lead: str, cause: str, at: float) -> dict:
             "data": {"reason": "nurture goal met"}}
 
 
-def _finish(store: Any, state: LeadState, track_id: str, status: str, at: float, why: str) -> None:
+def _finish(store: Store, state: LeadState, track_id: str, status: str, at: float, why: str) -> None:
     row = store.active_enrollment(state.id, track_id)
     if row:
         store.update_enrollment(row["id"], row["pc"], status, None, None, at)
@@ -131,13 +132,21 @@ class _StepFailed(Exception):
         self.pc = pc
 
 
-class Scheduler:
-    def __init__(self, pipeline: Any):
-        self.pipeline = pipeline
+class ApplyInternal(Protocol):
+    """How the scheduler hands its own events (a decay tick, a nurture `set`, a reopening) to the
+    pipeline: the pipeline's `apply_internal`, passed in so that nurture never imports the pipeline
+    (which imports nurture for `on_event`)."""
 
-    @property
-    def store(self) -> Any:
-        return self.pipeline.store
+    def __call__(self, event: dict, source: str, strict: bool = True) -> object: ...
+
+
+class Scheduler:
+    """Runs due nurture steps and decay ticks for one rule set; built again when the rules change."""
+
+    def __init__(self, store: Store, rules: RuleSet, apply_internal: ApplyInternal):
+        self.store = store
+        self.rules = rules
+        self.apply_internal = apply_internal
 
     def run_due(self, now: float) -> dict:
         counts = {"steps": 0, "ticks": 0}
@@ -155,13 +164,13 @@ class Scheduler:
             with self.store.transaction():
                 self.store.set_timer(lead, kind, None)
                 # not strict: a tick that cannot be applied is logged and dead-lettered, the others go on
-                self.pipeline.apply_internal({"id": f"tick:{lead}:{int(due)}", "lead": lead, "type": "decay_tick",
-                                              "at": format_time(max(due, 0)), "data": {}}, "scheduler", strict=False)
+                self.apply_internal({"id": f"tick:{lead}:{int(due)}", "lead": lead, "type": "decay_tick",
+                                     "at": format_time(max(due, 0)), "data": {}}, "scheduler", strict=False)
             counts["ticks"] += 1
         return counts
 
     def _advance(self, row: dict, now: float) -> int:
-        rules = self.pipeline.compiled.rules
+        rules = self.rules
         track = next((t for t in rules.nurture if t.id == row["track"]), None)
         steps = 0
         when = max(row["next_at"], 0.0)  # a step is due at its own time, however late the worker runs
@@ -188,7 +197,7 @@ class Scheduler:
             _finish(store, state, track.id, "exited", when, "goal met: left the track")
             store.save_state(state)
             if state.stage == "recycled":
-                self.pipeline.apply_internal(reopen_event(state.id, f"{row['id']}", when), source="nurture")
+                self.apply_internal(reopen_event(state.id, f"{row['id']}", when), source="nurture")
             return pc, True
         ins = track.program[pc]
         if ins.op == "end":
@@ -218,8 +227,8 @@ class Scheduler:
         elif ins.op == "jump":
             nxt = ins.target
         elif ins.op == "set":
-            self.pipeline.apply_internal({"id": f"nurture:{row['id']}:{pc}", "lead": state.id, "type": "lead_updated",
-                                          "at": format_time(when), "data": ins.arg}, source="nurture")
+            self.apply_internal({"id": f"nurture:{row['id']}:{pc}", "lead": state.id, "type": "lead_updated",
+                                 "at": format_time(when), "data": ins.arg}, source="nurture")
             store.log_step(row, pc, "set", when, json.dumps(ins.arg))
             nxt = pc + 1
         else:  # send / notify

@@ -52,7 +52,7 @@ class LeadService:
         self.desk = SalesDesk(self.pipeline, clock)
         self.notifier = notifier
         self.dispatcher = Dispatcher(self.store, notifier, clock) if notifier else None
-        self.scheduler = Scheduler(self.pipeline)
+        self.scheduler = _scheduler(self.pipeline)
         self.wake = threading.Event()
         self.rule_problems: list = []
         self._stamp = self._rules_stamp()
@@ -91,7 +91,7 @@ class LeadService:
                 # build everything first: if the desk refuses the rules (bad hours), nothing is half-switched
                 pipeline = Pipeline(self.store, compiled, self.engine)
                 desk = SalesDesk(pipeline, self.clock)
-                scheduler = Scheduler(pipeline)
+                scheduler = _scheduler(pipeline)
                 self.pipeline, self.desk, self.scheduler = pipeline, desk, scheduler
         except LeadflowError as exc:  # problems in the files: checking them again cannot help until they change
             self._failed_stamp, self._retry_at = stamp, float("inf")
@@ -181,6 +181,11 @@ class LeadService:
                 log.exception("background work failed; retrying")
             self.wake.wait(interval)
             self.wake.clear()
+
+
+def _scheduler(pipeline: Pipeline) -> Scheduler:
+    """The scheduler for a pipeline's rules; its own events go back through that pipeline."""
+    return Scheduler(pipeline.store, pipeline.compiled.rules, pipeline.apply_internal)
 
 
 class ManualClock:

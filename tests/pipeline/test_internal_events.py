@@ -27,8 +27,12 @@ def send(pipe: Pipeline, lead: str, events: list, prefix: str = "e") -> None:
         assert outcome.status == "applied", outcome.reason
 
 
+def scheduler_of(pipe: Pipeline) -> Scheduler:
+    return Scheduler(pipe.store, pipe.compiled.rules, pipe.apply_internal)
+
+
 def run_days(pipe: Pipeline, days: int) -> None:
-    scheduler, now = Scheduler(pipe), parse_time(AT)
+    scheduler, now = scheduler_of(pipe), parse_time(AT)
     for _ in range(days):
         now += 86400
         scheduler.run_due(now)
@@ -41,7 +45,7 @@ def test_a_decay_tick_reaches_a_lead_whose_id_is_near_the_limit(tmp_path):
     lead = "x" * 200
     send(pipe, lead, TO_MQL)
     assert pipe.store.load_state(lead).stage == "mql"
-    Scheduler(pipe).run_due(4e9)
+    scheduler_of(pipe).run_due(4e9)
     assert pipe.store.load_state(lead).stage != "mql"
     assert pipe.store.count("dead_letters") == 0
 
@@ -56,7 +60,7 @@ def test_a_lead_stored_with_spaces_around_its_id_still_gets_its_decay_tick(tmp_p
         conn.execute("UPDATE events SET lead = ' L '")
         conn.execute("UPDATE timers SET lead = ' L '")
     pipe = Pipeline.open(str(db), str(ROOT / "rules"))
-    Scheduler(pipe).run_due(4e9)
+    scheduler_of(pipe).run_due(4e9)
     assert pipe.store.load_state(" L ").stage != "mql"
     assert pipe.store.count("dead_letters") == 0
     outside = pipe.apply_text(json.dumps({"id": "o1", "lead": " L ", "type": "page_view", "at": AT}), "t",

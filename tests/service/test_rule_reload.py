@@ -123,7 +123,7 @@ def test_bad_rep_hours_are_reported_on_every_pass_and_nothing_is_half_switched(t
         assert svc.reload_rules() is False
         assert codes(svc) == [("BAD_TIMEZONE", "rules.yaml", 12, 60)]
         assert svc.pipeline.version == live
-        assert svc.desk.pipeline is svc.pipeline and svc.scheduler.pipeline is svc.pipeline
+        assert svc.desk.pipeline is svc.pipeline and svc.scheduler.rules is svc.pipeline.compiled.rules
         assert svc.desk.desk.reps["alice"].name == "Alice"
 
 

@@ -33,9 +33,9 @@ def build_app(settings: Settings, client: WebClient, service: LeadService) -> Ap
               request_verification_enabled=True, ignoring_self_events_enabled=True, logger=bolt_logger())
 
     def who(user: str) -> tuple[str | None, bool]:
-        desk = service.desk.desk
-        rep = desk.rep_by_slack(user)
-        return (rep.id if rep else None), user in desk.managers
+        routing = service.desk.routing
+        rep = routing.rep_by_slack(user)
+        return (rep.id if rep else None), user in routing.managers
 
     def guarded(listener):  # noqa: ANN001, ANN202
         """Every listener runs through this (each takes `ack` and `body`). An exception must not reach
@@ -95,7 +95,7 @@ def build_app(settings: Settings, client: WebClient, service: LeadService) -> Ap
             tell(body, user, f"{assignment['lead']} was already {assignment['status']}.")
             return
         client.views_open(trigger_id=body["trigger_id"],
-                          view=reject_modal(assignment["id"], assignment["lead"], service.desk.desk.reasons))
+                          view=reject_modal(assignment["id"], assignment["lead"], service.desk.routing.reasons))
 
     @app.view("sql_reject_reason")
     @guarded
@@ -257,7 +257,7 @@ def answer(service: LeadService, text: str, user: str, who) -> Answer:  # noqa: 
         return Answer("Stats are for the sales team",
                       ["Only managers and reps named in the rule files can ask for stats."])
     if question.kind == "stats":
-        question = parse(text, service.clock(), list(service.desk.desk.reps))
+        question = parse(text, service.clock(), list(service.desk.routing.reps))
     if question.kind == "help":
         return Answer("leadflow", [escape(question.problem), HELP] if question.problem else [HELP])
     if question.kind == "why":

@@ -163,7 +163,7 @@ class SlackNotifier(_Base):
                 return None
 
     def _channel_for(self, assignment: dict) -> str:
-        desk = self.service.desk.desk
+        desk = self.service.desk.routing
         rep = desk.reps.get(assignment["rep"]) if assignment["rep"] else None
         if rep and rep.slack:
             return self.client.conversations_open(users=rep.slack)["channel"]["id"]
@@ -173,7 +173,7 @@ class SlackNotifier(_Base):
         assignment, lead = self._context(payload)
         due = format_time(assignment["due_at"]) if assignment["due_at"] else None
         if assignment["status"] != "pending":  # decided while the card waited: no live buttons
-            labels = {rid: r["label"] for rid, r in self.service.desk.desk.reasons.items()}
+            labels = {rid: r["label"] for rid, r in self.service.desk.routing.reasons.items()}
             blocks = decided_card(lead, self._shown(assignment), recent_activity(self.service.store, lead["id"]), labels)
         else:
             blocks = sql_card(lead, assignment, recent_activity(self.service.store, lead["id"]), due)
@@ -189,7 +189,7 @@ class SlackNotifier(_Base):
             if store.outbox_status(f"card:{assignment['id']}") in ("pending", "sending"):
                 raise RetryLater(2, "the card is not posted yet")  # update it once it is
             return {"skipped": "card was never posted (it is posted already decided, if at all)"}
-        labels = {rid: r["label"] for rid, r in self.service.desk.desk.reasons.items()}
+        labels = {rid: r["label"] for rid, r in self.service.desk.routing.reasons.items()}
         blocks = decided_card(lead, self._shown(assignment), recent_activity(store, lead["id"]), labels)
         resp = self.client.chat_update(channel=self.conversation(posted["channel"]), ts=posted["ts"],
                                        text=f"{escape(lead['id'])}: {assignment['status']}",
@@ -248,7 +248,7 @@ class SlackNotifier(_Base):
 
     def _slack_owner(self, payload: dict, key: str, resumed: bool) -> dict:
         """A nurture step's note to the lead's owner, as a DM (or the fallback channel without owner)."""
-        desk = self.service.desk.desk
+        desk = self.service.desk.routing
         rep = desk.reps.get(payload.get("owner") or "")
         if rep and rep.slack:
             channel = self.client.conversations_open(users=rep.slack)["channel"]["id"]

@@ -1,5 +1,5 @@
-"""Choosing a rep for a new SQL (DESIGN.md 3.4): first matching routing entry, then weighted round
-robin inside its pool, skipping reps who are away, off the clock or at capacity.
+"""Choosing a rep for a new SQL: the first routing entry whose `when` holds for the lead, then weighted
+round robin inside its pool, skipping reps who are away, off the clock or at capacity.
 
 Round robin is "smooth": among available reps the one with the fewest assignments per unit of
 weight gets the lead, so over time a weight-2 rep gets twice the leads of a weight-1 rep, and the
@@ -8,9 +8,8 @@ choice is deterministic given the store (no in-memory pointer to lose on restart
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from engine.rules import ConditionParser
+from engine.rules import ConditionParser, RuleSet
 from engine.rules import holds
 from engine.core import LeadflowError
 from engine.core import Hours, is_working, parse_hours
@@ -36,8 +35,8 @@ class Choice:
 
 
 @dataclass
-class Desk:
-    """The routing, SLA and feedback sections of a rule set, ready to use."""
+class RoutingTable:
+    """The reps, routing, SLA and feedback sections of a rule set, ready to use."""
 
     reps: dict
     entries: list  # (condition or None, [rep ids], description)
@@ -50,7 +49,7 @@ class Desk:
         return next((r for r in self.reps.values() if r.slack == user), None)
 
 
-def build_desk(rules: Any) -> Desk:
+def build_routing(rules: RuleSet) -> RoutingTable:
     problems: list = []
     reps = {}
     for raw in rules.section("reps", []) or []:
@@ -74,19 +73,19 @@ def build_desk(rules: Any) -> Desk:
     fallback = (rules.section("fallback") or {}).get("channel")
     reasons = {r["id"]: {"label": r.get("label", r["id"]), "then": r.get("then")}
                for r in (rules.section("feedback") or {}).get("reject_reasons", [])}
-    return Desk(reps, entries, fallback, dict(rules.section("sla") or {}), reasons,
+    return RoutingTable(reps, entries, fallback, dict(rules.section("sla") or {}), reasons,
                 list(rules.section("managers", []) or []))
 
 
-def choose(desk: Desk, attrs: dict, now: float, open_counts: dict, totals: dict,
+def choose(table: RoutingTable, attrs: dict, now: float, open_counts: dict, totals: dict,
            exclude: set = frozenset()) -> Choice:
-    for index, (cond, pool, description) in enumerate(desk.entries):
+    for index, (cond, pool, description) in enumerate(table.entries):
         if not holds(cond, attrs):
             continue
         label = description or f"routing entry {index + 1}"
         skipped, candidates = [], []
         for rid in pool:
-            rep = desk.reps.get(rid)
+            rep = table.reps.get(rid)
             if rep is None:
                 continue
             if rid in exclude:
@@ -101,8 +100,8 @@ def choose(desk: Desk, attrs: dict, now: float, open_counts: dict, totals: dict,
                 candidates.append(rep)
         note = f" (skipped: {'; '.join(skipped)})" if skipped else ""
         if not candidates:
-            return Choice(None, desk.fallback, f"{label}: nobody in [{', '.join(pool)}] is available{note}")
+            return Choice(None, table.fallback, f"{label}: nobody in [{', '.join(pool)}] is available{note}")
         best = min(candidates, key=lambda r: ((totals.get(r.id, 0) + 1) / r.weight, pool.index(r.id)))
         share = f"{totals.get(best.id, 0)} assigned so far, weight {best.weight:g}"
         return Choice(best, None, f"{label}: weighted round robin picked {best.id} ({share}){note}")
-    return Choice(None, desk.fallback, "no routing entry matched")
+    return Choice(None, table.fallback, "no routing entry matched")

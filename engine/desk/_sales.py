@@ -13,7 +13,7 @@ from typing import Callable
 
 from engine.core import EngineError
 from engine.pipeline import Pipeline
-from ._routing import Desk, build_desk, choose
+from ._routing import RoutingTable, build_routing, choose
 from engine.core import format_time, parse_duration
 from engine.core import add_working_time
 
@@ -29,7 +29,7 @@ class SalesDesk:
     def __init__(self, pipeline: Pipeline, clock: Callable[[], float] = time.time):
         self.pipeline = pipeline
         self.store = pipeline.store
-        self.desk: Desk = build_desk(pipeline.compiled.rules)
+        self.routing: RoutingTable = build_routing(pipeline.compiled.rules)
         self.clock = clock
 
     # -- routing --------------------------------------------------------------------------------------
@@ -57,14 +57,14 @@ class SalesDesk:
         with self.store.transaction():
             state = self.store.load_state(lead)
             attrs = state.attrs if state else {}
-            choice = choose(self.desk, attrs, now, self.store.open_counts(), self.store.assignment_totals(),
+            choice = choose(self.routing, attrs, now, self.store.open_counts(), self.store.assignment_totals(),
                             set(exclude))
             row = {"lead": lead, "rep": choice.rep.id if choice.rep else None, "channel": choice.channel,
                    "status": "pending", "why": choice.why, "attempt": attempt, "assigned_at": now}
-            if choice.rep and self.desk.sla.get("accept_within"):
-                within = parse_duration(self.desk.sla["accept_within"])
+            if choice.rep and self.routing.sla.get("accept_within"):
+                within = parse_duration(self.routing.sla["accept_within"])
                 row["due_at"] = add_working_time(choice.rep.hours, now, within)
-                share = _percent(self.desk.sla.get("remind_at"))
+                share = _percent(self.routing.sla.get("remind_at"))
                 if share:
                     row["remind_at"] = add_working_time(choice.rep.hours, now, within * share)
             row["id"] = self.store.add_assignment(row)
@@ -94,11 +94,11 @@ class SalesDesk:
             owner = assignment["rep"] or assignment["channel"]
             return Verdict("forbidden", f"{assignment['lead']} is assigned to {owner}; only they or a manager "
                                         "can accept or reject it", assignment)
-        if verdict == "reject" and reason not in self.desk.reasons:
-            choices = ", ".join(self.desk.reasons) or "(none configured)"
+        if verdict == "reject" and reason not in self.routing.reasons:
+            choices = ", ".join(self.routing.reasons) or "(none configured)"
             return Verdict("bad_reason", f"'{reason}' is not a reject reason; use one of: {choices}", assignment)
         now = self.clock()
-        then = self.desk.reasons.get(reason or "", {}).get("then") if verdict == "reject" else None
+        then = self.routing.reasons.get(reason or "", {}).get("then") if verdict == "reject" else None
         status = "accepted" if verdict == "accept" else ("reassigned" if then == "reassign" else "rejected")
         with self.store.transaction(durable=True):  # the rep is told it is done: it must survive a power loss
             if not self.store.close_assignment(assignment_id, status, now, by, reason, comment):
@@ -161,13 +161,13 @@ class SalesDesk:
         if not self.store.close_assignment(a["id"], "expired", now, None, "sla_timeout", None):
             return []  # decided meanwhile
         self.store.add_outbox(f"card_update:{a['id']}", "card_update", a["lead"], {"assignment": a["id"]})
-        policy = self.desk.sla.get("on_timeout", "reassign")
-        limit = self.desk.sla.get("escalate_after")
+        policy = self.routing.sla.get("on_timeout", "reassign")
+        limit = self.routing.sla.get("escalate_after")
         expired = sum(1 for x in self.store.assignments(lead=a["lead"]) if x["status"] == "expired")
         done = []
         if policy == "escalate" or (limit is not None and expired >= limit):
             self.store.add_outbox(f"escalate:{a['id']}", "escalate", a["lead"],
-                                  {"assignment": a["id"], "channel": self.desk.sla.get("escalate_to")})
+                                  {"assignment": a["id"], "channel": self.routing.sla.get("escalate_to")})
             done.append("escalated")
         if policy == "reassign":
             self._reassign(a)

@@ -3,20 +3,20 @@ from __future__ import annotations
 
 import pytest
 
-from engine.desk._routing import Desk, Rep, choose
+from engine.desk._routing import Rep, RoutingTable, choose
 from engine.core import format_time, parse_time
 from engine.core import add_working_time, is_working, parse_hours
 
 
-def desk(**reps: Rep) -> Desk:
-    return Desk(reps=reps, entries=[(None, list(reps), "all")], fallback="#queue", sla={}, reasons={}, managers=[])
+def table(**reps: Rep) -> RoutingTable:
+    return RoutingTable(reps=reps, entries=[(None, list(reps), "all")], fallback="#queue", sla={}, reasons={}, managers=[])
 
 
 NOW = parse_time("2026-11-04T15:00:00Z")  # a Wednesday
 
 
 def test_weighted_round_robin_follows_the_weights():
-    d = desk(alice=Rep("alice", weight=2), bob=Rep("bob", weight=1))
+    d = table(alice=Rep("alice", weight=2), bob=Rep("bob", weight=1))
     totals: dict = {}
     picks = []
     for _ in range(9):
@@ -29,7 +29,7 @@ def test_weighted_round_robin_follows_the_weights():
 
 def test_away_capacity_hours_and_fallback():
     london = parse_hours("mon-fri 09:00-17:30", "Europe/London")
-    d = desk(alice=Rep("alice", away=True), bob=Rep("bob", capacity=2), chen=Rep("chen", hours=london))
+    d = table(alice=Rep("alice", away=True), bob=Rep("bob", capacity=2), chen=Rep("chen", hours=london))
     choice = choose(d, {}, NOW, {"bob": 2}, {})
     assert choice.rep.id == "chen" and "alice is away" in choice.why and "bob is at capacity (2)" in choice.why
     night = parse_time("2026-11-04T22:00:00Z")
@@ -42,7 +42,7 @@ def test_first_matching_entry_wins():
     from engine.rules import ConditionParser
 
     cond = ConditionParser("attributes", [], lambda p, k=False: None).parse({"country": {"in": ["US", "CA"]}}, ())
-    d = Desk(reps={"alice": Rep("alice"), "bob": Rep("bob")},
+    d = RoutingTable(reps={"alice": Rep("alice"), "bob": Rep("bob")},
              entries=[(cond, ["alice"], "NA"), (None, ["bob"], "rest")], fallback=None, sla={}, reasons={}, managers=[])
     assert choose(d, {"country": "CA"}, NOW, {}, {}).rep.id == "alice"
     assert choose(d, {"country": "FR"}, NOW, {}, {}).rep.id == "bob"

@@ -124,7 +124,7 @@ def test_bad_rep_hours_are_reported_on_every_pass_and_nothing_is_half_switched(t
         assert codes(svc) == [("BAD_TIMEZONE", "rules.yaml", 12, 60)]
         assert svc.pipeline.version == live
         assert svc.desk.pipeline is svc.pipeline and svc.scheduler.rules is svc.pipeline.compiled.rules
-        assert svc.desk.desk.reps["alice"].name == "Alice"
+        assert svc.desk.routing.reps["alice"].name == "Alice"
 
 
 def test_a_broken_file_is_checked_again_only_when_the_files_change(tmp_path):

@@ -23,7 +23,6 @@ from engine.core import Problem, did_you_mean
 from engine.core import parse_duration
 
 OPERATORS = ("matches", "in", "not_in", "between", "contains", "at_least", "at_most", "exists", "equals")
-COMBINATORS = ("all", "any", "not")
 BANT_NAMES = ("budget", "authority", "need", "timeline")
 STAGES = ("new", "mql", "sql", "accepted", "rejected", "recycled", "won", "lost", "disqualified")
 NUMERIC_SPECIALS = ("score", "fit", "engagement")

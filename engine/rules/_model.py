@@ -22,15 +22,6 @@ class ScoringRule:
     description: str = ""
     location: str = ""
 
-    @property
-    def on_attributes(self) -> bool:
-        return self.when is not None
-
-    @property
-    def score_group(self) -> str:
-        """Which sum the rule feeds: attribute rules feed fit, event rules feed engagement."""
-        return "fit" if self.on_attributes else "engagement"
-
 
 @dataclass
 class RuleSet:

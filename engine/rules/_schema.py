@@ -16,7 +16,7 @@ DURATION_PATTERN = r"^\s*\d+(\.\d+)?\s*[smhdw]\s*$"
 
 @dataclass
 class Scalar:
-    kind: str  # string | integer | number | boolean | duration | id | percent
+    kind: str  # string | integer | number | boolean | duration | id
     doc: str = ""
     enum: tuple = ()
 

@@ -7,7 +7,7 @@ import threading
 
 import click
 
-from engine.cli import interrupted, main, rules_option, db_option, _settings
+from engine.cli import db_option, emit, interrupted, json_option, leadflow_group, rules_option, settings
 
 from .config import Settings
 
@@ -20,7 +20,7 @@ def _from_env(**overrides: object) -> Settings:
         raise click.UsageError(str(exc)) from None
 
 
-@main.command()
+@click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
 @db_option
@@ -28,47 +28,49 @@ def _from_env(**overrides: object) -> Settings:
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, db_path: str, rules_dir: str) -> None:
     """Run the HTTP service: POST /v1/events, POST /slack/events, GET /healthz."""
-    from .server import serve as run
+    from .asgi import serve as run
 
-    db, rules = _settings(ctx, db_path, rules_dir)
-    settings = _from_env(db=db, rules=rules, host=host, port=port)
-    problem = settings.exposure_problem()
+    db, rules = settings(ctx, db_path, rules_dir)
+    config = _from_env(db=db, rules=rules, host=host, port=port)
+    problem = config.exposure_problem()
     if problem:
         raise click.UsageError(problem)
-    run(settings)
+    run(config)
 
 
-@main.command()
+@click.command()
 @click.option("--once", is_flag=True, help="Do one pass of due work and exit.")
 @click.option("--until", "until", help="Fast-forward: run everything due up to this time (ISO), then exit.")
 @db_option
 @rules_option
+@json_option
 @click.pass_context
-def worker(ctx: click.Context, once: bool, until: str | None, db_path: str, rules_dir: str) -> None:
-    """Run nurture steps, decay ticks, routing, SLAs and deliveries (also runs inside `serve`)."""
-    import json
+def worker(ctx: click.Context, once: bool, until: str | None, db_path: str, rules_dir: str, as_json: bool) -> None:
+    """Run nurture steps, decay ticks, routing, SLAs and deliveries (also runs inside `serve`).
+
+    With --once or --until it prints what it did (as JSON with --json)."""
     import time
 
     from engine.service import ManualClock
     from engine.core import parse_time
 
-    from .server import build_service
+    from .asgi import build_service
 
-    db, rules = _settings(ctx, db_path, rules_dir)
-    settings = _from_env(db=db, rules=rules)
+    db, rules = settings(ctx, db_path, rules_dir)
+    config = _from_env(db=db, rules=rules)
     if until:
         try:
             end = parse_time(until)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--until") from None
         clock = ManualClock(0.0)
-        service, _ = build_service(settings, clock=clock)
+        service, _ = build_service(config, clock=clock)
         clock.now = min(service.store.next_due() or end, end, time.time())
-        click.echo(json.dumps(service.run_until(end, clock)))
+        _done(service.run_until(end, clock), as_json)
         return
-    service, _ = build_service(settings)
+    service, _ = build_service(config)
     if once:
-        click.echo(json.dumps(service.work_once()))
+        _done(service.work_once(), as_json)
         return
     stop = threading.Event()
     asked: list[int] = []
@@ -89,5 +91,13 @@ def worker(ctx: click.Context, once: bool, until: str | None, db_path: str, rule
         interrupted()
 
 
-if __name__ == "__main__":
-    main()
+
+def _done(counts: dict, as_json: bool) -> None:
+    """What a pass did: JSON with --json, else one line for people."""
+    if as_json:
+        emit(counts)
+    else:
+        click.echo(", ".join(f"{key} {value}" for key, value in counts.items()))
+
+
+main = leadflow_group(serve, worker)

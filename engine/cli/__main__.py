@@ -1,4 +1,5 @@
-"""`python -m engine.cli`: the engine's commands, without `serve` and `worker`."""
-from . import main
+"""`python -m engine.cli`: the engine's commands alone (the shipped `leadflow`, with `serve` and
+`worker`, is `python -m bots`)."""
+from . import leadflow_group
 
-main()
+leadflow_group()(prog_name="leadflow")

@@ -1,14 +1,12 @@
 """`leadflow outbox`: what is waiting to be delivered, and what failed and why."""
 from __future__ import annotations
 
-import os
-
 import click
 
-from ._main import db_option, emit, json_option, main, _settings
+from ._shared import db_option, emit, existing_db, json_option
 
 
-@main.command("outbox")
+@click.command("outbox")
 @click.option("--failed", "failed_only", is_flag=True, help="Only deliveries that failed for good.")
 @click.option("--all", "include_done", is_flag=True, help="Include delivered rows.")
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(min=1))
@@ -21,10 +19,7 @@ def outbox(ctx: click.Context, failed_only: bool, include_done: bool, limit: int
     from engine.delivery import list_outbox
     from engine.store import Store
 
-    db, _ = _settings(ctx, db_path, None)
-    if not os.path.exists(db):
-        raise click.UsageError(f"no database at {db} (ingest events first, or pass --db)")
-    rows = list_outbox(Store(db), failed_only, include_done, limit)
+    rows = list_outbox(Store(existing_db(ctx, db_path)), failed_only, include_done, limit)
     if as_json:
         emit([r.to_json() for r in rows])
         return

@@ -8,14 +8,26 @@ import tempfile
 
 import click
 
-from ._main import (_settings, db_option, emit, json_option, main, print_problems, reports_problems,
-    rules_option)
 from engine.core import LeadflowError
 
+from ._shared import (db_option, emit, existing_db, json_option, print_problems, progress_bar, reports_problems,
+                      rules_option, settings)
 
-@main.group()
+
+@click.group()
 def rules() -> None:
     """Check and inspect rule files."""
+
+
+def _rule_dir(ctx: click.Context, directory: str | None, rules_dir: str) -> str:
+    """The rule directory a command works on; a file or a path that does not exist is a usage error."""
+    target = directory or settings(ctx, rules_dir=rules_dir)[1]
+    if os.path.isfile(target):
+        raise click.UsageError(f"{target} is a file; give the rule directory that holds it "
+                               f"({os.path.dirname(target) or '.'}): the rule files are checked together")
+    if not os.path.isdir(target):
+        raise click.UsageError(f"no rule directory {target}")
+    return target
 
 
 @rules.command("check")
@@ -28,7 +40,7 @@ def rules_check(ctx: click.Context, directory: str | None, rules_dir: str, as_js
     probably not as meant) are printed and keep exit 0; they are judged once there are no errors."""
     from engine.rules import load_rules
 
-    target = directory or _settings(ctx, rules_dir=rules_dir)[1]
+    target = _rule_dir(ctx, directory, rules_dir)
     try:
         warnings = load_rules(target).warnings
     except LeadflowError as exc:
@@ -55,7 +67,7 @@ def rules_test(ctx: click.Context, directory: str | None, coverage: bool, rules_
     from engine.rules import load_compiled
     from engine.runtime import run_tests
 
-    target = directory or _settings(ctx, rules_dir=rules_dir)[1]
+    target = _rule_dir(ctx, directory, rules_dir)
     report = run_tests(load_compiled(target), target)
     if as_json:
         emit({"tests": report.tests, "passed": report.passed,
@@ -95,7 +107,7 @@ def rules_tune(ctx: click.Context, data_path: str | None, mapping_path: str | No
     from engine.rules import out_dir_problem, overlay_rule_files
     from engine.learning import tune
 
-    db, rules_path = _settings(ctx, db_path, rules_dir)
+    _, rules_path = settings(ctx, db_path, rules_dir)
     if not out_dir and not apply_live:
         raise click.UsageError("give --out DIR for a proposal to review, or --apply to change the live rules")
     refused = out_dir_problem(rules_path, out_dir) if out_dir else None
@@ -113,7 +125,7 @@ def rules_tune(ctx: click.Context, data_path: str | None, mapping_path: str | No
             raise click.UsageError("--data needs --mapping")
         leads = leads_from_csv(data_path, mapping_path)
     else:
-        leads = leads_from_store(db)
+        leads = leads_from_store(existing_db(ctx, db_path))
     if sum(1 for x in leads if x.label is not None) < 20:
         click.echo("not enough labelled leads to tune (need at least 20 with feedback or an outcome)", err=True)
         sys.exit(1)
@@ -157,10 +169,10 @@ def rules_backtest(ctx: click.Context, candidate_dir: str, db_path: str, rules_d
     from engine.rules import load_compiled
     from engine.store import Store
 
-    db, rules_path = _settings(ctx, db_path, rules_dir)
-    if not os.path.exists(db):
-        raise click.UsageError(f"no database at {db}")
-    result = backtest(Store(db), load_compiled(rules_path), load_compiled(candidate_dir))
+    store = Store(existing_db(ctx, db_path))
+    current, candidate = load_compiled(settings(ctx, db_path, rules_dir)[1]), load_compiled(candidate_dir)
+    with progress_bar("replaying", store.count("events"), "events", not as_json) as bar:
+        result = backtest(store, current, candidate, progress=bar and bar.reach)
     if as_json:
         emit(result)
         return

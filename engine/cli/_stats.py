@@ -1,13 +1,9 @@
 """`leadflow stats`: the pipeline metrics as tables, JSON, CSV or a PNG dashboard."""
 from __future__ import annotations
 
-import csv
-import os
-import sys
-
 import click
 
-from ._main import _settings, db_option, emit, json_option, main, reports_problems
+from ._shared import csv_option, db_option, emit, emit_csv, existing_db, json_option, reports_problems
 
 
 def _when(value: str | None, end: bool = False) -> float | None:
@@ -22,29 +18,26 @@ def _when(value: str | None, end: bool = False) -> float | None:
         raise click.BadParameter(str(exc)) from None
 
 
-@main.command()
+@click.command()
 @click.option("--since", help="Start of the period (YYYY-MM-DD or ISO time), inclusive.")
 @click.option("--until", help="End of the period (YYYY-MM-DD or ISO time), exclusive.")
 @click.option("--by", "by", help="Slice by a lead attribute (source, campaign, ...), owner or rules_version.")
 @click.option("--rep", help="Only this rep's leads and assignments.")
 @click.option("--costs", "costs_path", type=click.Path(exists=True, dir_okay=False),
               help="CSV with columns campaign,cost for cost per MQL/SQL/customer (slice --by campaign).")
-@click.option("--csv", "as_csv", is_flag=True, help="Print the slices (or the totals) as CSV.")
 @click.option("--chart", "chart_path", type=click.Path(dir_okay=False), help="Write a PNG dashboard here.")
 @db_option
 @json_option
+@csv_option
 @click.pass_context
 @reports_problems
 def stats(ctx: click.Context, since: str | None, until: str | None, by: str | None, rep: str | None,
-          costs_path: str | None, as_csv: bool, chart_path: str | None, db_path: str, as_json: bool) -> None:
+          costs_path: str | None, chart_path: str | None, db_path: str, as_json: bool, as_csv: bool) -> None:
     """Funnel, conversion, time between stages, reps, reject reasons, revenue and costs."""
     from engine.reports import compute, load_costs
     from engine.store import Store
 
-    db, _ = _settings(ctx, db_path, None)
-    if not os.path.exists(db):
-        raise click.UsageError(f"no database at {db}")
-    store = Store(db)
+    store = Store(existing_db(ctx, db_path))
     lo, hi = _when(since), _when(until)
     data = compute(store, lo, hi, by, rep, load_costs(costs_path, store, lo, hi), weekly=bool(chart_path))
     if chart_path:
@@ -73,10 +66,7 @@ def _flat(row: dict) -> dict:
 
 def _csv(data: dict, by: str | None) -> None:
     rows = [_flat(r) for r in data["by"]] if by else [_flat({k: v for k, v in data.items() if k != "period"})]
-    columns = sorted({k for r in rows for k in r}, key=lambda k: (k != "value", k))
-    writer = csv.DictWriter(sys.stdout, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(rows)
+    emit_csv(rows, sorted({k for r in rows for k in r}, key=lambda k: (k != "value", k)))
 
 
 def _tables(data: dict, by: str | None) -> None:

@@ -1,0 +1,56 @@
+"""The one place the `leadflow` group is made and its commands are registered.
+
+Command modules define plain click commands and never import the group, so there is no import circle;
+`bots.cli` builds the shipped group from this with `serve` and `worker` added.
+"""
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any
+
+import click
+
+from ._dead_letters import dead_letters
+from ._demo import bench, demo
+from ._eval import eval_command
+from ._ingest import ingest
+from ._leads import leads
+from ._outbox import outbox
+from ._rules import rules
+from ._shared import db_option, interrupted, rules_option
+from ._sql import sql
+from ._stats import stats
+
+COMMANDS = (ingest, leads, demo, bench, eval_command, dead_letters, sql, outbox, rules, stats)
+
+
+class _Commands(click.Group):
+    """The `leadflow` group: Ctrl-C anywhere (parsing, the engine, a blocking read) is `interrupted`."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        catch = threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # an ignored Ctrl-C stays ignored
+        previous = signal.signal(signal.SIGINT, interrupted) if catch else None
+        try:
+            return super().main(*args, **kwargs)
+        finally:
+            if catch:
+                signal.signal(signal.SIGINT, previous)
+
+
+def leadflow_group(*extra: click.Command) -> click.Group:
+    """A fresh `leadflow` group holding the engine's commands and `extra` (the bots add serve and worker)."""
+
+    @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
+    @db_option
+    @rules_option
+    @click.version_option(package_name="leadflow")
+    @click.pass_context
+    def main(ctx: click.Context, db_path: str, rules_dir: str) -> None:
+        """Rules-as-code lead qualification."""
+        ctx.obj = {"db": db_path, "rules": rules_dir}
+
+    for command in (*COMMANDS, *extra):
+        main.add_command(command)
+    return main

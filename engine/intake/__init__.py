@@ -1,10 +1,10 @@
 """What comes in: event validation (webhook bodies, JSONL lines, Segment payloads) and CSV mappings."""
 from ._events import (Accepted, INTERNAL, Intake, OUTSIDE, Rejection, Unreadable, content_digest,
     decode_body, parse_line, read_jsonl, split_body, storable, validate)
-from ._mapping import LabelledLead, csv_events, labelled_leads, load_mapping, read_rows, readable
+from ._mapping import CsvMapping, LabelledLead, csv_events, labelled_leads, load_mapping, read_rows, readable
 
 __all__ = [
-    "Accepted", "INTERNAL", "Intake", "LabelledLead", "OUTSIDE", "Rejection", "Unreadable",
+    "Accepted", "CsvMapping", "INTERNAL", "Intake", "LabelledLead", "OUTSIDE", "Rejection", "Unreadable",
     "content_digest", "csv_events", "decode_body", "labelled_leads", "load_mapping", "parse_line",
     "read_jsonl", "read_rows", "readable", "split_body", "storable", "validate",
 ]

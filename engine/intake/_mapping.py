@@ -23,7 +23,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterator, TextIO
+from typing import Any, Iterator, NamedTuple, TextIO
 
 from engine.core import LeadflowError, Problem, did_you_mean
 from ._events import RESERVED_TYPES, Rejection, Unreadable, storable
@@ -36,15 +36,32 @@ TRUE = {"yes", "true", "1", "y"}
 FALSE = {"no", "false", "0", "n"}
 
 
+class MappedAttribute(NamedTuple):
+    """A column that becomes a lead attribute."""
+
+    column: str
+    name: str
+    kind: str  # text | number | boolean
+
+
+class MappedEvent(NamedTuple):
+    """A column whose non-missing value becomes an event of the lead."""
+
+    column: str
+    type: str | None  # None: the value, as lower_snake_case, is the type (`from_value`)
+    field: str  # the data field that carries the value
+
+
 @dataclass
-class Mapping:
-    path: str
+class CsvMapping:
+    """A checked mapping file: how each CSV row becomes a lead's events and labels."""
+
     lead: str
     at_value: float | None
     at_column: str | None
     missing: set
-    attributes: list  # (column, name, type)
-    events: list  # (column, type or None for from_value, data field)
+    attributes: list[MappedAttribute]
+    events: list[MappedEvent]
     outcome: dict | None
     feedback: dict | None
 
@@ -71,7 +88,7 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.strip().lower()).strip("_")
 
 
-def load_mapping(path: str, header: list[str] | None = None) -> Mapping:
+def load_mapping(path: str, header: list[str] | None = None) -> CsvMapping:
     doc, problems = load_file(path)
     if doc is None:
         raise LeadflowError(problems)
@@ -112,12 +129,12 @@ def load_mapping(path: str, header: list[str] | None = None) -> Mapping:
         if kind not in ("text", "number", "boolean"):
             bad("BAD_VALUE", f"unknown type '{kind}'", ("attributes", i, "type"), "types: text, number, boolean")
         col = column(a.get("column"), ("attributes", i, "column"))
-        attributes.append((col, a.get("as") or slug(col), kind))
+        attributes.append(MappedAttribute(col, a.get("as") or slug(col), kind))
     events = []
     for i, e in enumerate(data.get("events") or []):
         col = column((e or {}).get("column"), ("events", i, "column"))
         etype = e.get("type", "from_value")
-        events.append((col, None if etype == "from_value" else etype, e.get("field", "value")))
+        events.append(MappedEvent(col, None if etype == "from_value" else etype, e.get("field", "value")))
     outcome = data.get("outcome")
     if outcome is not None:
         column(outcome.get("column"), ("outcome", "column"))
@@ -130,8 +147,8 @@ def load_mapping(path: str, header: list[str] | None = None) -> Mapping:
                     "reject": {str(k): str(v) for k, v in (feedback.get("reject") or {}).items()}}
     if problems:
         raise LeadflowError(problems)
-    return Mapping(path, lead, at_value, at_column, {str(m) for m in data.get("missing", [""])}, attributes, events,
-                   outcome, feedback)
+    return CsvMapping(lead, at_value, at_column, {str(m) for m in data.get("missing", [""])}, attributes, events,
+                      outcome, feedback)
 
 
 def _typed(raw: str, kind: str) -> Any:
@@ -244,7 +261,7 @@ def _text(lines: _RecordLines) -> str:
     return storable("".join(lines.text).rstrip("\r\n"))[:MAX_EVENT_BYTES]
 
 
-def labelled_leads(mapping: Mapping, rows: Iterator[dict | BadRow]) -> Iterator[LabelledLead | BadRow]:
+def labelled_leads(mapping: CsvMapping, rows: Iterator[dict | BadRow]) -> Iterator[LabelledLead | BadRow]:
     """The leads the rows make, in file order; a BadRow passes through (csv_events makes it a dead
     letter; eval and tune use `readable`)."""
     for n, row in enumerate(rows, 2):

@@ -10,12 +10,10 @@ T0 is 2026-11-02T09:00:00Z; `ts(days, hours, minutes)` is a time relative to it.
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import sqlite3
 import subprocess
-import sys
 import textwrap
 import time
 from contextlib import closing
@@ -24,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.leadflow_cli import ROOT, Leadflow, clean_env, leadflow, leadflow_command
+
 T0 = datetime(2026, 11, 2, 9, 0, 0, tzinfo=timezone.utc)
 SHOW_KEYS = {"id", "stage", "score", "fit", "engagement", "bant", "disqualified", "owner", "attributes",
              "contributions", "history", "rules_version"}
@@ -32,15 +31,6 @@ SHOW_KEYS = {"id", "stage", "score", "fit", "engagement", "bant", "disqualified"
 
 def ts(days: float = 0, hours: float = 0, minutes: float = 0) -> str:
     return (T0 + timedelta(days=days, hours=hours, minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def clean_env() -> dict:
-    return {k: v for k, v in os.environ.items() if not k.startswith("LEADFLOW_")}
-
-
-def leadflow(db: Path, rules: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "engine.cli", "--db", str(db), "--rules", str(rules), *args],
-                          cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=timeout)
 
 
 class Lead:
@@ -73,7 +63,7 @@ class Scenario:
         self.events_file = root / f"{name}.jsonl"
 
     def run(self, *args: str, expect: int = 0) -> subprocess.CompletedProcess:
-        proc = leadflow(self.db, self.rules, *args)
+        proc = Leadflow(self.db, self.rules)(*args)
         assert proc.returncode == expect, f"{args}: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
         return proc
 
@@ -709,13 +699,10 @@ def test_explain_tells_the_story(qual):
 
 def test_global_options_after_the_command_and_from_the_environment(qual):
     expected = [{"id": "sql-out", "stage": "mql", "score": 60, "owner": None}]
-    proc = subprocess.run([sys.executable, "-m", "engine.cli", "leads", "list", "--stage", "mql", "--json",
-                           "--db", str(qual.db)], cwd=ROOT, env=clean_env(), capture_output=True, text=True,
-                          timeout=60)
+    proc = leadflow("leads", "list", "--stage", "mql", "--json", "--db", qual.db)
     assert proc.returncode == 0 and json.loads(proc.stdout) == expected
-    proc = subprocess.run([sys.executable, "-m", "engine.cli", "leads", "show", "sql-out", "--json"], cwd=ROOT,
-                          env={**clean_env(), "LEADFLOW_DB": str(qual.db), "LEADFLOW_RULES": str(qual.rules)},
-                          capture_output=True, text=True, timeout=60)
+    proc = leadflow("leads", "show", "sql-out", "--json",
+                    env=clean_env(LEADFLOW_DB=str(qual.db), LEADFLOW_RULES=str(qual.rules)))
     assert proc.returncode == 0 and json.loads(proc.stdout)["stage"] == "mql"
 
 
@@ -744,7 +731,7 @@ def test_usage_errors_exit_2(tmp_path, args):
     rules.mkdir()
     (rules / "rules.yaml").write_text("leadflow: 1\n")
     args = [a.replace("{missing}", str(tmp_path / "missing.jsonl")) for a in args]
-    proc = leadflow(tmp_path / "absent.db", rules, *args)
+    proc = Leadflow(tmp_path / "absent.db", rules)(*args)
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     assert proc.stdout == "" and proc.stderr.strip()
 
@@ -755,7 +742,7 @@ def test_ingest_missing_file_writes_nothing(tmp_path):
     (rules / "rules.yaml").write_text("leadflow: 1\n")
     good = tmp_path / "good.jsonl"
     good.write_text(json.dumps({"id": "e1", "lead": "L", "type": "visit", "at": ts()}) + "\n")
-    proc = leadflow(tmp_path / "t.db", rules, "ingest", str(good), str(tmp_path / "missing.jsonl"))
+    proc = Leadflow(tmp_path / "t.db", rules)("ingest", str(good), str(tmp_path / "missing.jsonl"))
     assert proc.returncode == 2 and "missing.jsonl" in proc.stderr
     if (tmp_path / "t.db").exists():
         with closing(sqlite3.connect(tmp_path / "t.db")) as conn:
@@ -821,8 +808,7 @@ def test_sigkill_during_ingest_then_rerun_equals_a_clean_run(tmp_path):
     crashed, clean = tmp_path / "crashed.db", tmp_path / "clean.db"
 
     history = ("--trusted", "--max-future", "365d")  # generated history: reps' verdicts, dates after today
-    cmd = [sys.executable, "-m", "engine.cli", "--db", str(crashed), "--rules", str(rules), "ingest", str(data),
-           "--json", *history]
+    cmd = leadflow_command("--db", crashed, "--rules", rules, "ingest", data, "--json", *history)
     proc = subprocess.Popen(cmd, cwd=ROOT, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 20
@@ -838,26 +824,26 @@ def test_sigkill_during_ingest_then_rerun_equals_a_clean_run(tmp_path):
     kept = count_events(crashed)
     assert 0 < kept < total
 
-    resumed = leadflow(crashed, rules, "ingest", str(data), "--json", *history, timeout=300)
+    resumed = Leadflow(crashed, rules)("ingest", str(data), "--json", *history, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     counts = json.loads(resumed.stdout)
     assert counts["rejected"] == 0
     assert counts["duplicates"] == kept and counts["applied"] == total - kept
 
-    fresh = leadflow(clean, rules, "ingest", str(data), "--json", *history, timeout=300)
+    fresh = Leadflow(clean, rules)("ingest", str(data), "--json", *history, timeout=300)
     assert fresh.returncode == 0, fresh.stderr
     fresh_counts = json.loads(fresh.stdout)
     assert (fresh_counts["applied"], fresh_counts["duplicates"]) == (total, 0)
     assert fresh_counts["stages"] == counts["stages"]
 
-    listed = [json.loads(leadflow(db, rules, "leads", "list", "--json").stdout) for db in (crashed, clean)]
+    listed = [json.loads(Leadflow(db, rules)("leads", "list", "--json").stdout) for db in (crashed, clean)]
     assert len(listed[0]) == N_LEADS and listed[0] == listed[1]
     assert len({r["stage"] for r in listed[1]}) >= 4  # the sample below is not all one kind of lead
 
     sample = [r["id"] for r in listed[1][::N_LEADS // 12]]
     for lead in sample:
-        a = leadflow(crashed, rules, "leads", "show", lead, "--json")
-        b = leadflow(clean, rules, "leads", "show", lead, "--json")
+        a = Leadflow(crashed, rules)("leads", "show", lead, "--json")
+        b = Leadflow(clean, rules)("leads", "show", lead, "--json")
         assert a.returncode == b.returncode == 0
         assert json.loads(a.stdout) == json.loads(b.stdout), lead
 

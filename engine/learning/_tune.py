@@ -71,7 +71,7 @@ def _features(compiled, leads: list[LabelledLead], engine: Engine) -> tuple[list
         for ev in item.events:
             fired.update(engine.evaluate(compiled, state, ev, parse_time(ev["at"])).fired)
         counts = {rid: 1.0 for rid in state.fit_rules}
-        counts.update({rid: float(t[1]) for rid, t in state.tallies.items()})
+        counts.update({rid: float(t.count) for rid, t in state.tallies.items()})
         rows.append(counts)
         fired_sets.append(frozenset(fired))
     return rows, fired_sets

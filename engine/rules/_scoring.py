@@ -9,13 +9,35 @@ from __future__ import annotations
 import bisect
 import math
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._conditions import BANT_NAMES
 from ._model import RuleSet, ScoringRule
 
 _REBASE_AT = 300.0  # decay exponents beyond this many half-lives are folded into a new base time
 ONCE_EVERY_KEPT = 64  # a once_every rule remembers its latest this many firings (see _fired_at)
+
+
+class Tally(NamedTuple):
+    """One event rule's running totals for one lead.
+
+    Stored in the lead's state as the JSON list [raw, count, last_at, decay_acc], with fired_at as a
+    fifth item only for a once_every rule that has counted since that list was added; `to_json` and
+    `from_json` keep exactly that form, so states written by earlier versions load unchanged.
+    """
+
+    raw: float = 0.0  # points counted, undecayed
+    count: int = 0  # events that counted
+    last_at: float | None = None  # the latest time an event counted
+    decay_acc: float = 0.0  # points scaled to the lead's decay base time (see rule_value)
+    fired_at: list | None = None  # once_every rules: when it counted, sorted (see _fired_at)
+
+    def to_json(self) -> list:
+        return list(self) if self.fired_at is not None else list(self[:4])
+
+    @classmethod
+    def from_json(cls, data: list) -> "Tally":
+        return cls(*data)
 
 
 @dataclass
@@ -27,7 +49,7 @@ class LeadState:
     clock: float | None = None  # the latest event time seen: the lead's "now"
     base: float | None = None  # reference time of the decay accumulators
     fit_rules: dict = field(default_factory=dict)  # attribute rule id -> points while it holds
-    tallies: dict = field(default_factory=dict)  # event rule id -> [raw, count, last_at, decay_acc(, fired_at)]
+    tallies: dict = field(default_factory=dict)  # event rule id -> Tally
     counts: dict = field(default_factory=dict)  # tracked event type -> count ever
     times: dict = field(default_factory=dict)  # windowed event type -> recent times (sorted)
     bant: dict = field(default_factory=lambda: {n: False for n in BANT_NAMES})
@@ -44,11 +66,14 @@ class LeadState:
 
     def to_json(self) -> dict:
         # shallow on purpose: dataclasses.asdict deep-copies and cost a quarter of the ingest time
-        return {name: getattr(self, name) for name in _FIELDS}
+        data = {name: getattr(self, name) for name in _FIELDS}
+        data["tallies"] = {rid: tally.to_json() for rid, tally in self.tallies.items()}
+        return data
 
     @classmethod
     def from_json(cls, data: dict) -> "LeadState":
-        return cls(**data)
+        tallies = {rid: Tally.from_json(raw) for rid, raw in (data.get("tallies") or {}).items()}
+        return cls(**{**data, "tallies": tallies})
 
 
 _FIELDS = tuple(f.name for f in fields(LeadState))
@@ -65,9 +90,9 @@ def merge_attributes(attrs: dict, data: dict) -> dict:
     return merged
 
 
-def may_count(rule: ScoringRule, tally: list | None, at: float) -> float:
+def may_count(rule: ScoringRule, tally: Tally | None, at: float) -> float:
     """Points the event rule adds for an event at `at`, given its tally; 0 means it does not count."""
-    raw, count = (tally[0], tally[1]) if tally else (0.0, 0)
+    raw, count = (tally.raw, tally.count) if tally else (0.0, 0)
     if rule.repeat == "once" and count > 0:
         return 0.0
     if rule.repeat == "once_every" and tally and _fired_near(_fired_at(tally), at, rule.repeat_every):
@@ -82,24 +107,24 @@ def may_count(rule: ScoringRule, tally: list | None, at: float) -> float:
 
 
 def add_tally(state: LeadState, rule: ScoringRule, points: float, at: float, half_life: float | None) -> None:
-    tally = state.tallies.setdefault(rule.id, [0.0, 0, None, 0.0])
-    if rule.repeat == "once_every":  # read before tally[2] moves: a first firing is listed once
-        times = _fired_at(tally)
-        bisect.insort(times, at)
-        del times[:-ONCE_EVERY_KEPT]
-        tally[4:] = [times]
-    tally[0] += points
-    tally[1] += 1
-    tally[2] = at if tally[2] is None else max(tally[2], at)
+    """Count `points` from an event at `at` into the rule's tally (may_count said they count)."""
     if half_life:
         if state.base is None:
             state.base = at
         if (at - state.base) / half_life > _REBASE_AT:
             _rebase(state, at, half_life)
-        tally[3] += points * 2.0 ** ((at - state.base) / half_life)
+    tally = state.tallies.get(rule.id) or Tally()
+    fired_at = tally.fired_at
+    if rule.repeat == "once_every":  # read before last_at moves: a first firing is listed once
+        fired_at = list(_fired_at(tally))
+        bisect.insort(fired_at, at)
+        del fired_at[:-ONCE_EVERY_KEPT]
+    decay_acc = tally.decay_acc + (points * 2.0 ** ((at - state.base) / half_life) if half_life else 0.0)
+    last_at = at if tally.last_at is None else max(tally.last_at, at)
+    state.tallies[rule.id] = Tally(tally.raw + points, tally.count + 1, last_at, decay_acc, fired_at)
 
 
-def _fired_at(tally: list) -> list:
+def _fired_at(tally: Tally) -> list:
     """When a once_every rule counted, sorted. Events may arrive out of order, so "once every D between
     event times" must look at more than the latest firing. Only the latest ONCE_EVERY_KEPT are kept
     (firings are at least D apart, so they cover at least 63 periods before the latest): the state stays
@@ -107,9 +132,9 @@ def _fired_at(tally: list) -> list:
     keeping all: an event dated more than 63 periods before the rule's latest counted event may
     count although a forgotten firing lies within D of it. Tallies stored before this list existed
     know only their latest firing."""
-    if len(tally) > 4:
-        return tally[4]
-    return [tally[2]] if tally[2] is not None else []
+    if tally.fired_at is not None:
+        return tally.fired_at
+    return [tally.last_at] if tally.last_at is not None else []
 
 
 def _fired_near(times: list, at: float, every: float) -> bool:
@@ -119,8 +144,7 @@ def _fired_near(times: list, at: float, every: float) -> bool:
 
 def _rebase(state: LeadState, new_base: float, half_life: float) -> None:
     factor = 2.0 ** ((state.base - new_base) / half_life)
-    for tally in state.tallies.values():
-        tally[3] *= factor
+    state.tallies = {rid: tally._replace(decay_acc=tally.decay_acc * factor) for rid, tally in state.tallies.items()}
     state.base = new_base
 
 
@@ -130,8 +154,8 @@ def rule_value(state: LeadState, rule_id: str, now: float, half_life: float | No
     if not tally:
         return 0.0
     if not half_life or state.base is None:
-        return tally[0]
-    return tally[3] * 2.0 ** ((state.base - now) / half_life)
+        return tally.raw
+    return tally.decay_acc * 2.0 ** ((state.base - now) / half_life)
 
 
 def compute_scores(state: LeadState, rules: RuleSet, now: float) -> None:

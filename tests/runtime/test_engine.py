@@ -60,7 +60,7 @@ def test_rule_counts_once_when_several_any_branches_match(tmp_path):
     engine, state = Engine(), LeadState("L")
     engine.evaluate(compiled, state, event(1, "page_view", {"url": "/pricing"}), parse_time("2026-11-02T09:00:00Z"))
     assert state.engagement == 10
-    assert state.tallies["pricing"][1] == 1
+    assert state.tallies["pricing"].count == 1
 
 
 def test_a_new_rule_version_loads_beside_the_old_and_recomputes_fit(tmp_path):
@@ -210,8 +210,8 @@ def test_a_once_every_rule_remembers_a_bounded_number_of_firings(tmp_path):
     engine, state, t0 = Engine(), LeadState("L"), parse_time("2026-01-01T00:00:00Z")
     for i in range(300):
         engine.evaluate(compiled, state, event(i, "page_view", {"url": "/pricing"}), t0 + i * 7 * 3600)
-    assert state.tallies["pricing"][1] == 300  # every one counted
-    assert len(state.tallies["pricing"][4]) == 64  # the latest 64 firings
+    assert state.tallies["pricing"].count == 300  # every one counted
+    assert len(state.tallies["pricing"].fired_at) == 64  # the latest 64 firings
     late = t0 + 299 * 7 * 3600 - 3600 * 7 * 10 + 1800  # within 1 h of a remembered firing: does not count
     engine.evaluate(compiled, state, event(300, "page_view", {"url": "/pricing"}), late)
-    assert state.tallies["pricing"][1] == 300
+    assert state.tallies["pricing"].count == 300

@@ -7,30 +7,56 @@ taken by their JSON type, not by json_extract alone, which turns `true` into 1 a
 """
 from __future__ import annotations
 
-import sqlite3
-from typing import Any, Iterator
+from typing import Iterator, NamedTuple
+
+from ._sqlite import SQLiteDatabase
+
+INVALID = "<invalid JSON>"  # a stored value the metrics cannot read as the number it should be
 
 
-class MetricsReads:
-    conn: sqlite3.Connection
-    db: Any  # sqlite_utils.Database
+class StageEntry(NamedTuple):
+    lead: str
+    to_stage: str
+    at: float
+    rules_version: str | None
 
-    def stage_entries(self) -> Iterator[tuple]:
-        """(lead, to_stage, at, rules_version) for every stage change, oldest first."""
-        yield from self.conn.execute("SELECT lead, to_stage, at, rules_version FROM stage_history ORDER BY lead, at, id")
 
-    def lead_fields(self, field: str) -> dict:
+class LoggedEvent(NamedTuple):
+    lead: str
+    type: str
+    at_text: str  # as sent
+    data: str  # JSON text
+
+
+class WonDeal(NamedTuple):
+    lead: str
+    at: float
+    amount: float | str | None  # a number, None when absent, INVALID for anything else
+
+
+class CampaignCost(NamedTuple):
+    at: float
+    campaign: str | None  # None unless it is JSON text
+    amount: float | str | None  # as in WonDeal
+
+
+class MetricsReads(SQLiteDatabase):
+    def stage_entries(self) -> Iterator[StageEntry]:
+        """Every stage change, lead by lead, oldest first."""
+        yield from map(StageEntry._make, self.conn.execute("SELECT lead, to_stage, at, rules_version FROM stage_history"
+                                                           " ORDER BY lead, at, id"))
+
+    def lead_fields(self, field: str) -> dict[str, object]:
         """lead id -> one attribute (or 'owner'), for slicing metrics."""
         if field == "owner":
             return dict(self.conn.execute("SELECT id, owner FROM leads"))
         return dict(self.conn.execute("SELECT id, CASE WHEN json_valid(state) THEN json_extract(state, '$.attrs.' ||"
                                       " json_quote(?)) END FROM leads", (field,)))
 
-    def event_log(self) -> Iterator[tuple]:
-        """(lead, type, at text, data JSON) for every stored event, lead by lead in arrival order."""
-        yield from self.conn.execute("SELECT lead, type, at_text, data FROM events ORDER BY lead, seq")
-
-    INVALID = "<invalid JSON>"
+    def event_log(self) -> Iterator[LoggedEvent]:
+        """Every stored event, lead by lead in arrival order."""
+        yield from map(LoggedEvent._make, self.conn.execute("SELECT lead, type, at_text, data FROM events"
+                                                            " ORDER BY lead, seq"))
 
     # the amount when it is a JSON number, None when absent or null, INVALID for anything else (text,
     # true, an array, data that is not JSON)
@@ -38,16 +64,17 @@ class MetricsReads:
                " WHEN json_type(data, '$.amount') IN ('integer', 'real') THEN json_extract(data, '$.amount')"
                " WHEN coalesce(json_type(data, '$.amount'), 'null') = 'null' THEN NULL ELSE :invalid END")
 
-    def won_deals(self) -> list[tuple]:
-        """(lead, at, amount as stored: a number, None, or INVALID) of every deal_won event."""
-        return list(self.conn.execute(f"SELECT lead, at, {self._AMOUNT} FROM events WHERE type = 'deal_won'",
-                                      {"invalid": self.INVALID}))
+    def won_deals(self) -> list[WonDeal]:
+        """Every deal_won event, with its amount as stored."""
+        return list(map(WonDeal._make, self.conn.execute(f"SELECT lead, at, {self._AMOUNT} FROM events"
+                                                         " WHERE type = 'deal_won'", {"invalid": INVALID})))
 
-    def campaign_costs(self) -> list[tuple]:
-        """(at, campaign when it is JSON text else None, amount as in won_deals) of every campaign_cost event."""
-        return list(self.conn.execute("SELECT at, CASE WHEN json_valid(data) AND json_type(data, '$.campaign') = 'text'"
-                                      f" THEN json_extract(data, '$.campaign') END, {self._AMOUNT}"
-                                      " FROM events WHERE type = 'campaign_cost'", {"invalid": self.INVALID}))
+    def campaign_costs(self) -> list[CampaignCost]:
+        """Every campaign_cost event, with its campaign and amount as stored."""
+        return list(map(CampaignCost._make, self.conn.execute(
+            "SELECT at, CASE WHEN json_valid(data) AND json_type(data, '$.campaign') = 'text'"
+            f" THEN json_extract(data, '$.campaign') END, {self._AMOUNT}"
+            " FROM events WHERE type = 'campaign_cost'", {"invalid": INVALID})))
 
     def feedback_rows(self) -> list[dict]:
-        return list(self.db.query("SELECT * FROM feedback ORDER BY id"))
+        return self._rows("SELECT * FROM feedback ORDER BY id")

@@ -4,7 +4,7 @@ A row is a notification to deliver: `pending` -> `sending` (committed before the
 called) -> `done`, or back to `pending` with a later `next_at` after a transient failure, or
 `failed` with its reason. A `sending` row carries a lease: who claimed it (`claimed_by`) and until
 when (`lease_until`, wall-clock seconds), so another dispatcher leaves it alone meanwhile (see
-engine/outbox.py). Payloads and results are written as strict JSON: a value JSON cannot hold
+engine/delivery). Payloads and results are written as strict JSON: a value JSON cannot hold
 (infinity, NaN, an object) is written as text, so SQLite's JSON functions never refuse a row and
 one odd value cannot jam the queue.
 """
@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
 import time
 from typing import Any
 
-OPEN = ("pending", "sending")
+from ._sqlite import SQLiteDatabase
 
 
 def json_text(value: Any) -> str:
@@ -50,29 +49,13 @@ def _loads(text: str | None) -> Any:
         return None
 
 
-class OutboxTable:
-    conn: sqlite3.Connection
-    db: Any
-
-    def _outbox_schema(self) -> None:
-        """Create the table, or add the lease columns to one made before a claim was a lease."""
-        db = self.db
-        if "outbox" not in db.table_names():
-            db["outbox"].create({"id": int, "key": str, "kind": str, "lead": str, "payload": str,
-                                 "created_at": float, "status": str, "attempts": int, "next_at": float,
-                                 "last_error": str, "claimed_by": str, "lease_until": float}, pk="id")
-            db["outbox"].create_index(["key"], unique=True)
-            db["outbox"].create_index(["status", "next_at"])
-        elif "lease_until" not in db["outbox"].columns_dict:
-            self.conn.execute("ALTER TABLE outbox ADD COLUMN claimed_by TEXT")
-            self.conn.execute("ALTER TABLE outbox ADD COLUMN lease_until REAL")
-
+class OutboxTable(SQLiteDatabase):
     def add_outbox(self, key: str, kind: str, lead: str, payload: dict) -> None:
         self.conn.execute("INSERT OR IGNORE INTO outbox (key, kind, lead, payload, created_at, status, attempts,"
                           " next_at) VALUES (?,?,?,?,?,?,?,?)",  # next_at 0: due at once, whatever the clock
                           (key, kind, lead, json_text(payload), time.time(), "pending", 0, 0.0))
 
-    def due_outbox(self, now: float, kinds: tuple, limit: int = 50) -> list[dict]:
+    def due_outbox(self, now: float, kinds: tuple[str, ...], limit: int = 50) -> list[dict]:
         """Pending rows due at `now`, and every `sending` row (the caller decides, by its lease and its
         holder, whether one may be taken over)."""
         marks = ",".join("?" for _ in kinds)
@@ -130,7 +113,7 @@ class OutboxTable:
             return list(self.db.query("SELECT * FROM outbox WHERE kind = ? ORDER BY id", [kind]))
         return list(self.db.query("SELECT * FROM outbox ORDER BY id"))
 
-    def outbox_rows(self, statuses: tuple | None = None, limit: int = 100) -> list[dict]:
+    def outbox_rows(self, statuses: tuple[str, ...] | None = None, limit: int = 100) -> list[dict]:
         """Rows in these statuses (all when None), newest first."""
         if statuses:
             marks = ",".join("?" for _ in statuses)

@@ -1,0 +1,168 @@
+"""Events, leads and what each event decided: the event log and everything derived from it.
+
+The event log is the truth; lead rows are derived from it. `record` writes one evaluated event and
+everything it caused (the event, the lead row, its decision, contributions, stage changes and, for a
+lead that became sales-qualified, the durable `route_sql` work row) in the caller's transaction, so
+a crash loses whole events, never half of one, and an event id is never applied twice.
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Iterator, NamedTuple, Protocol, Sequence
+
+from engine.intake import storable as _storable
+from engine.rules import LeadState
+from ._outbox import OutboxTable
+
+
+class Evaluation(Protocol):
+    """What the store keeps of one event's evaluation (the runtime's Decision). A protocol, because
+    the runtime that makes decisions sits beside the store, not below it."""
+
+    @property
+    def rules_version(self) -> str: ...
+    @property
+    def added(self) -> Sequence[Sequence[Any]]: ...  # (rule id, points) added by event rules
+    @property
+    def transitions(self) -> Sequence[dict]: ...  # {"from", "to", "reason", "rule"} stage changes
+
+    def trace(self) -> dict: ...
+
+
+class StoredEvent(NamedTuple):
+    """An event as the log holds it, to tell a resent event from a different one under the same id."""
+    digest: str | None  # None in rows stored before digests were kept
+    lead: str
+    type: str
+    at: float
+    data: str  # JSON text
+
+
+class StageChange(NamedTuple):
+    lead: str
+    from_stage: str | None
+    to_stage: str
+    reason: str
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+class LeadTables(OutboxTable):
+    # -- writes ------------------------------------------------------------------------------------
+    def record(self, event: dict, at: float, source: str, state: LeadState, decision: Evaluation,
+               created: bool, digest: str | None = None) -> None:
+        """Write one evaluated event and everything it caused (call inside a transaction)."""
+        now = time.time()
+        c = self.conn
+        data = _json(event.get("data") or {})
+        c.execute("INSERT INTO events (id, lead, type, at, at_text, data, source, received_at, digest) VALUES"
+                  " (?,?,?,?,?,?,?,?,?)", (event["id"], event["lead"], event["type"], at, event["at"], data, source,
+                                           now, digest))
+        c.execute("INSERT INTO leads (id, stage, score, fit, engagement, owner, disqualified, created_at, updated_at,"
+                  " rules_version, state) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET"
+                  " stage=excluded.stage, score=excluded.score, fit=excluded.fit, engagement=excluded.engagement,"
+                  " owner=excluded.owner, disqualified=excluded.disqualified, updated_at=excluded.updated_at,"
+                  " rules_version=excluded.rules_version, state=excluded.state",
+                  (state.id, state.stage, state.score, state.fit, state.engagement, state.owner, state.disqualified,
+                   at, at, decision.rules_version, _json(state.to_json())))
+        c.execute("INSERT INTO decisions (event_id, lead, at, rules_version, trace) VALUES (?,?,?,?,?)",
+                  (event["id"], state.id, at, decision.rules_version, _json(decision.trace())))
+        if decision.added:
+            c.executemany("INSERT INTO contributions (event_id, lead, rule, points, at) VALUES (?,?,?,?,?)",
+                          [(event["id"], state.id, rule, points, at) for rule, points in decision.added])
+        if created:
+            c.execute("INSERT INTO stage_history (lead, from_stage, to_stage, at, reason, rule, rules_version, event_id)"
+                      " VALUES (?,?,?,?,?,?,?,?)", (state.id, None, "new", at, "first event", None,
+                                                    decision.rules_version, event["id"]))
+        for t in decision.transitions:
+            c.execute("INSERT INTO stage_history (lead, from_stage, to_stage, at, reason, rule, rules_version, event_id)"
+                      " VALUES (?,?,?,?,?,?,?,?)", (state.id, t["from"], t["to"], state.clock, t["reason"], t["rule"],
+                                                    decision.rules_version, event["id"]))
+            if t["to"] == "sql":
+                self.add_outbox(f"route:{state.id}:{event['id']}", "route_sql", state.id,
+                                {"lead": state.id, "event_id": event["id"], "score": state.score})
+
+    def save_state(self, state: LeadState) -> None:
+        """A lead changed without an event of its own (a nurture `set`, a decay tick's bookkeeping)."""
+        self.conn.execute("UPDATE leads SET state = ?, stage = ?, owner = ? WHERE id = ?",
+                          (_json(state.to_json()), state.stage, state.owner, state.id))
+
+    def dead_letter(self, raw: str, reason: str, field: str, source: str, line: int | None) -> None:
+        """Keep rejected input; lone surrogates become escapes (SQLite text must be valid UTF-8)."""
+        self.conn.execute("INSERT INTO dead_letters (received_at, source, line, raw, reason, field) VALUES (?,?,?,?,?,?)",
+                          (time.time(), _storable(source), line, _storable(raw), _storable(reason), _storable(field)))
+
+    def note_rules(self, version: str, files: dict[str, str]) -> None:
+        """Keep the text of every rule version that ever decided something, so a decision can be explained."""
+        with self.transaction():
+            self.conn.execute("INSERT OR IGNORE INTO rule_versions (version, loaded_at, files) VALUES (?,?,?)",
+                              (version, time.time(), json.dumps(files)))
+
+    # -- reads: one event, one lead ------------------------------------------------------------------
+    def has_event(self, event_id: str) -> bool:
+        return self._value("SELECT 1 FROM events WHERE id = ?", (event_id,)) is not None
+
+    def stored_event(self, event_id: str) -> StoredEvent | None:
+        row = self.conn.execute("SELECT digest, lead, type, at, data FROM events WHERE id = ?", (event_id,)).fetchone()
+        return StoredEvent(*row) if row else None
+
+    def latest_event_at(self) -> float | None:
+        """The time of the newest event in the log (None when it is empty): "now" for a replayed log."""
+        return self._value("SELECT max(at) FROM events")
+
+    def event_times(self, lead: str, types: set[str]) -> dict[str, list[float]]:
+        """When this lead's events of these types happened, oldest first, by type."""
+        out: dict[str, list[float]] = {}
+        if not types:
+            return out
+        marks = ",".join("?" for _ in types)
+        for etype, at in self.conn.execute(f"SELECT type, at FROM events WHERE lead = ? AND type IN ({marks})"
+                                           " ORDER BY at", [lead, *sorted(types)]):
+            out.setdefault(etype, []).append(at)
+        return out
+
+    def load_state(self, lead_id: str) -> LeadState | None:
+        row = self.conn.execute("SELECT state FROM leads WHERE id = ?", (lead_id,)).fetchone()
+        return LeadState.from_json(json.loads(row[0])) if row else None
+
+    def lead_row(self, lead_id: str) -> dict | None:
+        return self._row("SELECT * FROM leads WHERE id = ?", [lead_id])
+
+    def history(self, lead_id: str) -> list[dict]:
+        return self._rows("SELECT from_stage, to_stage, at, reason, rule, rules_version, event_id"
+                          " FROM stage_history WHERE lead = ? ORDER BY id", [lead_id])
+
+    def decisions(self, lead_id: str) -> list[dict]:
+        return self._rows("SELECT d.event_id, d.at, d.rules_version, d.trace, e.type FROM decisions d"
+                          " JOIN events e ON e.id = d.event_id WHERE d.lead = ? ORDER BY e.seq", [lead_id])
+
+    # -- reads: all leads ----------------------------------------------------------------------------
+    def list_leads(self, stage: str | None = None, limit: int | None = None) -> list[dict]:
+        sql = "SELECT id, stage, score, owner FROM leads"
+        params: list[object] = []
+        if stage:
+            sql += " WHERE stage = ?"
+            params.append(stage)
+        sql += " ORDER BY score DESC, id"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return self._rows(sql, params)
+
+    def stage_counts(self) -> dict[str, int]:
+        return {row["stage"]: row["n"] for row in self.db.query("SELECT stage, count(*) AS n FROM leads GROUP BY stage")}
+
+    def stage_changes(self) -> Iterator[StageChange]:
+        """Every stage change of every lead, in the order they were recorded."""
+        for row in self.conn.execute("SELECT lead, from_stage, to_stage, reason FROM stage_history ORDER BY id"):
+            yield StageChange(*row)
+
+    def decision_traces(self) -> Iterator[dict]:
+        """The trace (rules fired, points added, transitions) of every stored decision."""
+        for (trace,) in self.conn.execute("SELECT trace FROM decisions"):
+            yield json.loads(trace)
+
+    def dead_letters(self, limit: int = 100) -> list[dict]:
+        return self._rows("SELECT * FROM dead_letters ORDER BY id DESC LIMIT ?", [limit])

@@ -89,20 +89,17 @@ def run_scheduler_bench(rules_dir: str, db_path: str, share: float = 0.01, max_s
     pipeline = Pipeline(Store(db_path), compiled)
     store, scheduler = pipeline.store, Scheduler(pipeline.store, compiled.rules, pipeline.apply_internal)
     leads = store.count("leads")
-    latest = store.conn.execute("SELECT max(at) FROM events").fetchone()[0]
+    latest = store.latest_event_at()
     step = max(1, round(1 / share))
     with store.transaction():  # exactly `share` of the leads get a timer due now; the rest have none
-        store.conn.execute("DELETE FROM timers")
-        store.conn.execute("INSERT INTO timers (lead, kind, due_at) SELECT id, 'decay', ? FROM leads"
-                           " WHERE rowid % ? = 0", (latest, step))
-    due = store.conn.execute("SELECT count(*) FROM timers").fetchone()[0]
+        due = store.set_timers_on_share("decay", latest, step)
     start = time.perf_counter()
     ticks = 0
     while store.due_timers(latest, 1):
         ticks += scheduler.run_due(latest)["ticks"]
     tick_seconds = time.perf_counter() - start
     with store.transaction():
-        store.conn.execute("DELETE FROM timers")  # nurture steps only from here
+        store.clear_timers()  # nurture steps only from here
     steps, start = 0, time.perf_counter()
     horizon = latest
     while steps < max_steps:

@@ -132,23 +132,21 @@ def run_demo(db_path: str, rules_dir: str, n_leads: int = 60, seed: int = 7) -> 
     routed = [(a["lead"], a["rep"] or a["channel"], a["status"], a["why"]) for a in store.assignments()]
     # Weeks pass: nurture tracks run their steps and fading MQLs are re-checked by decay ticks.
     _catch_up(scheduler, store, parse_time("2027-03-01T00:00:00Z"))
-    nurture = [(r["lead"], r["track"], r["op"], r["at"], r["detail"]) for r in
-               store.db.query("SELECT * FROM nurture_log ORDER BY at, id")]
+    nurture = [(r["lead"], r["track"], r["op"], r["at"], r["detail"]) for r in store.nurture_log()]
     sends = [json.loads(o["payload"]) for o in store.outbox() if o["kind"] in ("email", "webhook", "slack_owner")]
     report = DemoReport(db_path, pipeline.version, counts.applied + more.applied, counts.duplicates,
                         counts.rejected, store.stage_counts(), rejections=counts.rejections, routed=routed,
                         nurture=nurture, sends=sends)
-    for row in store.db.query("SELECT lead, reason, to_stage FROM stage_history WHERE to_stage IN "
-                              "('sql', 'disqualified') OR (from_stage = 'mql' AND to_stage = 'new') ORDER BY id"):
-        if row["to_stage"] == "sql":
-            report.sqls.append((row["lead"], persona.get(row["lead"], "?"), row["reason"]))
-        elif row["to_stage"] == "disqualified":
-            report.disqualified.append((row["lead"], row["reason"]))
-        else:
-            report.demoted.append((row["lead"], row["reason"]))
+    for change in store.stage_changes():
+        if change.to_stage == "sql":
+            report.sqls.append((change.lead, persona.get(change.lead, "?"), change.reason))
+        elif change.to_stage == "disqualified":
+            report.disqualified.append((change.lead, change.reason))
+        elif (change.from_stage, change.to_stage) == ("mql", "new"):
+            report.demoted.append((change.lead, change.reason))
     fired = {rid: 0 for rid in pipeline.compiled.rules.rule_ids}
-    for row in store.db.query("SELECT trace FROM decisions"):
-        for rid in json.loads(row["trace"])["fired"]:
+    for trace in store.decision_traces():
+        for rid in trace["fired"]:
             if rid in fired:
                 fired[rid] += 1
     report.fired = fired

@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import re
-import sqlite3
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -75,11 +74,9 @@ class Counts:
         self.conflicted += other.conflicted
 
 
-def _system_failure(exc: BaseException) -> bool:
-    """The database itself failing (full disk, I/O, corruption): no event's fault, nothing can be kept."""
-    if isinstance(exc, MemoryError):
-        return True
-    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, (sqlite3.IntegrityError, sqlite3.DataError))
+def _system_failure(exc: BaseException, store: Store) -> bool:
+    """Memory or the database itself failing (full disk, I/O, corruption): no event's fault, nothing can be kept."""
+    return isinstance(exc, MemoryError) or store.is_system_failure(exc)
 
 
 class Pipeline:
@@ -117,7 +114,7 @@ class Pipeline:
         reported, never a silent duplicate. strict raises EngineError, so the caller's transaction
         (the rep's Accept) rolls back and says why; otherwise the outcome says it and a dead letter
         keeps it."""
-        nested = self.store.conn.in_transaction
+        nested = self.store.in_transaction
         with self.store.transaction():
             outcome = self._apply(event, None, source, None, INTERNAL)
         if strict and outcome.status != "applied":
@@ -136,7 +133,7 @@ class Pipeline:
         """After the caller's transaction rolled back with `error`, keep the refused event it carries
         as a dead letter in a transaction of its own (the hint points the operator there)."""
         letter = getattr(error, "dead_letter", None)
-        if letter is not None and not self.store.conn.in_transaction:
+        if letter is not None and not self.store.in_transaction:
             with self.store.transaction(durable=True):
                 self.store.dead_letter(*letter, None)
 
@@ -174,7 +171,7 @@ class Pipeline:
             with self.store.savepoint():
                 return self._apply_checked(obj, raw, source, line, intake)
         except Exception as exc:  # noqa: BLE001 - one event's failure must not take others with it
-            if _system_failure(exc):
+            if _system_failure(exc, self.store):
                 raise
             reason = f"{exc.code}: {exc}" if isinstance(exc, EngineError) else \
                 f"could not be applied ({type(exc).__name__}: {exc})"

@@ -116,7 +116,6 @@ def build_app(settings: Settings, client: WebClient, service: LeadService) -> Ap
     def on_proposal(ack, body, verdict: str) -> None:  # noqa: ANN001
         ack()
         from engine.core import LeadflowError
-        from engine.learning import apply_proposal, dismiss_proposal
 
         user = body["user"]["id"]
         _, manager = who(user)
@@ -125,7 +124,7 @@ def build_app(settings: Settings, client: WebClient, service: LeadService) -> Ap
             return
         pid = int(body["actions"][0]["value"])
         try:
-            status, message = (apply_proposal if verdict == "apply" else dismiss_proposal)(service, pid, user)
+            status, message = (service.apply_proposal if verdict == "apply" else service.dismiss_proposal)(pid, user)
         except LeadflowError as exc:
             status, message = "invalid", "the proposal has problems: " + "; ".join(
                 f"{p.location}: {p.message}" for p in exc.problems[:3])

@@ -1,4 +1,4 @@
-"""The HTTP service: the event webhook, the Slack request URL and a health check, in one ASGI app.
+"""The ASGI app `leadflow serve` runs: the event webhook, the Slack request URL and a health check.
 
 Bolt's sync handler runs in a thread pool so a slow listener never blocks the webhook; a background
 thread runs the service's work loop (routing, SLA checks, deliveries) and is woken as soon as an
@@ -15,7 +15,7 @@ import re
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, Callable, TextIO
 
 from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
@@ -25,8 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from engine.delivery import ChannelSender, ChannelSettings
-from engine.delivery import NETWORK_TIMEOUT
+from engine.delivery import NETWORK_TIMEOUT, ChannelSender, ChannelSettings, Notifier
 from engine.intake import Intake, decode_body, split_body
 from engine.pipeline import GroupCommit
 from engine.service import LeadService
@@ -40,21 +39,23 @@ log = logging.getLogger("leadflow.server")
 _UNIX_SECONDS = re.compile(r"[0-9]{1,12}")  # as engine.signing reads its own timestamp header
 
 
-def build_service(settings: Settings, client: WebClient | None = None, clock: Any = None,
-                  console: Any = None) -> tuple[LeadService, WebClient | None]:
+def build_service(settings: Settings, client: WebClient | None = None, clock: Callable[[], float] | None = None,
+                  console: TextIO | None = None) -> tuple[LeadService, WebClient | None]:
+    """The service, delivering to Slack (or, without Slack credentials, to `console`) and sending
+    nurture e-mail and webhooks; the notifiers read what they show through the service's view."""
+    kwargs = {"clock": clock} if clock else {}
+    service = LeadService(settings.db, settings.rules, **kwargs)
+    stream = console or sys.stderr
+    notifier: Notifier
     if settings.slack_enabled:
         # no automatic retries: a post re-sent after a dropped connection would be a second card; the
         # outbox retries instead, looking for the first copy (its key) before posting again
         client = client or WebClient(token=settings.bot_token, base_url=settings.slack_api_url or
                                      "https://slack.com/api/", timeout=NETWORK_TIMEOUT, retry_handlers=[])
-        notifier: Any = SlackNotifier(client)
+        notifier = SlackNotifier(client, service.view)
     else:
-        notifier = ConsoleNotifier(console or sys.stderr)
-    kwargs = {"clock": clock} if clock else {}
-    service = LeadService(settings.db, settings.rules, notifier=notifier, **kwargs)
-    notifier.bind(service)
-    channels = ChannelSender(settings.channels or ChannelSettings(), service.store, console or sys.stderr)
-    service.dispatcher.add(channels)
+        notifier = ConsoleNotifier(stream, service.view)
+    service.deliver_through([notifier, ChannelSender(settings.channels or ChannelSettings(), service.store, stream)])
     return service, client
 
 

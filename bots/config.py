@@ -5,6 +5,8 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Mapping
 
+from engine.delivery import ChannelSettings
+
 
 @dataclass
 class Settings:
@@ -21,7 +23,7 @@ class Settings:
     max_batch: int = 1000
     max_future: float = 86400.0  # seconds an event may be dated after the wall clock (LEADFLOW_MAX_FUTURE)
     max_slack_body_bytes: int = 1_000_000  # /slack/events: Slack's own payloads are far smaller
-    channels: object = None  # engine.channels.ChannelSettings for e-mail and outbound webhooks
+    channels: ChannelSettings | None = None  # e-mail and outbound webhooks for nurture steps
 
     @property
     def slack_enabled(self) -> bool:
@@ -62,8 +64,6 @@ class Settings:
             "webhook_token": env.get("LEADFLOW_WEBHOOK_TOKEN") or None,
             "webhook_secret": env.get("LEADFLOW_WEBHOOK_SECRET") or None,
         }
-        from engine.delivery import ChannelSettings
-
         values["channels"] = ChannelSettings.from_env(env)
         if env.get("LEADFLOW_MAX_FUTURE"):
             from engine.core import parse_duration

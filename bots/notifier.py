@@ -12,7 +12,10 @@ the name makes it a permanent `channel_not_found`. Names are looked up again aft
 hour), and at once when Slack answers `channel_not_found` or `is_archived` for an id found by name
 (the channel was renamed or archived and another one took the name): the message goes to the
 channel that has the name now, and fails only if that is the same id. Slack errors become
-DeliveryErrors classified in engine/delivery.py.
+DeliveryErrors classified by engine.delivery.
+
+What a message shows (the lead, its assignment, where the rep is reached, stats, a proposal) is read
+through the service's read-only DeliveryView, given to the notifier when it is built.
 """
 from __future__ import annotations
 
@@ -25,10 +28,9 @@ from typing import Any, Callable, TextIO
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackObjectFormationError
 
-from engine.delivery import DeliveryError, slack_failure
-from engine.reports import lead_json, recent_activity
-from engine.delivery import RetryLater
-from engine.service import LeadService
+from engine.delivery import DeliveryError, RetryLater, slack_failure
+from engine.reports import dashboard
+from engine.service import Card, DeliveryView
 from engine.core import format_time
 
 from .blocks import decided_card, sql_card
@@ -44,27 +46,13 @@ CHANNEL_TTL = 3600.0  # channel ids found by name are looked up again after this
 STALE = ("channel_not_found", "is_archived")  # for an id found by name: look the name up again, once
 
 
-class _Base:
+class SlackNotifier:
     kinds = KINDS
 
-    def __init__(self) -> None:
-        self.service: LeadService | None = None
-
-    def bind(self, service: LeadService) -> None:
-        self.service = service
-
-    def _context(self, payload: dict) -> tuple[dict, dict]:
-        service = self.service
-        assignment = service.store.assignment(payload["assignment"])
-        lead = lead_json(service.store, service.pipeline.compiled.rules, assignment["lead"])
-        return assignment, lead
-
-
-class SlackNotifier(_Base):
-    def __init__(self, client: WebClient, clock: Callable[[], float] = time.monotonic,
+    def __init__(self, client: WebClient, view: DeliveryView, clock: Callable[[], float] = time.monotonic,
                  channel_ttl: float = CHANNEL_TTL):
-        super().__init__()
         self.client = client
+        self.view = view
         self.channel_ids: dict[str, str] = {}  # channel name (no '#') -> conversation id
         self.listed_at: float | None = None  # when `channel_ids` was read from Slack (self.clock)
         self.clock = clock
@@ -162,35 +150,32 @@ class SlackNotifier(_Base):
             if not cursor:
                 return None
 
-    def _channel_for(self, assignment: dict) -> str:
-        desk = self.service.desk.routing
-        rep = desk.reps.get(assignment["rep"]) if assignment["rep"] else None
-        if rep and rep.slack:
-            return self.client.conversations_open(users=rep.slack)["channel"]["id"]
-        return assignment["channel"] or desk.fallback or "#sales-queue"
+    def _channel_for(self, card: Card) -> str:
+        if card.route.slack:
+            return self.client.conversations_open(users=card.route.slack)["channel"]["id"]
+        return card.assignment["channel"] or card.route.fallback or "#sales-queue"
 
     def _card(self, payload: dict, key: str, resumed: bool) -> dict:
-        assignment, lead = self._context(payload)
+        card = self.view.card(payload["assignment"])
+        assignment, lead = card.assignment, card.lead
         due = format_time(assignment["due_at"]) if assignment["due_at"] else None
         if assignment["status"] != "pending":  # decided while the card waited: no live buttons
-            labels = {rid: r["label"] for rid, r in self.service.desk.routing.reasons.items()}
-            blocks = decided_card(lead, self._shown(assignment), recent_activity(self.service.store, lead["id"]), labels)
+            blocks = decided_card(lead, self._shown(assignment), card.activity, card.reason_labels)
         else:
-            blocks = sql_card(lead, assignment, recent_activity(self.service.store, lead["id"]), due)
+            blocks = sql_card(lead, assignment, card.activity, due)
         text = f"New SQL {escape(lead['id'])} (score {lead['score']:g}): accept or reject"
-        return self._post(self._channel_for(assignment), key, resumed, text=text,
+        return self._post(self._channel_for(card), key, resumed, text=text,
                           blocks=[b.to_dict() for b in blocks])
 
     def _card_update(self, payload: dict, key: str, resumed: bool) -> dict:
-        assignment, lead = self._context(payload)
-        store = self.service.store
-        posted = store.outbox_result(f"card:{assignment['id']}")
+        card = self.view.card(payload["assignment"])
+        assignment, lead = card.assignment, card.lead
+        posted = self.view.posted(f"card:{assignment['id']}")
         if not posted or "ts" not in posted:
-            if store.outbox_status(f"card:{assignment['id']}") in ("pending", "sending"):
+            if self.view.status(f"card:{assignment['id']}") in ("pending", "sending"):
                 raise RetryLater(2, "the card is not posted yet")  # update it once it is
             return {"skipped": "card was never posted (it is posted already decided, if at all)"}
-        labels = {rid: r["label"] for rid, r in self.service.desk.routing.reasons.items()}
-        blocks = decided_card(lead, self._shown(assignment), recent_activity(store, lead["id"]), labels)
+        blocks = decided_card(lead, self._shown(assignment), card.activity, card.reason_labels)
         resp = self.client.chat_update(channel=self.conversation(posted["channel"]), ts=posted["ts"],
                                        text=f"{escape(lead['id'])}: {assignment['status']}",
                                        blocks=[b.to_dict() for b in blocks])
@@ -204,28 +189,27 @@ class SlackNotifier(_Base):
         return shown
 
     def _remind(self, payload: dict, key: str, resumed: bool) -> dict:
-        assignment, lead = self._context(payload)
-        posted = self.service.store.outbox_result(f"card:{assignment['id']}") or {}
+        card = self.view.card(payload["assignment"])
+        assignment, lead = card.assignment, card.lead
+        posted = self.view.posted(f"card:{assignment['id']}") or {}
         due = format_time(assignment["due_at"]) if assignment["due_at"] else "soon"
-        return self._post(posted.get("channel") or self._channel_for(assignment), key, resumed,
+        return self._post(posted.get("channel") or self._channel_for(card), key, resumed,
                           thread_ts=posted.get("ts"), text=f"⏰ Reminder: {escape(lead['id'])} is waiting for you; accept or "
                                                            f"reject by {due} or it goes to the next rep.")
 
     def _escalate(self, payload: dict, key: str, resumed: bool) -> dict:
-        assignment, lead = self._context(payload)
+        card = self.view.card(payload["assignment"])
+        lead = card.lead
         channel = payload.get("channel") or "#sales-managers"
-        tried = len(self.service.store.assignments(lead=lead["id"]))
+        tried = card.assignments
         return self._post(channel, key, resumed, text=f"🚨 {escape(lead['id'])} (score {lead['score']:g}) has not been "
                                                       f"accepted after {tried} assignment(s). Please take a look.")
 
     def _chart(self, payload: dict, key: str, resumed: bool) -> dict:
         """A PNG dashboard for a stats answer, uploaded into the answer's thread (files_upload_v2)."""
-        from engine.reports import dashboard
-        from engine.reports import compute
-
         # an upload carries no metadata to find it by: a crash during it can repeat the chart (and only it)
-        data = compute(self.service.store, payload.get("since"), payload.get("until"), payload.get("by"),
-                       payload.get("rep"), weekly=True)
+        data = self.view.stats(payload.get("since"), payload.get("until"), payload.get("by"), payload.get("rep"),
+                               weekly=True)
         png = dashboard(data, payload.get("title") or "Pipeline")
         resp = self._in_channel(payload["channel"], lambda channel_id: self.client.files_upload_v2(
             channel=channel_id, thread_ts=payload.get("thread_ts"), content=png, filename="pipeline.png",
@@ -233,11 +217,9 @@ class SlackNotifier(_Base):
         return {"file": (resp.get("file") or {}).get("id")}
 
     def _digest(self, payload: dict, key: str, resumed: bool) -> dict:
-        from engine.reports import compute
-
         from .questions import Question, render_stats
 
-        data = compute(self.service.store, payload["since"], payload["until"])
+        data = self.view.stats(payload["since"], payload["until"])
         title = f"Weekly pipeline digest, {format_time(payload['since'])[:10]} to {format_time(payload['until'])[:10]}"
         posted = self._post(payload["channel"], key, resumed, text=title,
                             blocks=[{"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
@@ -248,12 +230,11 @@ class SlackNotifier(_Base):
 
     def _slack_owner(self, payload: dict, key: str, resumed: bool) -> dict:
         """A nurture step's note to the lead's owner, as a DM (or the fallback channel without owner)."""
-        desk = self.service.desk.routing
-        rep = desk.reps.get(payload.get("owner") or "")
-        if rep and rep.slack:
-            channel = self.client.conversations_open(users=rep.slack)["channel"]["id"]
+        route = self.view.route(payload.get("owner") or "")
+        if route.slack:
+            channel = self.client.conversations_open(users=route.slack)["channel"]["id"]
         else:
-            channel = desk.fallback or "#sales-queue"
+            channel = route.fallback or "#sales-queue"
         note = escape(payload.get("text") or payload.get("subject"))
         return self._post(channel, key, resumed,
                           text=f"{note} (lead {code(payload['lead'])}, track {escape(payload.get('track'))})")
@@ -261,7 +242,7 @@ class SlackNotifier(_Base):
     def _proposal(self, payload: dict, key: str, resumed: bool) -> dict:
         from .blocks import proposal_blocks
 
-        row = self.service.store.proposal(payload["proposal"])
+        row = self.view.proposal(payload["proposal"])
         report = json.loads(row["report"])
         return self._post(payload["channel"], key, resumed, text="Rule tuning proposal",
                           blocks=[b.to_dict() for b in proposal_blocks(row, report, decided=False)])
@@ -269,8 +250,8 @@ class SlackNotifier(_Base):
     def _proposal_update(self, payload: dict, key: str, resumed: bool) -> dict:
         from .blocks import proposal_blocks
 
-        row = self.service.store.proposal(payload["proposal"])
-        posted = self.service.store.outbox_result(f"proposal:{row['id']}")
+        row = self.view.proposal(payload["proposal"])
+        posted = self.view.posted(f"proposal:{row['id']}")
         if not posted or "ts" not in posted:
             return {"skipped": "never posted"}
         resp = self.client.chat_update(channel=self.conversation(posted["channel"]), ts=posted["ts"],
@@ -289,18 +270,21 @@ class SlackNotifier(_Base):
                           text=payload["text"], blocks=payload.get("blocks"))
 
 
-class ConsoleNotifier(_Base):
+class ConsoleNotifier:
     """No Slack credentials: say what would have been sent, so the loop can be tried offline."""
 
-    def __init__(self, stream: TextIO):
-        super().__init__()
+    kinds = KINDS
+
+    def __init__(self, stream: TextIO, view: DeliveryView):
         self.stream = stream
+        self.view = view
 
     def deliver(self, kind: str, lead_id: str, payload: dict, key: str, resumed: bool, since: float = 0.0) -> dict:
         if kind in ("answer", "chart", "digest", "slack_owner", "proposal", "proposal_update"):
             line = f"[{kind}] {payload.get('text') or payload.get('title') or payload.get('channel')}"
         else:
-            assignment, lead = self._context(payload)
+            card = self.view.card(payload["assignment"])
+            assignment, lead = card.assignment, card.lead
             target = assignment["rep"] or assignment["channel"]
             line = {"card": f"[card] new SQL {lead['id']} (score {lead['score']:g}) for {target}: {assignment['why']}. "
                             f"Decide with: leadflow sql accept {assignment['id']} | leadflow sql reject {assignment['id']} "

@@ -14,7 +14,7 @@ import httpx
 import uvicorn
 
 from bots.config import Settings
-from bots.server import build_asgi, build_service
+from bots.asgi import build_asgi, build_service
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 TOKEN = "xoxb-test-0000-leadflow"

@@ -28,11 +28,8 @@ def desk(tmp_path):
     shutil.copytree(ROOT / "rules", rules, ignore=shutil.ignore_patterns("tests", "examples", "REFERENCE.md", "schema.json"))
     clock = ManualClock(T0)
     out = io.StringIO()
-    notifier = ConsoleNotifier(out)
-    service = LeadService(str(tmp_path / "db.sqlite"), str(rules), clock=clock, notifier=notifier)
-    notifier.bind(service)
-    channels = ChannelSender(ChannelSettings(), service.store, out)
-    service.dispatcher.add(channels)
+    service = LeadService(str(tmp_path / "db.sqlite"), str(rules), clock=clock)
+    service.deliver_through([ConsoleNotifier(out, service.view), ChannelSender(ChannelSettings(), service.store, out)])
     service.out, service.clock_obj, service.rules_path = out, clock, rules
     yield service
     service.store.close()

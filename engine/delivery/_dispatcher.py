@@ -6,7 +6,7 @@ with the row's creation time as `since`) so it can look for the message it may a
 (the Slack notifier searches the conversation for the row's key) instead of sending it twice.
 
 The claim is a lease, so several dispatchers on one database (`serve`, and `leadflow worker --once`
-beside it) never send a row at the same time: the claim records who holds the row (engine/lease.py:
+beside it) never send a row at the same time: the claim records who holds the row (_lease.py:
 machine, pid, process start time, a token per dispatcher) and until when (`LEASE`, 5 minutes of
 wall-clock time, whatever clock schedules the rows). A `sending` row is taken over, and resumed,
 only when its lease is over or its holder provably no longer runs (same machine, that process is
@@ -17,7 +17,7 @@ lease is logged (another dispatcher may have resumed it meanwhile).
 
 Each row is delivered on its own: whatever one row raises (a refused address, a bug, a value the
 database will not store) is recorded on that row and the loop goes on with the next. How a failure
-is handled follows engine/delivery.py: permanent failures fail the row at once with the reason,
+is handled follows _failures.py: permanent failures fail the row at once with the reason,
 transient ones back off (a 429 after its Retry-After), anything else is retried and failed after
 about four hours. Failed rows stay in the table: `leadflow outbox --failed` lists them.
 
@@ -63,11 +63,6 @@ class Dispatcher:
         self.lease = lease
         self.wall = wall  # leases are real time: shared with dispatchers on other clocks
         self.claimer = Claimer.here()
-
-    def add(self, notifier: Notifier) -> None:
-        """Deliver `notifier.kinds` through this notifier too (e.g. e-mail beside Slack)."""
-        self.notifiers.append(notifier)
-        self.by_kind.update({kind: notifier for kind in notifier.kinds})
 
     def run_once(self) -> int:
         """Deliver every due row once; returns how many were delivered."""

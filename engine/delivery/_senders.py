@@ -30,10 +30,12 @@ from dataclasses import dataclass
 from email.errors import HeaderParseError
 from email.headerregistry import Address
 from email.message import EmailMessage
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, TextIO
 
 from ._failures import NETWORK_TIMEOUT, DeliveryError, http_failure
 from engine.core import sign
+from engine.rules import LeadState
+from engine.store import Store
 
 log = logging.getLogger("leadflow.channels")
 OPT_OUT = ("do_not_email", "email_opt_out", "unsubscribed")
@@ -59,7 +61,7 @@ class ChannelSettings:
                    env.get("LEADFLOW_NURTURE_WEBHOOK_SECRET") or None)
 
 
-def opted_out(state: Any, unsubscribed: bool) -> str | None:
+def opted_out(state: LeadState | None, unsubscribed: bool) -> str | None:
     for key in OPT_OUT:
         value = (state.attrs if state else {}).get(key)
         if value is True or (isinstance(value, str) and value.strip().lower() in ("yes", "true", "y", "1")):
@@ -135,7 +137,7 @@ class ChannelSender:
 
     kinds = ("email", "webhook")
 
-    def __init__(self, settings: ChannelSettings, store: Any, stream: Any = None,
+    def __init__(self, settings: ChannelSettings, store: Store, stream: TextIO | None = None,
                  clock: Callable[[], float] = time.time):
         self.settings = settings
         self.store = store

@@ -1,25 +1,30 @@
 """Scheduled rule tuning proposals: tune on the stored feedback and outcomes, keep the proposal as a
 directory next to the database, and apply it over the live rules only when a person says so (the
-approval is recorded with who and when)."""
+approval is recorded with who and when).
+
+These functions get what they need (the store, the rules directory, the time, and a callable that
+switches the running service to the rules just written), never the service itself: learning sits
+below the service, which calls them."""
 from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Callable
 
-from engine.rules import load_rules
+from engine.rules import RuleSet, load_rules
 from engine.core import LeadflowError, Location, Problem
 from ._labelled import leads_from_store
 from engine.rules import STALE, dir_version, overlay_rule_files
 from engine.core import parse_duration
+from engine.store import Store
 
 
-def schedule_proposal(service: Any) -> int:
-    """Make a proposal when the `tuning:` section says one is due; returns 1 when it did."""
-    settings = service.pipeline.compiled.rules.section("tuning")
+def schedule_proposal(store: Store, rules: RuleSet, rules_dir: str, now: float) -> int:
+    """Make a proposal when the live rules' `tuning:` section says one is due (the files in
+    `rules_dir` are what is tuned); returns 1 when it did."""
+    settings = rules.section("tuning")
     if not settings:
         return 0
-    now, store = service.clock(), service.store
     last = store.last_run("tuning")
     if last is not None and now - last < parse_duration(settings.get("every", "7d")):
         return 0
@@ -35,19 +40,20 @@ def schedule_proposal(service: Any) -> int:
     while os.path.exists(out):  # a second proposal within the same second (after a stale one) gets its own
         n += 1
         out = f"{base}-{n}"
-    report = tune(service.rules_dir, leads, out, settings.get("target_precision"), settings.get("capacity"))
+    report = tune(rules_dir, leads, out, settings.get("target_precision"), settings.get("capacity"))
     with store.transaction():
         pid = store.add_proposal(out, now, report)
         store.add_outbox(f"proposal:{pid}", "proposal", "", {"proposal": pid, "channel": settings["channel"]})
     return 1
 
 
-def apply_proposal(service: Any, proposal_id: int, by: str) -> tuple[str, str]:
+def apply_proposal(store: Store, rules_dir: str, proposal_id: int, by: str, now: float,
+                   reload: Callable[[], str]) -> tuple[str, str]:
     """(status, message). Only a valid proposal made from the live rule version is applied, and
-    only its changed rule files are written. A proposal made from older rules is refused and closed
-    as "stale" (writing its snapshot would revert every edit made since), and the next tuning run
-    is made due at once, so a fresh proposal follows."""
-    store = service.store
+    only its changed rule files are written into `rules_dir`; then `reload` switches the running
+    service to them and returns the version now live. A proposal made from older rules is refused
+    and closed as "stale" (writing its snapshot would revert every edit made since), and the next
+    tuning run is made due at once, so a fresh proposal follows."""
     row = store.proposal(proposal_id)
     if row is None:
         return "unknown", f"there is no proposal {proposal_id}"
@@ -55,25 +61,24 @@ def apply_proposal(service: Any, proposal_id: int, by: str) -> tuple[str, str]:
         return "already", f"proposal {proposal_id} was already {row['status']} by {row['decided_by']}"
     load_rules(row["dir"])  # raises LeadflowError: a broken proposal never reaches the live rules
     base = json.loads(row["report"] or "{}").get("rules_version")  # absent in proposals made before versions
-    if base is None or dir_version(service.rules_dir) != base:
+    if base is None or dir_version(rules_dir) != base:
         with store.transaction():
-            if not store.decide_proposal(proposal_id, "stale", by, service.clock()):
+            if not store.decide_proposal(proposal_id, "stale", by, now):
                 return "already", f"proposal {proposal_id} was decided meanwhile"
             store.mark_run("tuning", 0.0)  # due at once: the next worker pass tunes the current rules
         return "stale", STALE
     with store.transaction():
-        if not store.decide_proposal(proposal_id, "applied", by, service.clock()):
+        if not store.decide_proposal(proposal_id, "applied", by, now):
             return "already", f"proposal {proposal_id} was decided meanwhile"
         # inside the transaction: when the files cannot be written, the proposal stays open
-        status, _ = overlay_rule_files(row["dir"], service.rules_dir, base)
+        status, _ = overlay_rule_files(row["dir"], rules_dir, base)
         if status == "stale":  # an edit landed between the check above and the write: nothing written
-            raise LeadflowError([Problem("STALE_PROPOSAL", STALE, Location(service.rules_dir))])
-    service.reload_rules()
-    return "done", f"applied proposal {proposal_id}; rules {service.pipeline.version} are live"
+            raise LeadflowError([Problem("STALE_PROPOSAL", STALE, Location(rules_dir))])
+    return "done", f"applied proposal {proposal_id}; rules {reload()} are live"
 
 
-def dismiss_proposal(service: Any, proposal_id: int, by: str) -> tuple[str, str]:
-    with service.store.transaction():
-        if not service.store.decide_proposal(proposal_id, "dismissed", by, service.clock()):
+def dismiss_proposal(store: Store, proposal_id: int, by: str, now: float) -> tuple[str, str]:
+    with store.transaction():
+        if not store.decide_proposal(proposal_id, "dismissed", by, now):
             return "already", f"proposal {proposal_id} was already decided"
     return "done", f"dismissed proposal {proposal_id}"

@@ -19,52 +19,26 @@ import math
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
-
 import numpy as np
 
-from engine.rules import load_compiled
+from engine.rules import Compiled, load_compiled
 from engine.rules import Leaf, walk
 from ._evaluate import Scored, metrics, replay
+from ._model import Candidate, Proposal
 from engine.rules import LeadState
 from engine.intake import LabelledLead
 from engine.runtime import Engine
 from engine.rules import RuleSet
 from engine.rules import copy_rule_dir, dir_version, inside
 from engine.core import parse_time
+from ._tune_yaml import edit_rule_files, write_report
 
 FOLDS = 5
 L2 = 1.0
 MAX_CANDIDATES = 8
 
 
-@dataclass
-class Candidate:
-    id: str
-    field: str | None
-    value: object
-    event: str | None
-    n: int
-    rate: float
-    base: float
-    z: float
-
-    def evidence(self) -> str:
-        what = f"{self.field} = {self.value}" if self.field else f"event {self.event}"
-        return f"{what}: {self.n} leads, {self.rate:.0%} positive vs {self.base:.0%} overall"
-
-
-@dataclass
-class Proposal:
-    points: dict  # rule id -> new points
-    old: dict  # rule id -> old points
-    candidates: list  # (Candidate, points)
-    thresholds: dict  # "mql" / "sql" -> new score threshold
-    stats: dict = field(default_factory=dict)  # rule id -> (fired, positive rate when fired)
-    notes: dict = field(default_factory=dict)  # rule id -> why a reviewer should look
-
-
-def _features(compiled, leads: list[LabelledLead], engine: Engine) -> tuple[list[dict], list[frozenset]]:
+def _features(compiled: Compiled, leads: list[LabelledLead], engine: Engine) -> tuple[list[dict], list[frozenset]]:
     rows, fired_sets = [], []
     for item in leads:
         state, fired = LeadState(item.id), set()
@@ -191,13 +165,11 @@ def write_proposal(src: str, dst: str, proposal: Proposal) -> None:
     """The rule set in `src` with the proposal's edits, as the directory `dst` (replaced when it
     exists; `src == dst` edits in place). The whole rule set is copied, templates and rule tests
     included, so the proposal loads and tests like the rules it came from."""
-    from . import _tune_yaml as tune_yaml
-
     if os.path.abspath(src) != os.path.abspath(dst):
         if os.path.exists(dst):
             shutil.rmtree(dst)
         copy_rule_dir(src, dst)
-    tune_yaml.apply(dst, proposal)
+    edit_rule_files(dst, proposal)
 
 
 def _fold(lead_id: str) -> int:
@@ -260,7 +232,5 @@ def tune(rules_dir: str, leads: list[LabelledLead], out_dir: str, target_precisi
                         for rid in proposal.points],
               "new_rules": [{"rule": c.id, "points": p, "evidence": c.evidence()} for c, p in proposal.candidates],
               "thresholds": proposal.thresholds}
-    from ._tune_yaml import write_report
-
     write_report(out_dir, report)
     return report

@@ -14,11 +14,14 @@ from typing import Any
 
 from engine.rules import rule_files
 from engine.core import Document, load_file
+from ._model import Proposal
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
-def apply(directory: str, proposal: Any) -> None:
+def edit_rule_files(directory: str, proposal: Proposal) -> None:
+    """Write the proposal's points, new rules, new event types and thresholds into the rule files
+    of `directory` (a copy of the rules), in place."""
     for path in rule_files(directory):
         doc, problems = load_file(path)
         if doc is None or not isinstance(doc.data, dict):
@@ -66,7 +69,7 @@ def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{float(x):.2f}".rstrip("0").rstrip(".")
 
 
-def _new_rules(proposal: Any, existing: set) -> dict:
+def _new_rules(proposal: Proposal, existing: set) -> dict:
     groups: dict = {}
     for cand, points in proposal.candidates:
         if cand.id in existing:
@@ -82,7 +85,7 @@ def _new_rules(proposal: Any, existing: set) -> dict:
     return groups
 
 
-def _declare_events(doc: Document, lines: list, events: dict, proposal: Any) -> tuple | None:
+def _declare_events(doc: Document, lines: list, events: dict, proposal: Proposal) -> tuple | None:
     """Declare the event types of new `on:` rules beside the others, so the proposal reads like a
     rule set a person wrote (an undeclared event type looks like a typo to a reviewer and to `rules check`)."""
     new = sorted({c.event for c, _ in proposal.candidates if c.event is not None and c.event not in events})

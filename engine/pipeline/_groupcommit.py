@@ -16,13 +16,14 @@ from concurrent.futures import Future
 from typing import Any, Callable
 
 from engine.core import GROUP_MAX_EVENTS
+from engine.store import Store
 
 log = logging.getLogger("leadflow.groupcommit")
 _STOP = object()
 
 
 class GroupCommit:
-    def __init__(self, store: Any, max_events: int = GROUP_MAX_EVENTS):
+    def __init__(self, store: Store, max_events: int = GROUP_MAX_EVENTS):
         self.store = store
         self.max_events = max_events
         self._queue: queue.Queue = queue.Queue()

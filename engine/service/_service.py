@@ -1,6 +1,8 @@
 """One long-lived object that holds the pipeline, the sales desk and the delivery loop.
 
-`leadflow serve` and `leadflow worker` both run a `LeadService`. Rule files are re-read when they
+`leadflow serve` and `leadflow worker` both run a `LeadService`. What delivery may read is its
+`view` (a read-only DeliveryView, see _view.py): notifiers are built with it and handed to
+`deliver_through`, so nothing below the service holds the service itself. Rule files are re-read when they
 change; a rule set with problems is logged, reported and ignored, so a bad edit never stops a running
 service (the previous version keeps running, and loading is retried, until the files are fixed).
 """
@@ -20,10 +22,12 @@ from engine.delivery import Dispatcher, Notifier
 from engine.pipeline import Pipeline
 from engine.runtime import Engine
 from engine.desk import SalesDesk
-from engine.learning import schedule_proposal
+from engine.learning import apply_proposal, dismiss_proposal, schedule_proposal
 from engine.nurture import Scheduler
 from engine.store import Store
 from engine.core import parse_duration
+
+from ._view import DeliveryView
 
 log = logging.getLogger("leadflow.service")
 
@@ -42,16 +46,15 @@ def _stat(path: str, content: bool) -> tuple:
 
 
 class LeadService:
-    def __init__(self, db_path: str, rules_dir: str, clock: Callable[[], float] = time.time,
-                 notifier: Notifier | list | None = None):
+    def __init__(self, db_path: str, rules_dir: str, clock: Callable[[], float] = time.time):
         self.rules_dir = rules_dir
         self.clock = clock
         self.engine = Engine()
         self.store = Store(db_path)
         self.pipeline = Pipeline(self.store, load_compiled(rules_dir), self.engine)
         self.desk = SalesDesk(self.pipeline, clock)
-        self.notifier = notifier
-        self.dispatcher = Dispatcher(self.store, notifier, clock) if notifier else None
+        self.view = DeliveryView(self.store, lambda: self.pipeline.compiled.rules, lambda: self.desk.routing)
+        self.dispatcher: Dispatcher | None = None  # set by deliver_through; without it rows wait in the outbox
         self.scheduler = _scheduler(self.pipeline)
         self.wake = threading.Event()
         self.rule_problems: list = []
@@ -59,6 +62,10 @@ class LeadService:
         self._failed_stamp: tuple | None = None  # the files of the last failed load, retried as below
         self._retry_at = 0.0
         self._retry_delay = 1.0  # doubles up to 60 s while the same files keep failing with an error
+
+    def deliver_through(self, notifiers: list[Notifier]) -> None:
+        """Deliver outbox rows through these notifiers (built with `self.view` when they render cards)."""
+        self.dispatcher = Dispatcher(self.store, notifiers, self.clock)
 
     def _rules_stamp(self) -> tuple:
         """What loading depends on: the rule files and the templates they name (adding a missing
@@ -125,7 +132,8 @@ class LeadService:
         due = self.scheduler.run_due(self.clock())
         routed = self.desk.route_pending()
         sla = self.desk.tick()
-        digests = self.schedule_digest() + schedule_proposal(self)
+        digests = self.schedule_digest() + schedule_proposal(self.store, self.pipeline.compiled.rules,
+                                                             self.rules_dir, self.clock())
         delivered = self.dispatcher.run_once() if self.dispatcher else 0
         return {**due, "routed": routed, **sla, "digests": digests, "delivered": delivered}
 
@@ -170,6 +178,17 @@ class LeadService:
                 "channel": digest["channel"], "since": since, "until": now})
             self.store.mark_run("digest", now)
         return 1
+
+    def apply_proposal(self, proposal_id: int, by: str) -> tuple[str, str]:
+        """Apply a tuning proposal over the live rules (see engine.learning) and switch to them."""
+        return apply_proposal(self.store, self.rules_dir, proposal_id, by, self.clock(), self._reload_version)
+
+    def dismiss_proposal(self, proposal_id: int, by: str) -> tuple[str, str]:
+        return dismiss_proposal(self.store, proposal_id, by, self.clock())
+
+    def _reload_version(self) -> str:
+        self.reload_rules()
+        return self.pipeline.version
 
     def run(self, stop: threading.Event, interval: float = 1.0) -> None:
         """Work until `stop` is set; `wake` cuts the wait short when new work was just committed."""

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.learning import apply_proposal, schedule_proposal
+from engine.learning import schedule_proposal
 from engine.service import LeadService
 from engine.core import parse_time
 from tests.bot_harness import Service, click_payload
@@ -127,28 +127,33 @@ def _service(tmp_path: Path, demo_db: Path, clock) -> LeadService:  # noqa: ANN0
     return LeadService(str(copy_db(demo_db, tmp_path / "lf.db")), str(live), clock=clock)
 
 
+def propose(service: LeadService) -> int:
+    """One scheduled tuning run, as the service's work loop makes it."""
+    return schedule_proposal(service.store, service.pipeline.compiled.rules, service.rules_dir, service.clock())
+
+
 def test_a_stale_proposal_is_refused_and_a_fresh_one_follows(demo_db, tmp_path):
     now = parse_time("2027-01-04T09:00:00Z")
     service = _service(tmp_path, demo_db, lambda: now)
     live = Path(service.rules_dir)
     try:
-        assert schedule_proposal(service) == 1 and schedule_proposal(service) == 0  # weekly: not due again
+        assert propose(service) == 1 and propose(service) == 0  # weekly: not due again
         first = service.store.proposal(1)
         assert json.loads(first["report"])["rules_version"] == service.pipeline.version
         routing = (live / "routing.yaml").read_text().replace("managers: [U0MGR0001]", "managers: [U0MGR0001, U0MGR0002]")
         (live / "routing.yaml").write_text(routing)  # a manager is added after the proposal was made
         edited = snapshot(live)
 
-        assert apply_proposal(service, 1, "U0MGR0001") == ("stale", STALE)
+        assert service.apply_proposal(1, "U0MGR0001") == ("stale", STALE)
         assert snapshot(live) == edited  # nothing reverted, nothing written
         row = service.store.proposal(1)
         assert (row["status"], row["decided_by"]) == ("stale", "U0MGR0001")
-        assert apply_proposal(service, 1, "U0MGR0001")[0] == "already"
+        assert service.apply_proposal(1, "U0MGR0001")[0] == "already"
 
-        assert schedule_proposal(service) == 1  # due at once, made from the edited rules
+        assert propose(service) == 1  # due at once, made from the edited rules
         second = service.store.proposal(2)
         assert second["dir"] != first["dir"] and Path(first["dir"], "TUNING.md").exists()
-        status, message = apply_proposal(service, 2, "U0MGR0002")
+        status, message = service.apply_proposal(2, "U0MGR0002")
         assert status == "done", message
         assert (live / "routing.yaml").read_text() == routing  # the edit made before this proposal stays
         assert (live / "scoring.yaml").read_bytes() == Path(second["dir"], "scoring.yaml").read_bytes()
@@ -163,14 +168,14 @@ def test_a_proposal_without_a_recorded_rule_version_is_refused(demo_db, tmp_path
     now = parse_time("2027-01-04T09:00:00Z")
     service = _service(tmp_path, demo_db, lambda: now)
     try:
-        assert schedule_proposal(service) == 1
+        assert propose(service) == 1
         row = service.store.proposal(1)
         report = json.loads(row["report"])
         del report["rules_version"]  # as proposals made before versions were recorded
         with service.store.transaction():
             pid = service.store.add_proposal(row["dir"], now, report)
         before = snapshot(Path(service.rules_dir))
-        assert apply_proposal(service, pid, "U0MGR0001") == ("stale", STALE)
+        assert service.apply_proposal(pid, "U0MGR0001") == ("stale", STALE)
         assert snapshot(Path(service.rules_dir)) == before
     finally:
         service.store.close()

@@ -1,8 +1,11 @@
-"""Fixtures shared by several test modules: servers on loopback (see tests/servers.py)."""
+"""Fixtures shared by several test modules: servers on loopback (see tests/servers.py) and the shipped
+`leadflow` command on a fresh database (see tests/leadflow_cli.py, which also holds the environment
+cleaner and the runner every CLI test uses)."""
 from __future__ import annotations
 
 import pytest
 
+from tests.leadflow_cli import Leadflow, small_setup
 from tests.servers import Mailbox, Receiver, running_smtp
 
 
@@ -23,6 +26,12 @@ def routed_sql(tmp_path):
         yield service
     finally:
         service.store.close()
+
+
+@pytest.fixture
+def cli(tmp_path) -> Leadflow:
+    """The shipped `leadflow` on tmp_path/t.db with a small rule set (tests.leadflow_cli.SMALL_RULES)."""
+    return small_setup(tmp_path)
 
 
 @pytest.fixture

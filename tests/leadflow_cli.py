@@ -3,10 +3,14 @@ group, with `serve` and `worker`) in a subprocess, with an environment cleaned o
 LEADFLOW_* and SLACK_* settings. Every test that runs the CLI goes through here."""
 from __future__ import annotations
 
+import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
+import textwrap
+from contextlib import closing
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,3 +56,61 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# ---- a small rule set on a fresh database: the `cli` fixture (tests/conftest.py) and its helpers ------
+
+AT = "2026-11-02T09:00:00Z"
+SMALL_RULES = r"""
+    leadflow: 1
+    scoring:
+      fit:
+        - { id: senior, when: { title: { matches: "(?i)\\bvp\\b" } }, points: 20 }
+      engagement:
+        - { id: demo, on: demo_requested, points: 40, repeat: once }
+    """
+
+
+def small_setup(directory: Path) -> Leadflow:
+    """`leadflow` on directory/t.db with SMALL_RULES in directory/rules."""
+    rules = directory / "rules"
+    rules.mkdir()
+    (rules / "rules.yaml").write_text(textwrap.dedent(SMALL_RULES))
+    return Leadflow(directory / "t.db", rules)
+
+
+def ev(eid: str, lead: str = "L", etype: str = "page_view", at: str = AT, **data) -> dict:
+    return {"id": eid, "lead": lead, "type": etype, "at": at, "data": data}
+
+
+def write(path: Path, lines: list) -> Path:
+    """Lines are dicts (written as JSON), str (written as they are) or bytes."""
+    with path.open("wb") as fh:
+        for line in lines:
+            raw = json.dumps(line).encode() if isinstance(line, dict) else line if isinstance(line, bytes) else \
+                line.encode("utf-8", "surrogatepass")
+            fh.write(raw + b"\n")
+    return path
+
+
+def ingest(cli: Leadflow, lines: list, *flags: str) -> tuple[subprocess.CompletedProcess, dict]:
+    """`leadflow ingest --json` of `lines`: the process and its answer (an answer, never a traceback)."""
+    proc = cli("ingest", str(write(cli.dir / "in.jsonl", lines)), "--json", *flags)
+    assert proc.stdout, proc.stderr
+    return proc, json.loads(proc.stdout)
+
+
+def rows(db: Path, sql: str, *args: object) -> list:
+    """What the database holds, read with sqlite3 (not through leadflow)."""
+    with closing(sqlite3.connect(db)) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+def rejected_fields(proc: subprocess.CompletedProcess) -> dict:
+    """line number -> 'field: reason' from `FILE:LINE: rejected: ...` lines on stderr."""
+    out = {}
+    for text in proc.stderr.splitlines():
+        if ": rejected: " in text:
+            where, what = text.split(": rejected: ", 1)
+            out[int(where.rsplit(":", 1)[1])] = what
+    return out

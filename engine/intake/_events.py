@@ -1,4 +1,4 @@
-"""Incoming events (DESIGN.md section 4): validation, Segment payloads, JSONL reading, webhook bodies.
+"""Incoming events (webhook, JSONL files, Segment): validation, Segment payloads, JSONL reading, webhook bodies.
 
 `validate` returns either a clean event or a `Rejection` naming the field and the reason, so the
 caller can keep the raw text as a dead letter; nothing here raises on bad input, however hostile.

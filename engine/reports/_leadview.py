@@ -1,4 +1,5 @@
-"""What `leads show` and `leads explain` tell: the DESIGN.md JSON shape and a readable story."""
+"""What `leads show` and `leads explain` tell: the lead as JSON (stage, scores, BANT, contributions,
+history, attributes, rule version: the shape `leads show --json` promises) and as a readable story."""
 from __future__ import annotations
 
 import json

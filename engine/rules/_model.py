@@ -1,4 +1,4 @@
-"""The typed rule set the compiler and runtime work from (built by `checker.load_rules`)."""
+"""The typed rule set the compiler and runtime work from (built by `load_rules`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -38,7 +38,7 @@ class RuleSet:
     sections: dict = field(default_factory=dict)  # raw validated sections, for routing/nurture/feedback
     nurture: list = field(default_factory=list)  # nurture.Track
     template_dir: str = ""
-    warnings: list = field(default_factory=list)  # Problems of severity "warning" (see engine/lint.py)
+    warnings: list = field(default_factory=list)  # Problems of severity "warning" (see _lint.py)
 
     def rule(self, rule_id: str) -> ScoringRule | None:
         return next((r for r in self.rules if r.id == rule_id), None)

@@ -254,7 +254,7 @@ def render_reference() -> str:
     from engine.core import MAX_ALIAS_NODES, MAX_ALIASES, MAX_YAML_DEPTH, MAX_INTEGER
 
     lines = ["# Rule file reference (format 1)", "",
-             "Generated from `engine/schema.py` by `leadflow rules schema --reference`; do not edit by hand.",
+             "Generated from `engine/rules/_schema.py` by `leadflow rules schema --reference`; do not edit by hand.",
              "", "| key | type | required | meaning |", "| --- | --- | --- | --- |"]
     _rows(TOP, "", lines)
     lines += ["", "## Conditions", "",

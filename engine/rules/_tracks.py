@@ -1,5 +1,5 @@
-"""Nurture tracks (DESIGN.md 3.5): parsing a track's steps into a small program, and rendering
-templates.
+"""Nurture tracks (the `nurture:` section of the rules): parsing a track's steps into a small program,
+and rendering its message templates.
 
 A track's steps become a flat list of instructions with jumps (`if` jumps to its `else` block, the
 end of a `then` block jumps past the `else`), so an enrolment is just a program counter and a due

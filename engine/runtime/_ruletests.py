@@ -1,4 +1,4 @@
-"""Rule tests beside the rules (DESIGN.md 3.6), run like OPA's: given attributes and timed events,
+"""Rule tests kept beside the rules and run by `leadflow rules test`, like OPA's: given attributes and timed events,
 expect a stage, scores, BANT and which rules fired.
 
 A test file is `rules/tests/*.yaml` or `rules/*_test.yaml`:

@@ -1,7 +1,7 @@
 """End to end through the real `leadflow` CLI: rule files and SQLite databases in tmp_path.
 
 Every case writes a small rule directory, ingests a JSONL file with `leadflow ingest` in a subprocess and
-reads the result back with `leadflow leads show LEAD --json` (DESIGN.md section 6). The expected numbers
+reads the result back with `leadflow leads show LEAD --json` (the lead's JSON contract). The expected numbers
 are computed by hand from the README section "How a lead is evaluated"; the arithmetic is written next
 to each expectation. Nothing here calls the engine's code to compute an expectation.
 

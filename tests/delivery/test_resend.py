@@ -7,10 +7,7 @@ import json
 import sqlite3
 from contextlib import closing
 
-from tests.pipeline import test_ingest_hostile as hostile
-from tests.pipeline.test_ingest_hostile import ev, ingest
-
-cli = hostile.cli  # the fixture: a real `leadflow` on a real SQLite file
+from tests.leadflow_cli import ev, ingest  # `cli`: the fixture in tests/conftest.py
 
 
 def old_digest(lead: str, etype: str, at: float, data: dict) -> str:

@@ -1,8 +1,8 @@
-"""Incoming events (DESIGN.md section 4): validation, dead letters, Segment payloads, time parsing.
+"""Incoming events: validation, dead letters, Segment payloads, time parsing.
 
 The first part runs the real `leadflow ingest` on a JSONL file that mixes good and bad lines and checks
 the exit code, what stderr says about each bad line (file:line, field, reason) and the `dead_letters`
-table (read with sqlite3). The second part unit-tests `engine.events` and `engine.timeutil`.
+table (read with sqlite3). The second part unit-tests `engine.intake` and the time parsing of `engine.core`.
 """
 from __future__ import annotations
 
@@ -272,7 +272,7 @@ def test_segment_payload_with_problems_is_rejected_with_the_field():
     assert isinstance(rejected, Rejection) and rejected.field == "at"
 
 
-# ---- engine.events.validate / parse_line -------------------------------------------------------------
+# ---- engine.intake.validate / parse_line -------------------------------------------------------------
 
 def good(**over) -> dict:
     base = {"id": "e1", "lead": "L", "type": "page_view", "at": AT, "data": {"url": "/"}}
@@ -363,7 +363,7 @@ def test_parse_line_size_limit_and_json():
     assert isinstance(wide, Rejection) and "64 KB" in wide.reason
 
 
-# ---- engine.timeutil ---------------------------------------------------------------------------------
+# ---- engine.core times -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("text, expected", [
     ("2026-11-02T09:00:00Z", T0),

@@ -7,84 +7,14 @@ with sqlite3 directly, as an old database would hold it.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 import textwrap
 from contextlib import closing
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
-
-import pytest
 
 from tests.bot_harness import RULES as DESK_RULES, sql_events
-
-ROOT = Path(__file__).resolve().parents[2]
-AT = "2026-11-02T09:00:00Z"
-RULES = r"""
-    leadflow: 1
-    scoring:
-      fit:
-        - { id: senior, when: { title: { matches: "(?i)\\bvp\\b" } }, points: 20 }
-      engagement:
-        - { id: demo, on: demo_requested, points: 40, repeat: once }
-    """
-
-
-def clean_env() -> dict:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("LEADFLOW_", "SLACK_"))}
-
-
-@pytest.fixture
-def cli(tmp_path):
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    (rules / "rules.yaml").write_text(textwrap.dedent(RULES))
-    db = tmp_path / "t.db"
-
-    def run(*args: str, rules_dir: Path = rules) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "bots.cli", "--db", str(db), "--rules", str(rules_dir), *args],
-                              cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=120)
-
-    run.db, run.dir, run.rules = db, tmp_path, rules
-    return run
-
-
-def ev(eid: str, lead: str = "L", etype: str = "page_view", at: str = AT, **data) -> dict:
-    return {"id": eid, "lead": lead, "type": etype, "at": at, "data": data}
-
-
-def write(path: Path, lines: list) -> Path:
-    """Lines are dicts (written as JSON), str (written as they are) or bytes."""
-    with path.open("wb") as fh:
-        for line in lines:
-            raw = json.dumps(line).encode() if isinstance(line, dict) else line if isinstance(line, bytes) else \
-                line.encode("utf-8", "surrogatepass")
-            fh.write(raw + b"\n")
-    return path
-
-
-def ingest(cli, lines: list, *flags: str) -> tuple[subprocess.CompletedProcess, dict]:  # noqa: ANN001
-    proc = cli("ingest", str(write(cli.dir / "in.jsonl", lines)), "--json", *flags)
-    assert proc.stdout, proc.stderr  # an answer, not a traceback
-    return proc, json.loads(proc.stdout)
-
-
-def rows(db: Path, sql: str, *args) -> list:  # noqa: ANN002
-    with closing(sqlite3.connect(db)) as conn:
-        return conn.execute(sql, args).fetchall()
-
-
-def rejected_fields(proc: subprocess.CompletedProcess) -> dict:
-    """line number -> 'field: reason' from `FILE:LINE: rejected: ...` lines on stderr."""
-    out = {}
-    for text in proc.stderr.splitlines():
-        if ": rejected: " in text:
-            where, what = text.split(": rejected: ", 1)
-            out[int(where.rsplit(":", 1)[1])] = what
-    return out
-
+from tests.leadflow_cli import (AT, SMALL_RULES as RULES, Leadflow, clean_env, ev, ingest, rejected_fields, rows,
+                                write)
 
 # ---- 1. non-finite numbers ---------------------------------------------------------------------------
 
@@ -240,9 +170,7 @@ def test_a_pre_sent_feedback_id_makes_the_reps_accept_an_error_not_a_silent_no_o
     (rules / "rules.yaml").write_text(DESK_RULES)
     db = tmp_path / "d.db"
 
-    def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "bots.cli", "--db", str(db), "--rules", str(rules), *args],
-                              cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=120)
+    run = Leadflow(db, rules)
 
     write(tmp_path / "sql.jsonl", sql_events("a"))
     assert run("ingest", str(tmp_path / "sql.jsonl")).returncode == 0
@@ -409,9 +337,7 @@ def test_dead_letters_never_replays_terminal_escapes(cli):
 
 def test_a_bad_setting_in_the_environment_is_a_usage_error_for_serve_and_worker(cli):
     for command in ("serve", "worker"):
-        proc = subprocess.run([sys.executable, "-m", "bots.cli", "--db", str(cli.db), "--rules", str(cli.rules),
-                               command, *(["--once"] if command == "worker" else [])], cwd=ROOT,
-                              env={**clean_env(), "LEADFLOW_MAX_FUTURE": "soon"}, capture_output=True, text=True,
-                              timeout=60)
+        proc = cli(command, *(["--once"] if command == "worker" else []), env=clean_env(LEADFLOW_MAX_FUTURE="soon"),
+                   timeout=60)
         assert proc.returncode == 2, (command, proc.stderr)
         assert "LEADFLOW_MAX_FUTURE" in proc.stderr and "Traceback" not in proc.stderr

@@ -29,6 +29,15 @@ def routed_sql(tmp_path):
 
 
 @pytest.fixture
+def bundled(tmp_path):
+    """The bundled rules in one in-process LeadService on a manual clock (see tests/bundled_service.py)."""
+    from tests.bundled_service import bundled_service
+
+    with bundled_service(tmp_path) as service:
+        yield service
+
+
+@pytest.fixture
 def cli(tmp_path) -> Leadflow:
     """The shipped `leadflow` on tmp_path/t.db with a small rule set (tests.leadflow_cli.SMALL_RULES)."""
     return small_setup(tmp_path)

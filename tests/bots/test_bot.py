@@ -311,3 +311,14 @@ def test_a_tuning_proposal_is_posted_and_applied_by_a_manager(tmp_path, fake):
         assert svc.service.pipeline.version != before
         assert (rules / "scoring.yaml").read_text() == (Path(row["dir"]) / "scoring.yaml").read_text()
         assert svc.health()["rules_version"] == svc.service.pipeline.version
+
+
+def test_a_card_whose_answer_was_lost_is_not_posted_twice(tmp_path, fake):
+    fake.lose_answer.add("chat.postMessage")
+    with Service(tmp_path, fake) as svc:
+        svc.send_events(sql_events("lead-1"))
+        fake.wait_for("conversations.history", timeout=15)  # the retry looks before it posts again
+        svc.drain()
+        cards = [c for c in fake.calls if c["method"] == "chat.postMessage"]
+        assert len(cards) == 1 and cards[0].get("lost_answer")
+        assert svc.service.store.outbox_result("card:1")["ts"] == fake.messages["D0ALICE01"][0]["ts"]

@@ -213,6 +213,13 @@ def test_a_stranger_cannot_tell_an_existing_lead_from_an_unknown_one(tmp_path, f
         assert json.dumps(by_command[0]).replace("lead-1", "X") == json.dumps(by_command[1]).replace("lead-9", "X")
 
 
+def test_strangers_cannot_read_why_a_lead_is_where_it_is(tmp_path, fake):
+    with Service(tmp_path, fake) as svc:
+        svc.send_events([sql_events("lead-1")[0]])  # an MQL nobody owns yet
+        r = svc.command("why was lead-1 an SQL", "U0STRANGR").json()
+        assert "not assigned to you" in json.dumps(r["blocks"])
+
+
 def test_a_lead_story_asked_in_a_channel_is_answered_privately(tmp_path, fake):
     with Service(tmp_path, fake) as svc:
         svc.send_events(_hostile_lead("lead-1"))

@@ -82,3 +82,18 @@ def test_reasons_escape_c1_controls_and_unicode_line_separators(cli):
     with closing(sqlite3.connect(cli.db)) as conn:
         reason = conn.execute("SELECT reason FROM dead_letters").fetchone()[0]
     assert "\u2028" not in reason and "\x85" not in reason
+
+
+def test_csv_rows_with_a_bad_time_or_nan_are_dead_letters_or_missing_not_fatal(cli):
+    (cli.dir / "leads.csv").write_text("id,created,visits,city\n"
+                                       "l1,2026-11-02T09:00:00Z,5,Paris\n"
+                                       "l2,,3,Lyon\n"
+                                       "l3,2026-11-02T10:00:00Z,nan,Nice\n")
+    (cli.dir / "map.yaml").write_text("leadflow_mapping: 1\nlead: id\nat: { column: created }\nattributes:\n"
+                                      "  - { column: visits, type: number }\n  - { column: city }\n")
+    proc = cli("ingest", "--mapping", str(cli.dir / "map.yaml"), str(cli.dir / "leads.csv"), "--json")
+    assert proc.returncode == 1 and json.loads(proc.stdout)["applied"] == 2 and json.loads(proc.stdout)["rejected"] == 1
+    rejected = rejected_fields(proc)
+    assert list(rejected) == [3] and rejected[3].startswith("at:")  # the CSV line of l2, naming the field
+    shown = json.loads(cli("leads", "show", "l3", "--json", check=True).stdout)
+    assert shown["attributes"] == {"city": "Nice"}  # nan is missing; the rest of the row is kept

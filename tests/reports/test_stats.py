@@ -10,6 +10,7 @@ import pytest
 from engine.service import LeadService
 from engine.reports import compute
 from engine.core import format_time, parse_time
+from tests.bundled_service import BUYER, T0
 
 D0 = parse_time("2026-10-05T09:00:00Z")  # a Monday
 H, DAY = 3600.0, 86400.0
@@ -158,3 +159,13 @@ def test_cli_json_csv_and_chart(history, tmp_path):
 
 
 ROOT_DIR = __import__("pathlib").Path(__file__).resolve().parents[2]
+
+
+def test_revenue_counts_each_deal_in_its_own_period(bundled):
+    bundled.apply("a", "R", "lead_updated", T0, BUYER)
+    bundled.apply("w1", "R", "deal_won", parse_time("2027-01-03T00:00:00Z"), {"amount": 1000})
+    bundled.apply("w2", "R", "deal_won", parse_time("2027-03-02T00:00:00Z"), {"amount": 5000})
+    store = bundled.service.store
+    jan = compute(store, parse_time("2027-01-01T00:00:00Z"), parse_time("2027-03-01T00:00:00Z"))
+    mar = compute(store, parse_time("2027-03-01T00:00:00Z"), parse_time("2027-04-01T00:00:00Z"))
+    assert (jan["revenue"], mar["revenue"]) == (1000, 5000)

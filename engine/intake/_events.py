@@ -1,4 +1,4 @@
-"""Incoming events (webhook, JSONL files, Segment): validation, Segment payloads, JSONL reading, webhook bodies.
+"""Incoming events (webhook, JSONL files, Segment): one raw item parsed, Segment payloads, validation.
 
 `validate` returns either a clean event or a `Rejection` naming the field and the reason, so the
 caller can keep the raw text as a dead letter; nothing here raises on bad input, however hostile.
@@ -12,7 +12,6 @@ or contain control, invisible (format) or line/paragraph separator characters.
 """
 from __future__ import annotations
 
-import codecs
 import hashlib
 import json
 import math
@@ -20,7 +19,7 @@ import re
 import sys
 import unicodedata
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from engine.core import did_you_mean
 from engine.core import DEFAULT_MAX_FUTURE, MAX_DEPTH, MAX_EVENT_BYTES, MAX_ID, MIN_TIME
@@ -116,60 +115,6 @@ def loads(raw: str | bytes) -> Any:
     return json.loads(raw, parse_constant=_no_constant)
 
 
-_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|"|[\[\]{},]', re.S)  # a lone " opens a string never closed
-_CLOSES = {"]": "[", "}": "{"}
-_JSON_SPACE = " \t\r\n"
-
-
-def split_body(text: str) -> tuple[bool, list[str]]:
-    """(is a batch, raw text of each event) of a webhook body: one event, or a JSON array of them.
-
-    Each item of an array is returned as the sender wrote it, so a batch item goes through exactly
-    what a JSONL line does (size limit, JSON syntax, validation) and one bad item never takes the
-    others with it. Raises ValueError when the array itself is broken."""
-    start = len(text) - len(text.lstrip(_JSON_SPACE))
-    if not text.startswith("[", start):
-        return False, [text]
-    items: list[str] = []
-    opened: list[str] = []
-    begin = start + 1
-    for m in _TOKENS.finditer(text, start):
-        tok = m.group()
-        if tok == '"':
-            raise ValueError(f"the string at column {m.start() + 1} is not closed")
-        if tok[0] == '"':
-            continue
-        if tok in "[{":
-            opened.append(tok)
-        elif tok in "]}":
-            if not opened or opened.pop() != _CLOSES[tok]:
-                raise ValueError(f"'{tok}' at column {m.start() + 1} closes nothing")
-            if not opened:
-                last = text[begin:m.start()].strip(_JSON_SPACE)
-                if last or items:
-                    items.append(last)
-                if text[m.end():].strip(_JSON_SPACE):
-                    raise ValueError(f"text after the closing ] at column {m.end() + 1}")
-                if not all(items):
-                    raise ValueError("an empty item in the array")
-                return True, items
-        elif len(opened) == 1:  # a comma between items
-            items.append(text[begin:m.start()].strip(_JSON_SPACE))
-            begin = m.end()
-    raise ValueError("the array is not closed")
-
-
-def decode_body(body: bytes) -> str:
-    """A request body as text; bytes that are not UTF-8 are kept (surrogateescape) for parse_line."""
-    encoding = json.detect_encoding(body)
-    if encoding not in ("utf-8", "utf-8-sig"):
-        try:
-            return body.decode(encoding)
-        except UnicodeDecodeError:
-            encoding = "utf-8"
-    return body.decode(encoding, "surrogateescape")
-
-
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
 
@@ -182,22 +127,6 @@ def storable(text: str) -> str:
     """Text SQLite and JSON answers can hold: a byte that was not UTF-8 (kept by surrogateescape)
     becomes \\xNN, any other lone surrogate \\uNNNN."""
     return text if _surrogate(text) is None else _SURROGATES.sub(_escape_surrogate, text)
-
-
-def read_jsonl(path: str) -> Iterator[tuple[int, str]]:
-    """(line number, raw text) for every non-blank line; '-' reads standard input. Lines are read as
-    bytes: a byte that is not UTF-8 rejects its line (parse_line says where), not the file."""
-    fh = sys.stdin.buffer if path == "-" else open(path, "rb")
-    try:
-        for number, line in enumerate(fh, 1):
-            if number == 1 and line.startswith(codecs.BOM_UTF8):
-                line = line[len(codecs.BOM_UTF8):]
-            text = line.decode("utf-8", "surrogateescape").rstrip("\r\n")
-            if text.strip():
-                yield number, text
-    finally:
-        if fh is not sys.stdin.buffer:
-            fh.close()
 
 
 # ---- objects -------------------------------------------------------------------------------------

@@ -126,7 +126,7 @@ def compute(store: Store, since: float | None = None, until: float | None = None
                 amounts[lead_id] += amount
     total, groups = _Group(), defaultdict(_Group)
     weeks: dict = defaultdict(Counter)
-    for lead, rows in groupby(store.stage_entries(), key=lambda r: r[0]):
+    for lead, rows in groupby(store.stage_entries(), key=lambda entry: entry.lead):
         if owners is not None and owners.get(lead) != rep:
             continue  # a rep's numbers cover the leads they own
         entries, firsts, versions = [], {}, {}

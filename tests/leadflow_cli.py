@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from contextlib import closing
 from pathlib import Path
+
+from engine.core import format_time, parse_time
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,6 +41,11 @@ def leadflow(*args: object, env: dict | None = None, input: str | None = None, t
     return proc
 
 
+def run(args: list, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """`leadflow` with an argument list, failing the test on a non-zero exit unless check is False."""
+    return leadflow(*args, env=env, check=check)
+
+
 class Leadflow:
     """`leadflow --db DB --rules RULES ARGS` on a test's own database and rule directory."""
 
@@ -49,13 +56,6 @@ class Leadflow:
                  input: str | None = None, timeout: float = 120, check: bool = False) -> subprocess.CompletedProcess:
         return leadflow("--db", self.db, "--rules", rules_dir or self.rules, *args, env=env or self.env, input=input,
                         timeout=timeout, check=check)
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on (for `leadflow serve --port`)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---- a small rule set on a fresh database: the `cli` fixture (tests/conftest.py) and its helpers ------
@@ -114,3 +114,30 @@ def rejected_fields(proc: subprocess.CompletedProcess) -> dict:
             where, what = text.split(": rejected: ", 1)
             out[int(where.rsplit(":", 1)[1])] = what
     return out
+
+
+# ---- nurture and delivery through the worker: mail on loopback, history at T0 --------------------------
+
+T0 = parse_time(AT)  # a Monday
+
+
+def mail_env(smtp: object, hooks: object = None) -> dict[str, str]:
+    """A clean environment sending nurture mail to `smtp` (and webhooks to `hooks`) on loopback."""
+    env = clean_env(LEADFLOW_SMTP_HOST="127.0.0.1", LEADFLOW_SMTP_PORT=str(smtp.port),
+                    LEADFLOW_SMTP_FROM="hi@leadflow.test",
+                    LEADFLOW_MAX_FUTURE="3650d")  # the tracks are replayed over dates that may lie ahead of today
+    if hooks:
+        env.update(LEADFLOW_NURTURE_WEBHOOK_URL=hooks.url, LEADFLOW_NURTURE_WEBHOOK_SECRET="hooksecret")
+    return env
+
+
+def ingest_events(db: Path, rules: Path, events: list, env: dict | None = None) -> None:
+    """`leadflow ingest` of `events` (dicts), which must all apply."""
+    path = db.parent / f"in-{time.time_ns()}.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    run(["--db", str(db), "--rules", str(rules), "ingest", str(path)], env)
+
+
+def event_at(i: str, lead: str, etype: str, t: float, data: dict | None = None) -> dict:
+    """An event at time `t` (seconds)."""
+    return {"id": i, "lead": lead, "type": etype, "at": format_time(t), "data": data or {}}

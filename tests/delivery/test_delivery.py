@@ -23,7 +23,7 @@ from engine.delivery import Dispatcher
 from engine.service import ManualClock
 from engine.store import Store
 from tests.servers import Mailbox, running_smtp
-from tests.nurture.test_nurture import T0, env_for, ev, ingest, run
+from tests.leadflow_cli import T0, event_at as ev, ingest_events as ingest, mail_env as env_for, run
 
 
 
@@ -199,7 +199,7 @@ def test_worker_until_delivers_what_it_can_and_the_operator_sees_the_rest(tmp_pa
     _raw_row(store, "legacy", "email", "good", '{"subject": "Legacy", "text": "x", "n": Infinity}')  # once jammed
     store.close()
     base = ["--db", str(db), "--rules", str(rules)]
-    r = run(base + ["worker", "--until", "2026-12-31T00:00:00Z"], env)  # never crashes on one row
+    r = run(base + ["worker", "--until", "2026-12-31T00:00:00Z", "--json"], env)  # never crashes on one row
     assert json.loads(r.stdout)["delivered"] >= 3
     delivered = sorted(rcpt for rcpt, _ in mail.messages)
     assert delivered == [["ann@acme.example"]] * 3 + [["eve@acme.example"]]  # eve's 2nd only

@@ -29,7 +29,7 @@ from engine.store import Store
 from tests.bot_harness import SECRET, TOKEN, Clock, Service, sql_events
 from tests.slack_fake import SlackFake
 from tests.bots.test_bot_channels import NAMED
-from tests.nurture.test_nurture import T0, run
+from tests.leadflow_cli import T0, clean_env, run
 
 
 @pytest.fixture
@@ -59,9 +59,8 @@ def test_worker_once_beside_serve_leaves_the_card_being_sent_alone(tmp_path, fak
             time.sleep(0.02)
         row = svc.service.store.outbox("card")[0]
         assert row["status"] == "sending" and row["lease_until"] > time.time() + LEASE / 2
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "LEADFLOW_"))}
-        env.update(SLACK_BOT_TOKEN=TOKEN, SLACK_SIGNING_SECRET=SECRET, LEADFLOW_SLACK_API_URL=fake.url)
-        once = run(["--db", svc.settings.db, "--rules", svc.settings.rules, "worker", "--once"], env)
+        env = clean_env(SLACK_BOT_TOKEN=TOKEN, SLACK_SIGNING_SECRET=SECRET, LEADFLOW_SLACK_API_URL=fake.url)
+        once = run(["--db", svc.settings.db, "--rules", svc.settings.rules, "worker", "--once", "--json"], env)
         assert json.loads(once.stdout)["delivered"] == 0
         slow.set()  # Slack answers serve at last
         svc.drain()

@@ -7,10 +7,7 @@ table (read with sqlite3). The second part unit-tests `engine.intake` and the ti
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 import textwrap
 from contextlib import closing
 from datetime import datetime, timedelta, timezone
@@ -21,8 +18,8 @@ import pytest
 from engine.intake import Accepted, Rejection, parse_line, validate
 from engine.intake._events import MAX_EVENT_BYTES, from_segment
 from engine.core import parse_duration, parse_time
+from tests.leadflow_cli import Leadflow, clean_env, leadflow
 
-ROOT = Path(__file__).resolve().parents[2]
 AT = "2026-11-02T09:00:00Z"
 T0 = datetime(2026, 11, 2, 9, 0, 0, tzinfo=timezone.utc).timestamp()
 
@@ -38,24 +35,12 @@ RULES = r"""
     """
 
 
-def env() -> dict:
-    return {k: v for k, v in os.environ.items() if not k.startswith("LEADFLOW_")}
-
-
 @pytest.fixture
 def cli(tmp_path):
     rules = tmp_path / "rules"
     rules.mkdir()
     (rules / "rules.yaml").write_text(textwrap.dedent(RULES))
-    db = tmp_path / "t.db"
-
-    def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "engine.cli", "--db", str(db), "--rules", str(rules), *args],
-                              cwd=ROOT, env=env(), capture_output=True, text=True, timeout=120)
-
-    run.db = db
-    run.dir = tmp_path
-    return run
+    return Leadflow(tmp_path / "t.db", rules)
 
 
 def ev(eid: str, **over) -> dict:
@@ -182,9 +167,8 @@ def test_an_id_seen_earlier_in_the_same_file_is_a_duplicate_or_a_conflict(cli):
 
 def test_ingest_from_standard_input(cli):
     text = "\n".join([LINES[0][0], without("lead", "s2")]) + "\n"
-    proc = subprocess.run([sys.executable, "-m", "engine.cli", "ingest", "-", "--json"], input=text, cwd=ROOT,
-                          env={**env(), "LEADFLOW_DB": str(cli.db), "LEADFLOW_RULES": str(cli.dir / "rules")},
-                          capture_output=True, text=True, timeout=120)
+    proc = leadflow("ingest", "-", "--json", input=text,
+                    env=clean_env(LEADFLOW_DB=str(cli.db), LEADFLOW_RULES=str(cli.dir / "rules")))
     assert proc.returncode == 1
     assert (json.loads(proc.stdout)["applied"], json.loads(proc.stdout)["rejected"]) == (1, 1)
     assert "-:2: rejected: lead: " in proc.stderr

@@ -6,26 +6,22 @@ from __future__ import annotations
 import csv
 import difflib
 import filecmp
+import functools
 import json
 import re
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.datasets import EXAMPLE, ROOT, dataset, write_labelled_csv
+from tests.datasets import EXAMPLE, dataset, write_labelled_csv
+from tests.leadflow_cli import leadflow
 
 MAPPING = str(EXAMPLE / "mapping.yaml")
 PROBLEM = re.compile(r"^(?P<file>.+):(?P<line>\d+):(?P<col>\d+): (?P<code>[A-Z_]+): (?P<message>.*)$")
 
 
-def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    r = subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True, cwd=ROOT)
-    if check and r.returncode != 0:
-        raise AssertionError(r.stdout + r.stderr)
-    return r
+cli = functools.partial(leadflow, check=True)  # the shipped command; a failure shows its output
 
 
 def problems(stderr: str) -> list[dict]:

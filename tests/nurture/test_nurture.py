@@ -5,23 +5,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import signal
 import subprocess
-import sys
 import textwrap
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
 from engine.store import Store
-from engine.core import format_time, parse_time
+from tests.leadflow_cli import (ROOT, T0, event_at as ev, ingest_events as ingest, leadflow_command,
+                                mail_env as env_for, run)
+from engine.core import format_time
 
-ROOT = Path(__file__).resolve().parents[2]
-T0 = parse_time("2026-11-02T09:00:00Z")  # a Monday
 
 
 @pytest.fixture
@@ -46,32 +43,6 @@ def hooks():
     server.shutdown()
 
 
-def env_for(smtp, hooks=None) -> dict:  # noqa: ANN001
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "LEADFLOW_"))}
-    env.update(LEADFLOW_SMTP_HOST="127.0.0.1", LEADFLOW_SMTP_PORT=str(smtp.port), LEADFLOW_SMTP_FROM="hi@leadflow.test",
-               LEADFLOW_MAX_FUTURE="3650d")  # the tracks are replayed over dates that may lie ahead of today
-    if hooks:
-        env.update(LEADFLOW_NURTURE_WEBHOOK_URL=hooks.url, LEADFLOW_NURTURE_WEBHOOK_SECRET="hooksecret")
-    return env
-
-
-def run(args: list, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    r = subprocess.run([sys.executable, "-m", "bots.cli", *args], capture_output=True, text=True, cwd=ROOT, env=env)
-    if check and r.returncode != 0:
-        raise AssertionError(r.stdout + r.stderr)
-    return r
-
-
-def ingest(db: Path, rules: Path, events: list, env: dict | None = None) -> None:
-    path = db.parent / f"in-{time.time_ns()}.jsonl"
-    path.write_text("".join(json.dumps(e) + "\n" for e in events))
-    run(["--db", str(db), "--rules", str(rules), "ingest", str(path)], env)
-
-
-def ev(i: str, lead: str, etype: str, t: float, data: dict | None = None) -> dict:
-    return {"id": i, "lead": lead, "type": etype, "at": format_time(t), "data": data or {}}
-
-
 MANAGER = {"name": "Ann", "company": "Acme", "email": "ann@acme.example", "title": "Marketing Manager",
            "employees": 300, "country": "US", "industry": "saas"}
 
@@ -80,8 +51,8 @@ def test_bundled_education_track_end_to_end(tmp_path, smtp, hooks):
     db, rules = tmp_path / "n.db", ROOT / "rules"
     env = env_for(smtp, hooks)
     ingest(db, rules, [ev("1", "L1", "lead_updated", T0, MANAGER), ev("2", "L1", "webinar_attended", T0 + 3600)], env)
-    out = json.loads(run(["--db", str(db), "--rules", str(rules), "worker", "--until", "2026-12-31T00:00:00Z"],
-                         env).stdout)
+    out = json.loads(run(["--db", str(db), "--rules", str(rules), "worker", "--until", "2026-12-31T00:00:00Z",
+                          "--json"], env).stdout)
     assert out["delivered"] == 3
     subjects = [m["Subject"] for _, m in smtp.messages]
     assert subjects == ["How teams like Acme qualify leads in minutes", "Join our live session on lead scoring"]
@@ -99,8 +70,8 @@ def test_bundled_education_track_end_to_end(tmp_path, smtp, hooks):
                          ("send", "2026-11-04T09:00:00Z")]  # 2 business days later
     assert [op for op, _ in steps][-3:] == ["send", "set", "done"]
     assert store.load_state("L1").attrs["nurtured"] is True
-    again = json.loads(run(["--db", str(db), "--rules", str(rules), "worker", "--until", "2027-01-31T00:00:00Z"],
-                           env).stdout)
+    again = json.loads(run(["--db", str(db), "--rules", str(rules), "worker", "--until", "2027-01-31T00:00:00Z",
+                            "--json"], env).stdout)
     assert again["delivered"] == 0 and len(smtp.messages) == 2  # nothing runs twice
     story = run(["--db", str(db), "--rules", str(rules), "leads", "explain", "L1"]).stdout
     assert "Nurture" in story and "mql_education" in story and "Join our live session" in story
@@ -180,8 +151,7 @@ def test_a_worker_killed_mid_track_resumes_and_runs_each_step_once(tmp_path, smt
     env = env_for(smtp)
     ingest(db, rules, [ev("1", "L", "lead_updated", T0, {"name": "Ann", "email": "ann@acme.example"}),
                        ev("2", "L", "signup", T0 + 60)], env)
-    cmd = [sys.executable, "-m", "bots.cli", "--db", str(db), "--rules", str(rules), "worker", "--until",
-           "2027-01-01T00:00:00Z"]
+    cmd = leadflow_command("--db", db, "--rules", rules, "worker", "--until", "2027-01-01T00:00:00Z")
     kills = 0
     for _ in range(3):  # kill it three times at arbitrary points
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -11,6 +9,7 @@ from engine.service import LeadService
 from engine.reports import compute
 from engine.core import format_time, parse_time
 from tests.bundled_service import BUYER, T0
+from tests.leadflow_cli import leadflow
 
 D0 = parse_time("2026-10-05T09:00:00Z")  # a Monday
 H, DAY = 3600.0, 86400.0
@@ -139,26 +138,21 @@ def test_cli_json_csv_and_chart(history, tmp_path):
     _, tmp = history
     costs = tmp_path / "costs.csv"
     costs.write_text("campaign,cost\ngoogle,500\nads,300\n")
-    cmd = [sys.executable, "-m", "engine.cli", "--db", str(tmp / "s.db"), "stats"]
-    data = json.loads(subprocess.run(cmd + ["--json", "--by", "source", "--costs", str(costs)], capture_output=True,
-                                     text=True, check=True, cwd=ROOT_DIR).stdout)
+    cmd = ["--db", tmp / "s.db", "stats"]
+    data = json.loads(leadflow(*cmd, "--json", "--by", "source", "--costs", costs, check=True).stdout)
     assert {"stages", "conversion", "median_hours", "by"} <= set(data)
     google = next(g for g in data["by"] if g["value"] == "google")
     assert google["cost"] == {"total": 500.0, "per_mql": 250.0, "per_sql": 250.0, "per_customer": 500.0}
     assert data["cost"]["total"] == 800.0 and data["cost"]["per_mql"] == 160.0  # 800 / 5 MQLs
     assert data["cost"]["per_customer"] == 400.0  # 800 / 2 won
-    rows = subprocess.run(cmd + ["--csv", "--by", "source"], capture_output=True, text=True, check=True,
-                          cwd=ROOT_DIR).stdout.splitlines()
+    rows = leadflow(*cmd, "--csv", "--by", "source", check=True).stdout.splitlines()
     assert rows[0].startswith("value,") and len(rows) == 4
     chart = tmp_path / "c.png"
-    subprocess.run(cmd + ["--chart", str(chart), "--since", "2026-10-01"], check=True, capture_output=True, cwd=ROOT_DIR)
+    leadflow(*cmd, "--chart", chart, "--since", "2026-10-01", check=True)
     head = chart.read_bytes()[:24]
     assert head[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
     assert (width, height) == (1300, 850)
-
-
-ROOT_DIR = __import__("pathlib").Path(__file__).resolve().parents[2]
 
 
 def test_revenue_counts_each_deal_in_its_own_period(bundled):

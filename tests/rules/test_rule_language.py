@@ -98,8 +98,8 @@ def test_a_catastrophic_pattern_runs_in_linear_time_through_the_cli(tmp_path):
     # `^(\w+\s?)*$` on 28 characters took Python's re 10.7 s; on 64 it would run for centuries. The CLI
     # ingests it at once (the subprocess timeout is the failure mode of a backtracking engine).
     import json
-    import subprocess
-    import sys
+
+    from tests.leadflow_cli import Leadflow
 
     rules = tmp_path / "rules"
     rules.mkdir()
@@ -108,11 +108,9 @@ def test_a_catastrophic_pattern_runs_in_linear_time_through_the_cli(tmp_path):
     hostile = "a" * 63 + "!"
     events.write_text(json.dumps(ev(1, "lead_updated", 0, {"notes": hostile, "title": "VP Sales"})) + "\n"
                       + json.dumps(ev(2, "lead_updated", 60, {"notes": "plain words here"})) + "\n")
-    cmd = [sys.executable, "-m", "engine.cli", "--db", str(tmp_path / "t.db"), "--rules", str(rules)]
-    root = Path(__file__).resolve().parents[2]
-    subprocess.run(cmd + ["ingest", str(events)], check=True, capture_output=True, cwd=root, timeout=60)
-    shown = json.loads(subprocess.run(cmd + ["leads", "show", "L", "--json"], check=True, capture_output=True,
-                                      cwd=root, timeout=60).stdout)
+    cli = Leadflow(tmp_path / "t.db", rules)
+    cli("ingest", events, check=True, timeout=60)
+    shown = json.loads(cli("leads", "show", "L", "--json", check=True, timeout=60).stdout)
     assert shown["fit"] == 25  # senior 20 + wordy 5 (the second update made the notes plain words)
 
 

@@ -3,15 +3,8 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True, cwd=ROOT)
+from tests.leadflow_cli import ROOT, leadflow as run
 
 
 def test_bundled_rule_tests_pass_and_cover_every_rule():

@@ -14,7 +14,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import pytest
 from engine.rules import render_json_schema, render_reference
 from engine.core import load_file
 from engine.core._yamlfile import load_text
+from tests.leadflow_cli import leadflow
 
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLED = ROOT / "rules"
@@ -36,9 +36,7 @@ def y(text: str) -> str:
 
 
 def check(*args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEADFLOW_")}
-    return subprocess.run([sys.executable, "-m", "engine.cli", "rules", "check", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    return leadflow("rules", "check", *args, timeout=60)
 
 
 def write_rules(directory: Path, files: dict) -> Path:
@@ -609,7 +607,7 @@ def test_negative_points_zero_hint(tmp_path):
     assert "-0" not in problem["message"] and "-0" not in problem["hint"]
 
 
-@pytest.mark.parametrize("layout", ["no-yaml-files", "only-rule-tests", "missing-directory"])
+@pytest.mark.parametrize("layout", ["no-yaml-files", "only-rule-tests"])  # a missing one: tests/cli/test_conventions.py
 def test_no_rule_files(tmp_path, layout):
     directory = tmp_path / "rules"
     if layout == "no-yaml-files":
@@ -892,9 +890,7 @@ def test_bundled_rules_check_silently():
 
 
 def test_bundled_rules_are_the_default_directory():
-    result = subprocess.run([sys.executable, "-m", "engine.cli", "rules", "check"], cwd=ROOT, capture_output=True,
-                            text=True, timeout=60,
-                            env={k: v for k, v in os.environ.items() if not k.startswith("LEADFLOW_")})
+    result = check()
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
 
 

@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import collections
 import json
-import os
 import random
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.parse
@@ -32,9 +30,9 @@ import pytest
 
 from engine.store import Store
 from tests.bot_harness import RULES, SECRET, TOKEN, WEBHOOK_TOKEN
+from tests.leadflow_cli import ROOT, clean_env, leadflow, leadflow_command
 from tests.slack_fake import SlackFake
 
-ROOT = Path(__file__).resolve().parents[2]
 QUEUE = "#sales-queue"
 CRASH_RULES = RULES.replace('fallback: { channel: "C0QUEUE01" }', f'fallback: {{ channel: "{QUEUE}" }}')
 COMPARED = ("stage", "score", "fit", "engagement", "attrs", "bant", "disqualified", "tallies", "counts")
@@ -101,16 +99,15 @@ class Serve:
         (self.rules / "rules.yaml").write_text(CRASH_RULES.replace("capacity: 5", "capacity: 8"))
         self.db = tmp / "lf.db"
         self.port = free_port()
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "LEADFLOW_"))}
-        self.env.update(SLACK_BOT_TOKEN=TOKEN, SLACK_SIGNING_SECRET=SECRET, LEADFLOW_SLACK_API_URL=fake.url,
-                        LEADFLOW_WEBHOOK_TOKEN=WEBHOOK_TOKEN)
+        self.env = clean_env(SLACK_BOT_TOKEN=TOKEN, SLACK_SIGNING_SECRET=SECRET, LEADFLOW_SLACK_API_URL=fake.url,
+                             LEADFLOW_WEBHOOK_TOKEN=WEBHOOK_TOKEN)
         self.proc: subprocess.Popen | None = None
         self.lock = threading.Lock()
         self.kills = 0
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "bots.cli", "--db", str(self.db), "--rules", str(self.rules),
-                                      "serve", "--port", str(self.port)], cwd=ROOT, env=self.env,
+        self.proc = subprocess.Popen(leadflow_command("--db", self.db, "--rules", self.rules, "serve", "--port",
+                                                      self.port), cwd=ROOT, env=self.env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 30
         while True:
@@ -211,8 +208,7 @@ def run(tmp: Path, n_leads: int, random_kills: int, seed: int) -> dict:
     clean = tmp / "clean.db"
     log = tmp / "events.jsonl"
     log.write_text("".join(json.dumps(e) + "\n" for _, events in plan for e in events))
-    subprocess.run([sys.executable, "-m", "bots.cli", "--db", str(clean), "--rules", str(serve.rules), "ingest",
-                    str(log), "--json"], cwd=ROOT, env=serve.env, check=True, capture_output=True)
+    leadflow("--db", clean, "--rules", serve.rules, "ingest", log, "--json", env=serve.env, check=True)
     return {"plan": plan, "acked": acked, "failures": failures, "cards": cards, "kills": serve.kills,
             "db": serve.db, "clean": clean}
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 from engine.service import LeadService
+from tests.leadflow_cli import leadflow
 
 GOOD = textwrap.dedent("""\
     leadflow: 1
@@ -156,8 +156,7 @@ def test_a_rule_file_over_1_mb_is_refused_before_it_is_parsed(tmp_path):
     path.write_text(GOOD + "# padding\n" * 110_000, encoding="utf-8")
     assert svc.reload_rules() is False
     assert codes(svc) == [("FILE_TOO_LARGE", "rules.yaml", 0, 0)]
-    r = subprocess.run([sys.executable, "-m", "engine.cli", "rules", "check", str(path.parent)],
-                       capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
+    r = leadflow("rules", "check", path.parent)
     assert r.returncode == 1 and "FILE_TOO_LARGE" in r.stderr and "Traceback" not in r.stderr
 
 

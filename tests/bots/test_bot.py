@@ -272,10 +272,9 @@ def test_weekly_digest_is_posted_once_per_period(tmp_path, fake):
 def test_a_tuning_proposal_is_posted_and_applied_by_a_manager(tmp_path, fake):
     import csv
     import shutil
-    import subprocess
-    import sys
 
     from tests.datasets import ROOT, dataset
+    from tests.leadflow_cli import leadflow
 
     example = ROOT / "rules" / "examples" / "x-education"
     rules = tmp_path / "rules"
@@ -289,8 +288,8 @@ def test_a_tuning_proposal_is_posted_and_applied_by_a_manager(tmp_path, fake):
             if i > 300:
                 break
             writer.writerow(row)
-    subprocess.run([sys.executable, "-m", "engine.cli", "--db", str(tmp_path / "lf.db"), "--rules", str(rules), "ingest",
-                    "--mapping", str(example / "mapping.yaml"), str(sample)], check=True, capture_output=True, cwd=ROOT)
+    leadflow("--db", tmp_path / "lf.db", "--rules", rules, "ingest", "--mapping", example / "mapping.yaml", sample,
+             check=True)
     extra = "leadflow: 1\nmanagers: [U0MGR0001]\ntuning: { channel: C0MARKET1, min_labels: 50, capacity: 0.3 }\n"
     with Service(tmp_path, fake, rules=extra) as svc:
         before = svc.service.pipeline.version

@@ -9,11 +9,8 @@ reaching the fake. The CI run is short; the full 100 events/s for 30 s run is ma
 from __future__ import annotations
 
 import json
-import os
-import socket
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,16 +18,9 @@ import httpx
 import pytest
 
 from tests.bot_harness import RULES, SECRET, TOKEN, WEBHOOK_TOKEN, sql_events
+from tests.leadflow_cli import ROOT, clean_env, leadflow_command
+from tests.servers import free_port
 from tests.slack_fake import SlackFake
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def run(tmp: Path, rate: float, seconds: float, flood: int = 0) -> dict:
     rules = tmp / "rules"
@@ -38,11 +28,10 @@ def run(tmp: Path, rate: float, seconds: float, flood: int = 0) -> dict:
     (rules / "rules.yaml").write_text(RULES.replace("capacity: 5", "capacity: 100000"))
     port = free_port()
     with SlackFake() as fake:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
-        env.update(SLACK_BOT_TOKEN=TOKEN, SLACK_SIGNING_SECRET=SECRET, LEADFLOW_SLACK_API_URL=fake.url,
-                   LEADFLOW_WEBHOOK_TOKEN=WEBHOOK_TOKEN)
-        proc = subprocess.Popen([sys.executable, "-m", "bots.cli", "--db", str(tmp / "lf.db"), "--rules", str(rules),
-                                 "serve", "--port", str(port)], cwd=ROOT, env=env,
+        env = clean_env(SLACK_BOT_TOKEN=TOKEN, SLACK_SIGNING_SECRET=SECRET, LEADFLOW_SLACK_API_URL=fake.url,
+                        LEADFLOW_WEBHOOK_TOKEN=WEBHOOK_TOKEN)
+        proc = subprocess.Popen(leadflow_command("--db", tmp / "lf.db", "--rules", rules, "serve", "--port", port),
+                                cwd=ROOT, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10,

@@ -7,12 +7,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -22,8 +20,7 @@ import pytest
 
 from bots.config import Settings, is_loopback
 from tests.bot_harness import RULES, Service, sql_events
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.leadflow_cli import ROOT, clean_env, leadflow_command
 SECRET = "whsec-test-0001"
 
 
@@ -99,11 +96,6 @@ def test_only_loopback_addresses_count_as_loopback():
 
 # ---- the CLI ---------------------------------------------------------------------------------------
 
-def _env() -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "LEADFLOW_"))}
-    return {**env, "PYTHONUNBUFFERED": "1"}
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -118,8 +110,8 @@ def _rules(tmp: Path) -> Path:
 
 
 def _leadflow(tmp: Path, *args: str, env: dict | None = None, **kw) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "bots.cli", "--db", str(tmp / "lf.db"), "--rules", str(_rules(tmp)), *args]
-    return subprocess.Popen(cmd, cwd=ROOT, env={**_env(), **(env or {})}, stdout=subprocess.PIPE,
+    cmd = leadflow_command("--db", tmp / "lf.db", "--rules", _rules(tmp), *args)
+    return subprocess.Popen(cmd, cwd=ROOT, env=clean_env(PYTHONUNBUFFERED="1", **(env or {})), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, **kw)
 
 

@@ -5,13 +5,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from tests.bot_harness import Service, sql_events
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.leadflow_cli import Leadflow
 
 
 def test_requests_without_credentials_get_401_and_change_nothing(tmp_path):
@@ -77,19 +74,16 @@ def test_offline_loop_console_cards_and_cli_decisions(tmp_path):
         assert svc.console and "[card] new SQL a" in svc.console[0] and "leadflow sql accept 1" in svc.console[0]
         assert svc.http.post("/slack/events", content=b"{}").status_code == 503
         settings = svc.settings
-    cmd = [sys.executable, "-m", "engine.cli", "--db", settings.db, "--rules", settings.rules]
-    listed = json.loads(subprocess.run(cmd + ["sql", "list", "--json"], capture_output=True, text=True, cwd=ROOT,
-                                       check=True).stdout)
+    cli = Leadflow(settings.db, settings.rules)
+    listed = json.loads(cli("sql", "list", "--json", check=True).stdout)
     assert [(x["assignment"], x["lead"], x["rep"]) for x in listed] == [(1, "a", "alice")]
-    bad = subprocess.run(cmd + ["sql", "reject", "1", "--reason", "nope"], capture_output=True, text=True, cwd=ROOT)
+    bad = cli("sql", "reject", "1", "--reason", "nope")
     assert bad.returncode == 1 and "not a reject reason" in bad.stderr and "no_budget" in bad.stderr
-    ok = subprocess.run(cmd + ["sql", "reject", "1", "--reason", "not_now", "--comment", "call in Q1"],
-                        capture_output=True, text=True, cwd=ROOT)
+    ok = cli("sql", "reject", "1", "--reason", "not_now", "--comment", "call in Q1")
     assert ok.returncode == 0, ok.stderr
-    again = subprocess.run(cmd + ["sql", "accept", "1"], capture_output=True, text=True, cwd=ROOT)
+    again = cli("sql", "accept", "1")
     assert again.returncode == 1 and "already rejected" in again.stderr
-    shown = json.loads(subprocess.run(cmd + ["leads", "show", "a", "--json"], capture_output=True, text=True, cwd=ROOT,
-                                      check=True).stdout)
+    shown = json.loads(cli("leads", "show", "a", "--json", check=True).stdout)
     assert shown["stage"] == "recycled"
     assert [h["stage"] for h in shown["history"]] == ["new", "mql", "sql", "rejected", "recycled"]
 

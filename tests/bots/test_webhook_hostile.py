@@ -160,20 +160,18 @@ def test_concurrent_requests_share_one_durable_commit_and_are_answered_after_it(
 def test_webhook_rate_with_concurrent_senders(tmp_path):
     """The figure for group commit: 8 senders, one event per request, against the real `leadflow serve`
     process (`python -m pytest -m slow -s tests/test_webhook_hostile.py`)."""
-    import os
     import subprocess
-    import sys
 
     from tests.bot_harness import RULES
-    from tests.bots.test_latency import ROOT, free_port
+    from tests.leadflow_cli import ROOT, clean_env, leadflow_command
+    from tests.servers import free_port
 
     (tmp_path / "rules").mkdir()
     (tmp_path / "rules" / "rules.yaml").write_text(RULES.replace("capacity: 5", "capacity: 100000"))
     port, senders, total = free_port(), 8, 4000
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "LEADFLOW_"))}
-    proc = subprocess.Popen([sys.executable, "-m", "bots.cli", "--db", str(tmp_path / "lf.db"), "--rules",
-                             str(tmp_path / "rules"), "serve", "--port", str(port)], cwd=ROOT,
-                            env={**env, "LEADFLOW_WEBHOOK_TOKEN": WEBHOOK_TOKEN}, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(leadflow_command("--db", tmp_path / "lf.db", "--rules", tmp_path / "rules", "serve",
+                                             "--port", port), cwd=ROOT,
+                            env=clean_env(LEADFLOW_WEBHOOK_TOKEN=WEBHOOK_TOKEN), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:

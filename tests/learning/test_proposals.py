@@ -6,12 +6,11 @@ The labelled data is a `leadflow demo` database: generated leads whose SQLs reps
 rejected, so every clone has it."""
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shutil
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from engine.service import LeadService
 from engine.core import parse_time
 from tests.bot_harness import Service, click_payload
 from tests.datasets import ROOT
+from tests.leadflow_cli import leadflow
 from tests.slack_fake import SlackFake
 
 BUNDLED = ROOT / "rules"
@@ -28,11 +28,7 @@ STALE = "rules changed since this proposal was made; a new proposal will follow"
 TUNING = "leadflow: 1\ntuning: { channel: C0MARKET1, min_labels: 20 }\n"
 
 
-def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    r = subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True, cwd=ROOT)
-    if check and r.returncode != 0:
-        raise AssertionError(r.stdout + r.stderr)
-    return r
+cli = functools.partial(leadflow, check=True)  # the shipped command; a failure shows its output
 
 
 def bundled_copy(dst: Path) -> Path:

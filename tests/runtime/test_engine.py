@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -18,9 +16,8 @@ from engine.pipeline import Pipeline
 from engine.runtime import Engine
 from engine.store import Store
 from engine.core import parse_time
+from tests.leadflow_cli import Leadflow, leadflow
 from tests.runtime.resident import resident_facts
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def write(dir_: Path, text: str) -> Path:
@@ -111,18 +108,16 @@ def test_state_survives_a_new_process(tmp_path):
     events.write_text(json.dumps(event(1, "lead_updated", {"title": "VP"})) + "\n")
     more = tmp_path / "f.jsonl"
     more.write_text(json.dumps(event(2, "page_view", {"url": "/pricing"})) + "\n")
-    cmd = [sys.executable, "-m", "engine.cli", "--db", str(db), "--rules", str(rules)]
-    subprocess.run(cmd + ["ingest", str(events)], check=True, capture_output=True, cwd=ROOT)
-    subprocess.run(cmd + ["ingest", str(more)], check=True, capture_output=True, cwd=ROOT)
-    shown = json.loads(subprocess.run(cmd + ["leads", "show", "L", "--json"], check=True, capture_output=True,
-                                      cwd=ROOT).stdout)
+    cli = Leadflow(db, rules)
+    cli("ingest", events, check=True)
+    cli("ingest", more, check=True)
+    shown = json.loads(cli("leads", "show", "L", "--json", check=True).stdout)
     assert (shown["stage"], shown["score"], shown["fit"], shown["engagement"]) == ("mql", 30, 20, 10)
     assert [h["stage"] for h in shown["history"]] == ["new", "mql"]
 
 
 def test_bench_small_run_reports_the_contract_shape():
-    out = subprocess.run([sys.executable, "-m", "engine.cli", "bench", "--leads", "200", "--events-per-lead", "5",
-                          "--json"], check=True, capture_output=True, cwd=ROOT, text=True)
+    out = leadflow("bench", "--leads", "200", "--events-per-lead", "5", "--json", check=True)
     result = json.loads(out.stdout)
     assert {"events", "leads", "events_per_s", "raw_engine_events_per_s", "ratio", "peak_rss_mb"} <= set(result)
     assert result["events"] == 1000 and result["leads"] == 200 and result["rejected"] == 0
@@ -132,18 +127,15 @@ def test_bench_small_run_reports_the_contract_shape():
 
 @pytest.mark.slow
 def test_bench_at_100k_leads_meets_the_targets():
-    out = subprocess.run([sys.executable, "-m", "engine.cli", "bench", "--leads", "100000", "--events-per-lead", "10",
-                          "--json"], check=True, capture_output=True, cwd=ROOT, text=True)
+    out = leadflow("bench", "--leads", "100000", "--events-per-lead", "10", "--json", check=True, timeout=3600)
     result = json.loads(out.stdout)
     assert result["events_per_s"] >= 3000 and result["peak_rss_mb"] <= 1024
 
 
 def test_scheduler_bench_small_run(tmp_path):
     db = str(tmp_path / "b.db")
-    subprocess.run([sys.executable, "-m", "engine.cli", "bench", "--leads", "400", "--events-per-lead", "5", "--db", db,
-                    "--json"], check=True, capture_output=True, cwd=ROOT)
-    out = subprocess.run([sys.executable, "-m", "engine.cli", "bench", "--scheduler", "--db", db, "--json"],
-                         check=True, capture_output=True, cwd=ROOT, text=True)
+    leadflow("bench", "--leads", "400", "--events-per-lead", "5", "--db", db, "--json", check=True)
+    out = leadflow("bench", "--scheduler", "--db", db, "--json", check=True)
     result = json.loads(out.stdout)
     assert result["leads"] == 400 and result["timers_due"] == 4 and result["ticks"] == 4
     assert result["nurture_steps"] > 0 and result["steps_per_s"] > 0

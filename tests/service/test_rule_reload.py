@@ -168,3 +168,28 @@ def test_the_reload_log_line_cannot_be_forged_or_flooded(tmp_path, caplog):
         assert svc.reload_rules() is False
     messages = [r.getMessage() for r in caplog.records]
     assert messages and all("\n" not in m and "\x1b" not in m and len(m) < 2000 for m in messages)
+
+
+DESK = ('reps:\n  - { id: alice, name: Alice, slack: U0ALICE01 }\nrouting:\n  - { pool: [alice] }\n'
+        'fallback: { channel: "#sales-queue" }\nfeedback:\n  reject_reasons:\n    - { id: not_now, label: "Not now" }\n')
+
+
+def test_the_delivery_view_shows_the_live_routing_after_a_reload(tmp_path):
+    """Notifiers hold `service.view` for the life of the service: a card delivered after a reload
+    must reach the rep and show the reject reasons as the new rules say."""
+    svc, path = service(tmp_path)
+    path.write_text(GOOD + DESK, encoding="utf-8")
+    assert svc.reload_rules() is True
+    event = {"id": "e1", "lead": "L1", "type": "page_view", "at": "2026-11-02T09:00:00Z", "data": {}}
+    assert svc.pipeline.apply(event).status == "applied"
+    assignment, view = svc.desk.assign("L1"), svc.view
+    card = view.card(assignment["id"])
+    assert (card.assignment["rep"], card.lead["id"], card.lead["score"]) == ("alice", "L1", 5)
+    assert (card.route.slack, card.route.fallback) == ("U0ALICE01", "#sales-queue")
+    assert card.reason_labels == {"not_now": "Not now"} and card.assignments == 1
+    path.write_text(GOOD + DESK.replace("U0ALICE01", "U0ALICE02").replace("#sales-queue", "#new-queue")
+                    .replace('"Not now"', '"Not this quarter"'), encoding="utf-8")
+    assert svc.reload_rules() is True
+    again = view.card(assignment["id"])
+    assert (again.route.slack, again.route.fallback) == ("U0ALICE02", "#new-queue")
+    assert again.reason_labels == {"not_now": "Not this quarter"} and view.route("nobody").slack is None

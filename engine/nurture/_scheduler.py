@@ -18,7 +18,7 @@ import math
 from typing import Any, Protocol
 
 from engine.rules import holds
-from engine.rules import LeadState, rule_value
+from engine.rules import LeadState, TrackEntry, rule_value
 from engine.rules import MissingFields, Track, render
 from engine.rules import RuleSet
 from engine.core import format_time
@@ -67,26 +67,26 @@ def on_event(store: Store, rules: RuleSet, state: LeadState, event: dict, at: fl
     reopen = False
     for track in rules.nurture:
         entry = state.tracks.get(track.id)
-        active = bool(entry and entry[0] == "active")
-        history = _history(store, state.id, track.event_types, entry[1] if active else None)
+        active = bool(entry and entry.status == "active")
+        history = _history(store, state.id, track.event_types, entry.enrolled_at if active else None)
         if event["type"] in track.event_types:  # the event being applied is not stored yet
             history.add(event["type"], at)
         if active:
-            if entry[2]:  # the enrolment row says what it waits for; a stale marker is dropped
+            if entry.waiting_for:  # the enrolment row says what it waits for; a stale marker is dropped
                 row = store.active_enrollment(state.id, track.id)
                 if row and row["waiting_for"] == event["type"]:  # `wait: { until: EVENT }` is over
                     store.update_enrollment(row["id"], row["pc"], "active", at, None, at)
-                entry[2] = row["waiting_for"] if row and row["waiting_for"] != event["type"] else None
+                entry.waiting_for = row["waiting_for"] if row and row["waiting_for"] != event["type"] else None
             if track.exit is not None and holds(track.exit, state.attrs, state, state.clock, history):
                 _finish(store, state, track.id, "exited", at, "goal met: left the track")
                 reopen = reopen or state.stage == "recycled"
             continue
         if track.enroll is None or not holds(track.enroll, state.attrs, state, state.clock, history):
             continue
-        if entry and (track.reenroll is None or at - entry[1] < track.reenroll):
+        if entry and (track.reenroll is None or at - entry.enrolled_at < track.reenroll):
             continue
         enrollment = store.enroll(state.id, track.id, at)
-        state.tracks[track.id] = ["active", at, None]
+        state.tracks[track.id] = TrackEntry("active", at)
         store.log_step({"id": enrollment, "lead": state.id, "track": track.id}, -1, "enroll", at,
                        f"enrolled in {track.id}")
     due = demote_time(state, rules)
@@ -108,7 +108,7 @@ def _finish(store: Store, state: LeadState, track_id: str, status: str, at: floa
         store.log_step(row, row["pc"], status, at, why)
     entry = state.tracks.get(track_id)
     if entry:
-        entry[0] = status
+        entry.status = status
 
 
 def demote_time(state: LeadState, rules: RuleSet) -> float | None:
@@ -214,7 +214,7 @@ class Scheduler:
                 seen = [t for t in store.event_times(state.id, {ins.arg}).get(ins.arg, []) if when <= t < due]
                 if seen:
                     due, waiting = seen[0], None
-                state.tracks.setdefault(track.id, ["active", when, None])[2] = waiting
+                state.tracks.setdefault(track.id, TrackEntry("active", when)).waiting_for = waiting
                 store.save_state(state)
             store.update_enrollment(row["id"], pc + 1, "active", due, waiting, when)
             store.log_step(row, pc, ins.op, when, f"wait until {format_time(due)}" +

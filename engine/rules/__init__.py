@@ -9,13 +9,13 @@ from ._holds import holds
 from ._load import load_compiled, load_rules
 from ._model import RuleSet
 from ._schema import render_json_schema, render_reference
-from ._scoring import (LeadState, Tally, add_tally, compute_scores, contributions, may_count,
+from ._scoring import (LeadState, Tally, TrackEntry, add_tally, compute_scores, contributions, may_count,
     merge_attributes, note_event, rule_value)
 from ._tracks import MissingFields, Track, render
 
 __all__ = [
     "Compiled", "ConditionParser", "LeadState", "Leaf", "MAX_FILE_BYTES", "MissingFields", "Role",
-    "RuleSet", "STALE", "Tally", "Track", "add_tally", "compute_scores", "contributions", "copy_rule_dir",
+    "RuleSet", "STALE", "Tally", "Track", "TrackEntry", "add_tally", "compute_scores", "contributions", "copy_rule_dir",
     "describe", "dir_version", "holds", "inside", "load_compiled", "load_rules", "may_count",
     "merge_attributes", "note_event", "out_dir_problem", "overlay_rule_files", "render",
     "render_json_schema", "render_reference", "rule_files", "rule_value", "walk",

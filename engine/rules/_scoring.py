@@ -41,6 +41,23 @@ class Tally(NamedTuple):
 
 
 @dataclass
+class TrackEntry:
+    """A lead's place in one nurture track. Stored as the JSON list [status, enrolled_at, waiting_for]
+    (the form earlier versions wrote), so old states load unchanged."""
+
+    status: str  # active, completed, exited
+    enrolled_at: float
+    waiting_for: str | None = None  # the event type an active `wait: {until: ...}` step waits for
+
+    def to_json(self) -> list:
+        return [self.status, self.enrolled_at, self.waiting_for]
+
+    @classmethod
+    def from_json(cls, data: list) -> "TrackEntry":
+        return cls(*data)
+
+
+@dataclass
 class LeadState:
     id: str
     stage: str = "new"
@@ -60,7 +77,7 @@ class LeadState:
     owner: str | None = None
     events: int = 0
     rules_version: str = ""
-    tracks: dict = field(default_factory=dict)  # nurture track -> [status, enrolled_at, waiting_for]
+    tracks: dict = field(default_factory=dict)  # nurture track id -> TrackEntry
     decay_due: float | None = None  # when the decay timer in the store fires (saves a write per event)
     text_hits: dict | None = None  # attribute pattern/substring results ("p3": 1) for attrs at rules_version
 
@@ -68,12 +85,14 @@ class LeadState:
         # shallow on purpose: dataclasses.asdict deep-copies and cost a quarter of the ingest time
         data = {name: getattr(self, name) for name in _FIELDS}
         data["tallies"] = {rid: tally.to_json() for rid, tally in self.tallies.items()}
+        data["tracks"] = {tid: entry.to_json() for tid, entry in self.tracks.items()}
         return data
 
     @classmethod
     def from_json(cls, data: dict) -> "LeadState":
         tallies = {rid: Tally.from_json(raw) for rid, raw in (data.get("tallies") or {}).items()}
-        return cls(**{**data, "tallies": tallies})
+        tracks = {tid: TrackEntry.from_json(raw) for tid, raw in (data.get("tracks") or {}).items()}
+        return cls(**{**data, "tallies": tallies, "tracks": tracks})
 
 
 _FIELDS = tuple(f.name for f in fields(LeadState))

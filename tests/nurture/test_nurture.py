@@ -108,7 +108,7 @@ def test_recycled_lead_is_nurtured_and_climbs_again(tmp_path, smtp):
     assert Store(str(db)).load_state("L3").stage == "recycled"
     ingest(db, rules, [ev("4", "L3", "pricing_inquiry", rejected_at + 42 * 86400)], env)
     state = Store(str(db)).load_state("L3")
-    assert state.stage == "sql" and state.tracks["recycle"][0] == "exited"
+    assert state.stage == "sql" and state.tracks["recycle"].status == "exited"
     assert [h["to_stage"] for h in Store(str(db)).history("L3")][-4:] == ["recycled", "new", "mql", "sql"]
     run(["--db", str(db), "--rules", str(rules), "worker", "--once"], env)
     assert [a["status"] for a in Store(str(db)).assignments(lead="L3")] == ["rejected", "pending"]  # routed again

@@ -12,10 +12,10 @@ def test_a_lead_that_became_sql_by_pricing_inquiry_is_still_nurtured_after_not_n
     assignment = bundled.sql("L")
     assert service.desk.decide(assignment["id"], "reject", "x", "alice", reason="not_now").status == "done"
     tracks = service.store.load_state("L").tracks
-    assert tracks["recycle"][0] == "active"  # the old inquiry does not count as the track's goal
+    assert tracks["recycle"].status == "active"  # the old inquiry does not count as the track's goal
     bundled.apply("c", "L", "pricing_inquiry", T0 + 20 * DAY)
     state = service.store.load_state("L")
-    assert state.stage == "sql" and state.tracks["recycle"][0] == "exited"
+    assert state.stage == "sql" and state.tracks["recycle"].status == "exited"
 
 
 def test_a_template_that_cannot_format_a_value_does_not_stop_the_worker(bundled):

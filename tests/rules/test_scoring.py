@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from engine.rules import LeadState, Tally, add_tally, may_count, rule_value
+from engine.rules import LeadState, Tally, TrackEntry, add_tally, may_count, rule_value
 from engine.rules._model import ScoringRule
 
 # A lead state as the store wrote it before tallies were named tuples (lists in the JSON): a page_view
@@ -15,15 +15,18 @@ STORED = ('{"id":"L","stage":"mql","stage_at":1793613600.0,"attrs":{},"clock":17
           '22.620977334560095,[1793613600.0,1794477600.0]],"demo":[20.0,1,1793782800.0,20.945882456412534]},'
           '"counts":{},"times":{},"bant":{"budget":false,"authority":false,"need":false,"timeline":false},"fit":0,'
           '"engagement":36.89,"score":36.89,"disqualified":null,"owner":null,"events":6,"rules_version":"750404fdf8ea",'
-          '"tracks":{},"decay_due":null,"text_hits":{}}')
+          '"tracks":{"welcome":["active",1793613600.0,"webinar_attended"],"recycle":["exited",1793610000.0,null]},'
+          '"decay_due":null,"text_hits":{}}')
 DAY = 86400.0
 
 
-def test_a_state_stored_before_named_tallies_loads_and_is_written_back_unchanged():
+def test_a_state_stored_before_named_tallies_and_track_entries_loads_and_is_written_back_unchanged():
     state = LeadState.from_json(json.loads(STORED))
     assert state.tallies["visit"] == Tally(4.0, 2, 1793696400.0, 4.04674778399355)
     assert state.tallies["webinar"].fired_at == [1793613600.0, 1794477600.0]
     assert state.tallies["demo"].count == 1 and state.tallies["demo"].fired_at is None
+    assert state.tracks["welcome"] == TrackEntry("active", 1793613600.0, "webinar_attended")
+    assert state.tracks["recycle"].status == "exited" and state.tracks["recycle"].waiting_for is None
     assert json.dumps(state.to_json(), separators=(",", ":")) == STORED
 
 

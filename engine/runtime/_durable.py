@@ -16,7 +16,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from durable import engine as _dr
 
@@ -65,6 +65,13 @@ class _QuietHost(_dr.Host):
         return None
 
 
+class Added(NamedTuple):
+    """Points one event rule added; kept in the decision's trace as the JSON list [rule, points]."""
+
+    rule: str
+    points: float
+
+
 @dataclass
 class Decision:
     """What one event did to one lead: the trace `leads explain` and the store keep."""
@@ -74,7 +81,7 @@ class Decision:
     at: float
     rules_version: str
     fired: list = field(default_factory=list)  # rule ids (scoring, BANT) that held, in firing order
-    added: list = field(default_factory=list)  # [rule, points] added by event rules
+    added: list = field(default_factory=list)  # Added(rule, points) by event rules, in order
     transitions: list = field(default_factory=list)  # {"from", "to", "at", "reason", "rule"}
     bant: dict = field(default_factory=dict)
     fit: float = 0.0
@@ -234,7 +241,7 @@ class Engine:
             if points:
                 add_tally(state, rule, points, ev.at, rules.half_life)
                 decision.fired.append(rule.id)
-                decision.added.append([rule.id, points])
+                decision.added.append(Added(rule.id, points))
         state.bant = {name: bool(ev.bant.get(name)) for name in state.bant}
         decision.fired += [f"bant.{n}" for n in rules.bant if ev.bant.get(n)]
         compute_scores(state, rules, state.clock)

@@ -65,6 +65,9 @@ feedback:
     - { id: wrong_rep, label: "Wrong territory", then: reassign }
 managers: [U0MGR0001]
 """
+# the same desk with Slack channel names instead of ids for the queue and the managers
+NAMED = RULES.replace('fallback: { channel: "C0QUEUE01" }', 'fallback: { channel: "#sales-queue" }') \
+             .replace('escalate_to: "C0MANAGER"', 'escalate_to: "#sales-managers"')
 
 
 class Clock:

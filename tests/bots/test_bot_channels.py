@@ -18,11 +18,9 @@ from engine.delivery import NETWORK_TIMEOUT
 from engine.delivery import list_outbox
 from engine.delivery._dispatcher import LEASE
 from engine.core import parse_time
-from tests.bot_harness import RULES, TOKEN, Clock, Service, click_payload, sql_events
+from tests.bot_harness import NAMED, TOKEN, Clock, Service, click_payload, sql_events
 from tests.slack_fake import SlackFake
 
-NAMED = RULES.replace('fallback: { channel: "C0QUEUE01" }', 'fallback: { channel: "#sales-queue" }') \
-             .replace('escalate_to: "C0MANAGER"', 'escalate_to: "#sales-managers"')
 QUEUE = "C0QUEUE01"
 
 

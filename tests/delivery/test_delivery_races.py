@@ -26,9 +26,8 @@ from engine.delivery import Dispatcher, list_outbox
 from engine.delivery._dispatcher import LEASE
 from engine.service import ManualClock
 from engine.store import Store
-from tests.bot_harness import SECRET, TOKEN, Clock, Service, sql_events
+from tests.bot_harness import NAMED, SECRET, TOKEN, Clock, Service, sql_events
 from tests.slack_fake import SlackFake
-from tests.bots.test_bot_channels import NAMED
 from tests.leadflow_cli import T0, clean_env, run
 
 

@@ -237,3 +237,17 @@ def test_the_readme_picture_names_the_packages_that_exist():
     section = text.split("## How it is built", 1)[1].split("\n## ", 1)[0]
     named = set(re.findall(r"engine/([a-z_]+)/", section))
     assert named == set(LAYERS)
+
+
+def test_the_installed_package_includes_every_subpackage():
+    """A non-editable install ships what `[tool.setuptools.packages.find]` finds; a subpackage it
+    missed would only fail on a user's machine."""
+    import tomllib
+
+    from setuptools import find_packages
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    include = config["tool"]["setuptools"]["packages"]["find"]["include"]
+    shipped = set(find_packages(where=str(ROOT), include=include))
+    on_disk = {module_name(p.parent) for top in ("engine", "bots") for p in (ROOT / top).rglob("__init__.py")}
+    assert shipped == on_disk

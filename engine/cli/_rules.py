@@ -130,11 +130,12 @@ def rules_tune(ctx: click.Context, data_path: str | None, mapping_path: str | No
         click.echo("not enough labelled leads to tune (need at least 20 with feedback or an outcome)", err=True)
         sys.exit(1)
     if not apply_live:
-        report = tune(rules_path, leads, out_dir, target_precision, share)
+        with progress_bar("tuning", None, "replays", not as_json) as bar:
+            report = tune(rules_path, leads, out_dir, target_precision, share, progress=bar and bar.count)
     else:  # the same path as a proposal applied in Slack: a full copy, then only changed rule files written
-        with tempfile.TemporaryDirectory() as work:
+        with tempfile.TemporaryDirectory() as work, progress_bar("tuning", None, "replays", not as_json) as bar:
             proposal_dir = out_dir or os.path.join(work, "proposal")
-            report = tune(rules_path, leads, proposal_dir, target_precision, share)
+            report = tune(rules_path, leads, proposal_dir, target_precision, share, progress=bar and bar.count)
             status, _ = overlay_rule_files(proposal_dir, rules_path, report["rules_version"])
             if status == "stale":
                 click.echo(f"{rules_path}: the rules changed while tuning ran; nothing was applied (run again)",

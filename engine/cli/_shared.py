@@ -169,7 +169,8 @@ def terminal_safe(text: str) -> str:
 # ---- long work ------------------------------------------------------------------------------------
 
 class Bar:
-    """A progress bar's handle: `advance(n)` counts n more units, `reach(n)` sets the count."""
+    """A progress bar's handle: `advance(n)` counts n more units, `reach(n)` sets the count, `count(done,
+    total)` both."""
 
     def __init__(self, progress: Any, task: Any):
         self._progress, self._task = progress, task
@@ -181,6 +182,10 @@ class Bar:
     def reach(self, n: int) -> None:
         self._progress.update(self._task, completed=n)
         self._grow()
+
+    def count(self, done: int, total: int) -> None:
+        """For work that knows its total only once it starts (tuning counts its replays)."""
+        self._progress.update(self._task, completed=done, total=total)
 
     def _grow(self) -> None:
         """A total that was an estimate (CSV rows for the events they make) grows rather than overflows."""

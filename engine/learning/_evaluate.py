@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import Callable
 
 from engine.rules import Compiled
 from engine.rules import LeadState
@@ -25,10 +26,13 @@ class Scored:
     fired: frozenset
 
 
-def replay(compiled: Compiled, leads: list, engine: Engine | None = None) -> list[Scored]:
+def replay(compiled: Compiled, leads: list, engine: Engine | None = None,
+           on_lead: Callable[[], None] | None = None) -> list[Scored]:
     engine = engine or Engine()
     out = []
     for item in leads:
+        if on_lead:
+            on_lead()
         state, fired, sql = LeadState(item.id), set(), False
         try:
             times = [parse_time(event["at"]) for event in item.events]

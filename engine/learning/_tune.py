@@ -19,6 +19,8 @@ import math
 import os
 import shutil
 import tempfile
+from typing import Callable
+
 import numpy as np
 
 from engine.rules import Compiled, load_compiled
@@ -38,9 +40,15 @@ L2 = 1.0
 MAX_CANDIDATES = 8
 
 
-def _features(compiled: Compiled, leads: list[LabelledLead], engine: Engine) -> tuple[list[dict], list[frozenset]]:
+def _nothing() -> None:
+    return None
+
+
+def _features(compiled: Compiled, leads: list[LabelledLead], engine: Engine,
+              on_lead: Callable[[], None] = _nothing) -> tuple[list[dict], list[frozenset]]:
     rows, fired_sets = [], []
     for item in leads:
+        on_lead()
         state, fired = LeadState(item.id), set()
         for ev in item.events:
             fired.update(engine.evaluate(compiled, state, ev, parse_time(ev["at"])).fired)
@@ -177,36 +185,43 @@ def _fold(lead_id: str) -> int:
 
 
 def propose(rules_dir: str, leads: list[LabelledLead], target_precision: float | None, capacity: float | None,
-            engine: Engine, workdir: str) -> tuple[Proposal, str]:
+            engine: Engine, workdir: str, on_lead: Callable[[], None] = _nothing) -> tuple[Proposal, str]:
     """Fit on `leads`, write the proposal into a fresh directory under workdir, and return both."""
     compiled = load_compiled(rules_dir)
-    rows, _ = _features(compiled, leads, engine)
+    rows, _ = _features(compiled, leads, engine, on_lead)
     proposal = fit(compiled.rules, leads, rows)
     out = tempfile.mkdtemp(dir=workdir)
     write_proposal(rules_dir, out, proposal)
     if target_precision is not None or capacity is not None:
-        scored = replay(load_compiled(out), leads, engine)
+        scored = replay(load_compiled(out), leads, engine, on_lead)
         proposal.thresholds = choose_thresholds(scored, target_precision, capacity)
         write_proposal(out, out, proposal)
     return proposal, out
 
 
 def cross_validate(rules_dir: str, leads: list[LabelledLead], target_precision: float | None,
-                   capacity: float | None, engine: Engine) -> dict:
+                   capacity: float | None, engine: Engine, on_lead: Callable[[], None] = _nothing) -> dict:
     before, after = [], []
     current = load_compiled(rules_dir)
     with tempfile.TemporaryDirectory() as work:
         for k in range(FOLDS):
             train = [x for x in leads if _fold(x.id) != k]
             test = [x for x in leads if _fold(x.id) == k]
-            _, out = propose(rules_dir, train, target_precision, capacity, engine, work)
-            after += replay(load_compiled(out), test, engine)
-            before += replay(current, test, engine)
+            _, out = propose(rules_dir, train, target_precision, capacity, engine, work, on_lead)
+            after += replay(load_compiled(out), test, engine, on_lead)
+            before += replay(current, test, engine, on_lead)
     return {"before": metrics(before), "after": metrics(after), "folds": FOLDS}
 
 
+def replays(leads: int, thresholds: bool) -> int:
+    """How many lead replays `tune` makes: in each of the FOLDS folds the training leads once for
+    their features (twice with thresholds to choose) and the test leads twice (current and
+    proposed rules), then every lead once more for the final fit (twice with thresholds)."""
+    return leads * ((FOLDS - 1) * (2 if thresholds else 1) + 2 + (2 if thresholds else 1))
+
+
 def tune(rules_dir: str, leads: list[LabelledLead], out_dir: str, target_precision: float | None = None,
-         capacity: float | None = None) -> dict:
+         capacity: float | None = None, progress: Callable[[int, int], None] | None = None) -> dict:
     """Write the proposal for `rules_dir` into `out_dir` (a directory of its own: it is replaced)
     and return the report. The report's `rules_version` is the version the proposal was made from;
     applying it anywhere else is refused (see ruledir.overlay_rule_files)."""
@@ -214,14 +229,22 @@ def tune(rules_dir: str, leads: list[LabelledLead], out_dir: str, target_precisi
         raise ValueError(f"the proposal directory {out_dir} would replace the rules it is made from")
     engine = Engine()
     leads = sorted((x for x in leads if x.label is not None), key=lambda x: x.id)
+    total, done = replays(len(leads), target_precision is not None or capacity is not None), 0
+
+    def on_lead() -> None:  # `progress(done, total)` every 100 replays and at the end
+        nonlocal done
+        done += 1
+        if progress and (done % 100 == 0 or done == total):
+            progress(done, total)
+
     with tempfile.TemporaryDirectory() as work:
         # One snapshot: every figure and the proposal come from the same files, even when someone
         # edits the live rules while tuning runs, and the recorded version is the one tuned.
         base = os.path.join(work, "base")
         copy_rule_dir(rules_dir, base)
         version = dir_version(base)
-        validation = cross_validate(base, leads, target_precision, capacity, engine)
-        proposal, proposed_dir = propose(base, leads, target_precision, capacity, engine, work)
+        validation = cross_validate(base, leads, target_precision, capacity, engine, on_lead)
+        proposal, proposed_dir = propose(base, leads, target_precision, capacity, engine, work, on_lead)
         write_proposal(base, out_dir, proposal)
     report = {"leads": len(leads), "positives": sum(x.label for x in leads), "rules_version": version,
               "validation": validation,

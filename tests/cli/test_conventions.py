@@ -16,6 +16,7 @@ from contextlib import closing
 import pytest
 
 from tests.bot_harness import RULES, sql_events
+from tests.datasets import EXAMPLE, write_labelled_csv
 from tests.leadflow_cli import ROOT, Leadflow, clean_env, leadflow, leadflow_command
 
 LISTS = [("leads", "list"), ("sql", "list"), ("dead-letters",)]
@@ -151,3 +152,11 @@ def test_ingest_shows_a_progress_bar_with_a_total_on_a_terminal_only(tmp_path):
     assert code == 0 and json.loads(out)["applied"] == 120 and "eta" not in terminal
     piped = leadflow("--db", tmp_path / "p.db", "--rules", rules, "ingest", events)
     assert piped.returncode == 0 and piped.stderr == ""
+
+
+def test_tune_shows_its_replays_against_their_total_on_a_terminal(tmp_path):
+    data = tmp_path / "leads.csv"
+    write_labelled_csv(data, 120, seed=3)
+    code, _, terminal = _on_a_terminal("rules", "tune", "--rules", EXAMPLE / "start", "--data", data, "--mapping",
+                                       EXAMPLE / "mapping.yaml", "--out", tmp_path / "proposal")
+    assert code == 0 and "/840" in terminal and "eta" in terminal  # 120 leads replayed 7 times

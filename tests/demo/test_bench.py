@@ -1,0 +1,35 @@
+"""`leadflow bench`: the figures it reports have the contract's shape and agree with each other. The
+long runs behind the README's figures are marked slow (run them with `-m slow`)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.leadflow_cli import leadflow
+
+
+def test_bench_small_run_reports_the_contract_shape():
+    out = leadflow("bench", "--leads", "200", "--events-per-lead", "5", "--json", check=True)
+    result = json.loads(out.stdout)
+    assert {"events", "leads", "events_per_s", "raw_engine_events_per_s", "ratio", "peak_rss_mb"} <= set(result)
+    assert result["events"] == 1000 and result["leads"] == 200 and result["rejected"] == 0
+    assert result["events_per_s"] > 0 and result["raw_engine_events_per_s"] > result["events_per_s"]
+    assert result["ratio"] == pytest.approx(result["events_per_s"] / result["raw_engine_events_per_s"], abs=0.01)
+
+
+@pytest.mark.slow
+def test_bench_at_100k_leads_meets_the_targets():
+    out = leadflow("bench", "--leads", "100000", "--events-per-lead", "10", "--json", check=True, timeout=3600)
+    result = json.loads(out.stdout)
+    assert result["events_per_s"] >= 3000 and result["peak_rss_mb"] <= 1024
+
+
+def test_scheduler_bench_small_run(tmp_path):
+    db = str(tmp_path / "b.db")
+    leadflow("bench", "--leads", "400", "--events-per-lead", "5", "--db", db, "--json", check=True)
+    out = leadflow("bench", "--scheduler", "--db", db, "--json", check=True)
+    result = json.loads(out.stdout)
+    assert result["leads"] == 400 and result["timers_due"] == 4 and result["ticks"] == 4
+    assert result["nurture_steps"] > 0 and result["steps_per_s"] > 0
+    assert result["ticks_per_s"] > 0  # the figures themselves are measured and written in the README

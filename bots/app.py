@@ -15,10 +15,9 @@ from pathlib import Path
 from slack_bolt import App
 from slack_sdk import WebClient
 
-from engine.reports import story
-from engine.service import LeadService
-from engine.reports import compute
 from engine.core import format_time
+from engine.reports import compute, story
+from engine.service import LeadService
 
 from .blocks import reject_modal, stats_blocks
 from .config import Settings

@@ -2,13 +2,24 @@
 anything is sent (section text 3000 chars, button text 75, modal title 24, ...)."""
 from __future__ import annotations
 
-from slack_sdk.models.blocks import (ActionsBlock, ButtonElement, ContextBlock, DividerBlock, HeaderBlock,
-                                     InputBlock, MarkdownTextObject, Option, PlainTextInputElement,
-                                     PlainTextObject, SectionBlock, StaticSelectElement)
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    ButtonElement,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    InputBlock,
+    MarkdownTextObject,
+    Option,
+    PlainTextInputElement,
+    PlainTextObject,
+    SectionBlock,
+    StaticSelectElement,
+)
 from slack_sdk.models.views import View
 
-from engine.rules import STALE
 from engine.core import format_time
+from engine.rules import STALE
 
 from .mrkdwn import code, escape, mention
 

@@ -51,8 +51,8 @@ def worker(ctx: click.Context, once: bool, until: str | None, db_path: str, rule
     With --once or --until it prints what it did (as JSON with --json)."""
     import time
 
-    from engine.service import ManualClock
     from engine.core import parse_time
+    from engine.service import ManualClock
 
     from .asgi import build_service
 

@@ -10,8 +10,17 @@ import click
 
 from engine.core import LeadflowError
 
-from ._shared import (db_option, emit, existing_db, json_option, print_problems, progress_bar, reports_problems,
-                      rules_option, settings)
+from ._shared import (
+    db_option,
+    emit,
+    existing_db,
+    json_option,
+    print_problems,
+    progress_bar,
+    reports_problems,
+    rules_option,
+    settings,
+)
 
 
 @click.group()
@@ -103,9 +112,8 @@ def rules_tune(ctx: click.Context, data_path: str | None, mapping_path: str | No
                apply_live: bool, target_precision: float | None, capacity: str | None, db_path: str, rules_dir: str,
                as_json: bool) -> None:
     """Propose better points, new rules and thresholds from outcomes and reps' feedback."""
-    from engine.learning import leads_from_csv, leads_from_store
+    from engine.learning import leads_from_csv, leads_from_store, tune
     from engine.rules import out_dir_problem, overlay_rule_files
-    from engine.learning import tune
 
     _, rules_path = settings(ctx, db_path, rules_dir)
     if not out_dir and not apply_live:

@@ -8,8 +8,17 @@ from typing import Any, Callable
 
 import click
 
-from ._shared import (csv_option, db_option, emit, emit_list, existing_db, json_option, reports_problems,
-                      rules_option, settings)
+from ._shared import (
+    csv_option,
+    db_option,
+    emit,
+    emit_list,
+    existing_db,
+    json_option,
+    reports_problems,
+    rules_option,
+    settings,
+)
 
 FIELDS = ("assignment", "lead", "rep", "channel", "status", "why", "due_at")
 

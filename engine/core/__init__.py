@@ -1,13 +1,20 @@
 """Foundations every step shares: errors as values, durations and timestamps, working hours,
 size limits, positioned YAML and request signing. Imports nothing else from the engine."""
 from ._errors import EngineError, LeadflowError, Location, Problem, did_you_mean, excerpt, printable
-from ._limits import (DEFAULT_MAX_FUTURE, GROUP_MAX_EVENTS, MAX_ATTRIBUTES, MAX_ATTRIBUTES_BYTES,
-    MAX_DEPTH, MAX_EVENT_BYTES, MAX_ID, MIN_TIME)
+from ._limits import (
+    DEFAULT_MAX_FUTURE,
+    GROUP_MAX_EVENTS,
+    MAX_ATTRIBUTES,
+    MAX_ATTRIBUTES_BYTES,
+    MAX_DEPTH,
+    MAX_EVENT_BYTES,
+    MAX_ID,
+    MIN_TIME,
+)
 from ._signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, TOLERANCE, sign, verify
 from ._times import format_duration, format_time, parse_duration, parse_time
 from ._worktime import Hours, add_working_time, is_working, parse_hours, rep_hours_problems
-from ._yamlfile import (Document, MAX_ALIASES, MAX_ALIAS_NODES, MAX_INTEGER, MAX_YAML_DEPTH, load_bytes,
-    load_file)
+from ._yamlfile import MAX_ALIAS_NODES, MAX_ALIASES, MAX_INTEGER, MAX_YAML_DEPTH, Document, load_bytes, load_file
 
 __all__ = [
     "DEFAULT_MAX_FUTURE", "Document", "EngineError", "GROUP_MAX_EVENTS", "Hours", "LeadflowError",

@@ -1,7 +1,7 @@
 """Getting messages out: the outbox dispatcher, e-mail and webhook senders, and which failures are
 worth retrying."""
 from ._dispatcher import Dispatcher, Notifier, list_outbox
-from ._failures import DeliveryError, NETWORK_TIMEOUT, RetryLater, slack_failure
+from ._failures import NETWORK_TIMEOUT, DeliveryError, RetryLater, slack_failure
 from ._senders import ChannelSender, ChannelSettings
 
 __all__ = [

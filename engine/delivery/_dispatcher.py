@@ -35,11 +35,11 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Protocol
 
+from engine.core import format_time
+from engine.store import Store, plain_text
+
 from ._failures import Backoff, DeliveryError, RetryLater, classify
 from ._lease import Claimer, holder_gone
-from engine.store import Store
-from engine.store import plain_text
-from engine.core import format_time
 
 __all__ = ["LEASE", "Dispatcher", "Notifier", "OutboxEntry", "RetryLater", "list_outbox"]
 log = logging.getLogger("leadflow.outbox")

@@ -32,10 +32,11 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from typing import Any, Callable, Mapping, TextIO
 
-from ._failures import NETWORK_TIMEOUT, DeliveryError, http_failure
 from engine.core import sign
 from engine.rules import LeadState
 from engine.store import Store
+
+from ._failures import NETWORK_TIMEOUT, DeliveryError, http_failure
 
 log = logging.getLogger("leadflow.channels")
 OPT_OUT = ("do_not_email", "email_opt_out", "unsubscribed")

@@ -16,13 +16,13 @@ import tempfile
 import time
 from typing import Callable
 
-from engine.rules import load_compiled
-from ._synthetic import bench_events
-from engine.rules import Compiled, LeadState, merge_attributes
+from engine.core import parse_time
 from engine.pipeline import Pipeline
+from engine.rules import Compiled, LeadState, load_compiled, merge_attributes
 from engine.runtime import durable_rules_rate
 from engine.store import Store
-from engine.core import parse_time
+
+from ._synthetic import bench_events
 
 
 def peak_rss_mb() -> float:

@@ -5,14 +5,15 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from ._synthetic import demo_leads
-from engine.reports import story
-from engine.intake import parse_line
-from engine.pipeline import Counts, Pipeline
-from engine.desk import SalesDesk
-from engine.store import Store
-from engine.nurture import Scheduler
 from engine.core import format_time, parse_time
+from engine.desk import SalesDesk
+from engine.intake import parse_line
+from engine.nurture import Scheduler
+from engine.pipeline import Counts, Pipeline
+from engine.reports import story
+from engine.store import Store
+
+from ._synthetic import demo_leads
 
 
 @dataclass

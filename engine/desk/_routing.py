@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.rules import ConditionParser, RuleSet
-from engine.rules import holds
-from engine.core import LeadflowError
-from engine.core import Hours, is_working, parse_hours
+from engine.core import Hours, LeadflowError, is_working, parse_hours
+from engine.rules import ConditionParser, RuleSet, holds
 
 
 @dataclass

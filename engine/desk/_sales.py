@@ -11,11 +11,10 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from engine.core import EngineError
+from engine.core import EngineError, add_working_time, format_time, parse_duration
 from engine.pipeline import Pipeline
+
 from ._routing import RoutingTable, build_routing, choose
-from engine.core import format_time, parse_duration
-from engine.core import add_working_time
 
 
 @dataclass

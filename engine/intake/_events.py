@@ -21,9 +21,16 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from engine.core import did_you_mean
-from engine.core import DEFAULT_MAX_FUTURE, MAX_DEPTH, MAX_EVENT_BYTES, MAX_ID, MIN_TIME
-from engine.core import format_duration, parse_time
+from engine.core import (
+    DEFAULT_MAX_FUTURE,
+    MAX_DEPTH,
+    MAX_EVENT_BYTES,
+    MAX_ID,
+    MIN_TIME,
+    did_you_mean,
+    format_duration,
+    parse_time,
+)
 
 FIELDS = ("id", "lead", "type", "at", "data")
 _TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,99}")

@@ -25,11 +25,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator, NamedTuple, TextIO
 
-from engine.core import LeadflowError, Problem, did_you_mean
+from engine.core import MAX_EVENT_BYTES, LeadflowError, Problem, did_you_mean, format_time, load_file, parse_time
+
 from ._events import RESERVED_TYPES, Rejection, Unreadable, storable
-from engine.core import MAX_EVENT_BYTES
-from engine.core import format_time, parse_time
-from engine.core import load_file
 
 TOP_KEYS = ("leadflow_mapping", "lead", "at", "missing", "attributes", "events", "outcome", "feedback")
 TRUE = {"yes", "true", "1", "y"}

@@ -13,11 +13,10 @@ from collections import Counter
 from itertools import groupby
 from typing import Callable
 
-from engine.rules import Compiled
-from engine.rules import LeadState
+from engine.core import parse_time
+from engine.rules import Compiled, LeadState
 from engine.runtime import Engine
 from engine.store import Store
-from engine.core import parse_time
 
 MAX_LISTED = 100
 

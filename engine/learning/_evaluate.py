@@ -10,10 +10,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
 
-from engine.rules import Compiled
-from engine.rules import LeadState
-from engine.runtime import Engine
 from engine.core import parse_time
+from engine.rules import Compiled, LeadState
+from engine.runtime import Engine
 
 
 @dataclass

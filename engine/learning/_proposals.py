@@ -11,12 +11,11 @@ import json
 import os
 from typing import Callable
 
-from engine.rules import RuleSet, load_rules
-from engine.core import LeadflowError, Location, Problem
-from ._labelled import leads_from_store
-from engine.rules import STALE, dir_version, overlay_rule_files
-from engine.core import parse_duration
+from engine.core import LeadflowError, Location, Problem, parse_duration
+from engine.rules import STALE, RuleSet, dir_version, load_rules, overlay_rule_files
 from engine.store import Store
+
+from ._labelled import leads_from_store
 
 
 def schedule_proposal(store: Store, rules: RuleSet, rules_dir: str, now: float) -> int:

@@ -23,16 +23,13 @@ from typing import Callable
 
 import numpy as np
 
-from engine.rules import Compiled, load_compiled
-from engine.rules import Leaf, walk
+from engine.core import parse_time
+from engine.intake import LabelledLead
+from engine.rules import Compiled, LeadState, Leaf, RuleSet, copy_rule_dir, dir_version, inside, load_compiled, walk
+from engine.runtime import Engine
+
 from ._evaluate import Scored, metrics, replay
 from ._model import Candidate, Proposal
-from engine.rules import LeadState
-from engine.intake import LabelledLead
-from engine.runtime import Engine
-from engine.rules import RuleSet
-from engine.rules import copy_rule_dir, dir_version, inside
-from engine.core import parse_time
 from ._tune_yaml import edit_rule_files, write_report
 
 FOLDS = 5

@@ -12,8 +12,9 @@ import os
 import re
 from typing import Any
 
-from engine.rules import rule_files
 from engine.core import Document, load_file
+from engine.rules import rule_files
+
 from ._model import Proposal
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")

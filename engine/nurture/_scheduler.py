@@ -17,12 +17,8 @@ import logging
 import math
 from typing import Any, Protocol
 
-from engine.rules import holds
-from engine.rules import LeadState, TrackEntry, rule_value
-from engine.rules import MissingFields, Track, render
-from engine.rules import RuleSet
-from engine.core import format_time
-from engine.core import add_working_time, parse_hours
+from engine.core import add_working_time, format_time, parse_hours
+from engine.rules import LeadState, MissingFields, RuleSet, Track, TrackEntry, holds, render, rule_value
 from engine.store import Store
 
 log = logging.getLogger("leadflow.scheduler")

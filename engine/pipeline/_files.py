@@ -26,8 +26,9 @@ import json
 import time
 from typing import Callable, Iterator
 
-from engine.intake import Intake, Unreadable, read_jsonl
 from engine.core import DEFAULT_MAX_FUTURE
+from engine.intake import Intake, Unreadable, read_jsonl
+
 from ._pipeline import Counts, Pipeline
 
 

@@ -17,15 +17,22 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from engine.rules import load_compiled
-from engine.rules import Compiled
-from engine.core import EngineError
-from engine.intake import (INTERNAL, OUTSIDE, Accepted, Intake, Rejection, Unreadable, content_digest,
-    parse_line, storable, validate)
-from engine.rules import LeadState, merge_attributes
-from engine.core import MAX_ATTRIBUTES, MAX_ATTRIBUTES_BYTES, MAX_EVENT_BYTES
-from engine.runtime import Decision, Engine
+from engine.core import MAX_ATTRIBUTES, MAX_ATTRIBUTES_BYTES, MAX_EVENT_BYTES, EngineError
+from engine.intake import (
+    INTERNAL,
+    OUTSIDE,
+    Accepted,
+    Intake,
+    Rejection,
+    Unreadable,
+    content_digest,
+    parse_line,
+    storable,
+    validate,
+)
 from engine.nurture import on_event, reopen_event
+from engine.rules import Compiled, LeadState, load_compiled, merge_attributes
+from engine.runtime import Decision, Engine
 from engine.store import Store
 
 BATCH = 500

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 
-from engine.rules import LeadState, contributions
-from engine.rules import RuleSet
-from engine.store import Store
 from engine.core import format_time
+from engine.rules import LeadState, RuleSet, contributions
+from engine.store import Store
 
 
 def lead_json(store: Store, rules: RuleSet, lead_id: str) -> dict | None:

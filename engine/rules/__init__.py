@@ -9,8 +9,18 @@ from ._holds import holds
 from ._load import load_compiled, load_rules
 from ._model import RuleSet
 from ._schema import render_json_schema, render_reference
-from ._scoring import (LeadState, Tally, TrackEntry, add_tally, compute_scores, contributions, may_count,
-    merge_attributes, note_event, rule_value)
+from ._scoring import (
+    LeadState,
+    Tally,
+    TrackEntry,
+    add_tally,
+    compute_scores,
+    contributions,
+    may_count,
+    merge_attributes,
+    note_event,
+    rule_value,
+)
 from ._tracks import MissingFields, Track, render
 
 __all__ = [

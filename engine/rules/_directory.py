@@ -18,8 +18,8 @@ import os
 import shutil
 import tempfile
 
-from ._load import load_compiled
 from ._files import rule_files, rules_version, yaml_files
+from ._load import load_compiled
 
 SUBDIRS = ("templates", "tests")  # the parts of a rule set that live in sub-directories
 STALE = "rules changed since this proposal was made; a new proposal will follow"

@@ -10,6 +10,7 @@ import difflib
 from typing import Iterable
 
 from engine.core import Problem, did_you_mean
+
 from ._model import RuleSet
 
 

@@ -10,17 +10,32 @@ import math
 import os
 from typing import Any
 
-from ._compiler import (MAX_FIELDS, MAX_OPERATIONS, MAX_TESTS, Compiled, compile_rules, engine_tests,
-                        fields_needed, operations)
+from engine.core import (
+    Document,
+    LeadflowError,
+    Location,
+    Problem,
+    did_you_mean,
+    load_bytes,
+    parse_duration,
+    rep_hours_problems,
+)
+
+from ._compiler import (
+    MAX_FIELDS,
+    MAX_OPERATIONS,
+    MAX_TESTS,
+    Compiled,
+    compile_rules,
+    engine_tests,
+    fields_needed,
+    operations,
+)
 from ._conditions import BANT_NAMES, ConditionParser, EventCount
-from engine.core import LeadflowError, Location, Problem, did_you_mean
-from ._lint import rule_warnings
 from ._files import MAX_FILE_BYTES, rule_files, version_of
+from ._lint import rule_warnings
 from ._model import RuleSet, ScoringRule
 from ._schema import ID_PATTERN, TOP, Anything, Cond, Field, ListOf, MapOf, Obj, OneOf, Scalar
-from engine.core import parse_duration
-from engine.core import rep_hours_problems
-from engine.core import Document, load_bytes
 
 BUILTIN_EVENTS = ("sql_accepted", "sql_rejected", "sql_reassigned", "deal_won", "deal_lost", "lead_disqualified",
                   "lead_recycled", "lead_reopened")

@@ -249,9 +249,10 @@ def _rows(spec: Any, prefix: str, out: list) -> None:
 
 
 def render_reference() -> str:
+    from engine.core import MAX_ALIAS_NODES, MAX_ALIASES, MAX_INTEGER, MAX_YAML_DEPTH
+
     from ._compiler import MAX_FIELDS, MAX_OPERATIONS, MAX_TESTS
     from ._conditions import MAX_PATTERN_LENGTH, MAX_PROGRAM_SIZE, OPERATORS, PATTERN_TEXT_LIMIT
-    from engine.core import MAX_ALIAS_NODES, MAX_ALIASES, MAX_YAML_DEPTH, MAX_INTEGER
 
     lines = ["# Rule file reference (format 1)", "",
              "Generated from `engine/rules/_schema.py` by `leadflow rules schema --reference`; do not edit by hand.",

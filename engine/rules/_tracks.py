@@ -12,9 +12,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from engine.core import Problem, did_you_mean, parse_duration
+
 from ._conditions import ConditionParser, EventCount, walk
-from engine.core import Problem, did_you_mean
-from engine.core import parse_duration
 
 STEP_KINDS = ("wait", "send", "if", "set", "notify")
 CHANNELS = ("email", "webhook", "slack_owner")

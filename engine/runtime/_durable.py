@@ -20,10 +20,18 @@ from typing import Any, Callable, NamedTuple
 
 from durable import engine as _dr
 
-from engine.rules import Compiled, Role, describe
-from engine.core import EngineError
-from engine.rules import LeadState, add_tally, compute_scores, may_count, merge_attributes, note_event
-from engine.core import format_time
+from engine.core import EngineError, format_time
+from engine.rules import (
+    Compiled,
+    LeadState,
+    Role,
+    add_tally,
+    compute_scores,
+    describe,
+    may_count,
+    merge_attributes,
+    note_event,
+)
 
 SID = "0"
 MAX_CHAIN = 8

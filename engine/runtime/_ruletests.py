@@ -26,12 +26,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.rules import Compiled
-from engine.core import Location, Problem, did_you_mean
-from engine.rules import LeadState
+from engine.core import Document, Location, Problem, did_you_mean, load_file, parse_duration, parse_time
+from engine.rules import Compiled, LeadState
+
 from ._durable import Engine
-from engine.core import parse_duration, parse_time
-from engine.core import Document, load_file
 
 TEST_KEYS = ("name", "start", "attributes", "events", "expect")
 EXPECT_KEYS = ("stage", "score", "fit", "engagement", "bant", "fired", "not_fired", "disqualified")

@@ -15,17 +15,15 @@ import threading
 import time
 from typing import Callable
 
-from engine.rules import load_compiled
-from engine.rules import MAX_FILE_BYTES, rule_files
-from engine.core import LeadflowError, Location, Problem, printable
+from engine.core import LeadflowError, Location, Problem, parse_duration, printable
 from engine.delivery import Dispatcher, Notifier
-from engine.pipeline import Pipeline
-from engine.runtime import Engine
 from engine.desk import SalesDesk
 from engine.learning import apply_proposal, dismiss_proposal, schedule_proposal
 from engine.nurture import Scheduler
+from engine.pipeline import Pipeline
+from engine.rules import MAX_FILE_BYTES, load_compiled, rule_files
+from engine.runtime import Engine
 from engine.store import Store
-from engine.core import parse_duration
 
 from ._view import DeliveryView
 

@@ -13,6 +13,7 @@ from typing import Any, Iterator, NamedTuple, Protocol, Sequence
 
 from engine.intake import storable as _storable
 from engine.rules import LeadState
+
 from ._outbox import OutboxTable
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 
 import pytest
-from pathlib import Path
 
 from engine.core import parse_time
 from tests.bot_harness import Clock, Service, click_payload, sql_events

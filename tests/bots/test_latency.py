@@ -22,6 +22,7 @@ from tests.leadflow_cli import ROOT, clean_env, leadflow_command
 from tests.servers import free_port
 from tests.slack_fake import SlackFake
 
+
 def run(tmp: Path, rate: float, seconds: float, flood: int = 0) -> dict:
     rules = tmp / "rules"
     rules.mkdir()

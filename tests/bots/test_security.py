@@ -21,6 +21,7 @@ import pytest
 from bots.config import Settings, is_loopback
 from tests.bot_harness import RULES, Service, sql_events
 from tests.leadflow_cli import ROOT, clean_env, leadflow_command
+
 SECRET = "whsec-test-0001"
 
 

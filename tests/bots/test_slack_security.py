@@ -12,7 +12,8 @@ import time
 import urllib.parse
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bots.blocks import reject_modal
 from bots.mrkdwn import code, escape, mention

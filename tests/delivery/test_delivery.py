@@ -16,16 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from engine.delivery import ChannelSender, ChannelSettings
-from engine.delivery import DeliveryError, RetryLater, slack_failure
+from engine.delivery import ChannelSender, ChannelSettings, DeliveryError, Dispatcher, RetryLater, slack_failure
 from engine.delivery._failures import PERMANENT, TRANSIENT, classify
-from engine.delivery import Dispatcher
 from engine.service import ManualClock
 from engine.store import Store
+from tests.leadflow_cli import T0, run
+from tests.leadflow_cli import event_at as ev
+from tests.leadflow_cli import ingest_events as ingest
+from tests.leadflow_cli import mail_env as env_for
 from tests.servers import Mailbox, running_smtp
-from tests.leadflow_cli import T0, event_at as ev, ingest_events as ingest, mail_env as env_for, run
-
-
 
 # -- the table, one case per class ------------------------------------------------------------------
 

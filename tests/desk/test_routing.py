@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import pytest
 
+from engine.core import add_working_time, format_time, is_working, parse_hours, parse_time
 from engine.desk._routing import Rep, RoutingTable, choose
-from engine.core import format_time, parse_time
-from engine.core import add_working_time, is_working, parse_hours
 
 
 def table(**reps: Rep) -> RoutingTable:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from engine.core import parse_duration, parse_time
 from engine.intake import Accepted, Rejection, parse_line, validate
 from engine.intake._events import MAX_EVENT_BYTES, from_segment
-from engine.core import parse_duration, parse_time
 from tests.leadflow_cli import Leadflow, clean_env, leadflow
 
 AT = "2026-11-02T09:00:00Z"

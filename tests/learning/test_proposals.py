@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from engine.core import parse_time
 from engine.learning import schedule_proposal
 from engine.service import LeadService
-from engine.core import parse_time
 from tests.bot_harness import Service, click_payload
 from tests.datasets import ROOT
 from tests.leadflow_cli import leadflow
@@ -216,9 +216,8 @@ def test_slack_apply_on_the_bundled_rules_refuses_a_stale_proposal_and_applies_t
 def test_a_copy_has_the_live_version_and_copies_only_regular_files(tmp_path):
     import os
 
-    from engine.rules import load_rules
     from engine.core import LeadflowError
-    from engine.rules import copy_rule_dir, dir_version
+    from engine.rules import copy_rule_dir, dir_version, load_rules
 
     live = bundled_copy(tmp_path / "live")
     (live / ".events.yaml").write_text("leadflow: 1\n")  # hidden and editor files are not rule files, live or copied

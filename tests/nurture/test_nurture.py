@@ -14,11 +14,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from engine.store import Store
-from tests.leadflow_cli import (ROOT, T0, event_at as ev, ingest_events as ingest, leadflow_command,
-                                mail_env as env_for, run)
 from engine.core import format_time
-
+from engine.store import Store
+from tests.leadflow_cli import ROOT, T0, leadflow_command, run
+from tests.leadflow_cli import event_at as ev
+from tests.leadflow_cli import ingest_events as ingest
+from tests.leadflow_cli import mail_env as env_for
 
 
 @pytest.fixture

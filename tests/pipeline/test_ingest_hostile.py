@@ -12,9 +12,10 @@ import textwrap
 from contextlib import closing
 from datetime import datetime, timedelta, timezone
 
-from tests.bot_harness import RULES as DESK_RULES, sql_events
-from tests.leadflow_cli import (AT, SMALL_RULES as RULES, Leadflow, clean_env, ev, ingest, rejected_fields, rows,
-                                write)
+from tests.bot_harness import RULES as DESK_RULES
+from tests.bot_harness import sql_events
+from tests.leadflow_cli import AT, Leadflow, clean_env, ev, ingest, rejected_fields, rows, write
+from tests.leadflow_cli import SMALL_RULES as RULES
 
 # ---- 1. non-finite numbers ---------------------------------------------------------------------------
 
@@ -289,8 +290,7 @@ def test_stats_survive_bad_amounts_stored_before_the_checks(cli):
 # ---- 16. durability ------------------------------------------------------------------------------------
 
 def test_ingest_batches_commit_durably_and_other_commits_do_not_wait_for_the_disk(tmp_path):
-    from engine.pipeline import ingest_file
-    from engine.pipeline import Pipeline
+    from engine.pipeline import Pipeline, ingest_file
 
     rules = tmp_path / "rules"
     rules.mkdir()

@@ -10,10 +10,10 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
-from engine.pipeline._files import intake_for
-from engine.pipeline import Pipeline
-from engine.nurture import Scheduler
 from engine.core import parse_time
+from engine.nurture import Scheduler
+from engine.pipeline import Pipeline
+from engine.pipeline._files import intake_for
 
 ROOT = Path(__file__).resolve().parents[2]
 AT = "2026-11-02T09:00:00Z"

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from engine.service import LeadService
-from engine.reports import compute
 from engine.core import format_time, parse_time
+from engine.reports import compute
+from engine.service import LeadService
 from tests.bundled_service import BUYER, T0
 from tests.leadflow_cli import leadflow
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from engine.rules import load_rules
-from engine.rules._compiler import compile_rules
-from engine.rules import LeadState
-from engine.runtime import Engine
 from engine.core import format_time, parse_time
-from tests.reference import RefLead, Reference
+from engine.rules import LeadState, load_rules
+from engine.rules._compiler import compile_rules
+from engine.runtime import Engine
+from tests.reference import Reference, RefLead
 
 T0 = parse_time("2026-10-01T00:00:00Z")
 

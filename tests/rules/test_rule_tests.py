@@ -4,7 +4,8 @@ from __future__ import annotations
 import json
 import shutil
 
-from tests.leadflow_cli import ROOT, leadflow as run
+from tests.leadflow_cli import ROOT
+from tests.leadflow_cli import leadflow as run
 
 
 def test_bundled_rule_tests_pass_and_cover_every_rule():

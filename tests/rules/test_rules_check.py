@@ -20,9 +20,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from engine.rules import render_json_schema, render_reference
 from engine.core import load_file
 from engine.core._yamlfile import load_text
+from engine.rules import render_json_schema, render_reference
 from tests.leadflow_cli import leadflow
 
 ROOT = Path(__file__).resolve().parents[2]

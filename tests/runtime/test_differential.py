@@ -13,12 +13,11 @@ import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from engine.rules import load_rules
-from engine.rules._compiler import compile_rules
-from engine.rules import LeadState
-from engine.runtime import Engine
 from engine.core import format_time, parse_time
-from tests.reference import RefLead, Reference
+from engine.rules import LeadState, load_rules
+from engine.rules._compiler import compile_rules
+from engine.runtime import Engine
+from tests.reference import Reference, RefLead
 from tests.runtime.resident import resident_facts
 
 ENGINE = Engine()

@@ -7,15 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from engine.rules import load_rules
-from engine.rules import Role
-from engine.rules._compiler import compile_rules
-from engine.core import EngineError
-from engine.rules import LeadState
+from engine.core import EngineError, parse_time
 from engine.pipeline import Pipeline
+from engine.rules import LeadState, Role, load_rules
+from engine.rules._compiler import compile_rules
 from engine.runtime import Engine
 from engine.store import Store
-from engine.core import parse_time
 from tests.leadflow_cli import Leadflow
 from tests.runtime.resident import resident_facts
 

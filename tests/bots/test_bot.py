@@ -270,10 +270,9 @@ def test_weekly_digest_is_posted_once_per_period(tmp_path, fake):
 
 
 def test_a_tuning_proposal_is_posted_and_applied_by_a_manager(tmp_path, fake):
-    import csv
     import shutil
 
-    from tests.datasets import ROOT, dataset
+    from tests.datasets import ROOT, write_real_sample
     from tests.leadflow_cli import leadflow
 
     example = ROOT / "rules" / "examples" / "x-education"
@@ -281,13 +280,7 @@ def test_a_tuning_proposal_is_posted_and_applied_by_a_manager(tmp_path, fake):
     rules.mkdir()
     for f in (example / "start").glob("*.yaml"):
         shutil.copy(f, rules)
-    sample = tmp_path / "sample.csv"
-    with open(dataset("x-education", "leads_train.csv"), newline="") as src, open(sample, "w", newline="") as dst:
-        writer = csv.writer(dst)
-        for i, row in enumerate(csv.reader(src)):
-            if i > 300:
-                break
-            writer.writerow(row)
+    sample = write_real_sample(tmp_path / "sample.csv", 300)
     leadflow("--db", tmp_path / "lf.db", "--rules", rules, "ingest", "--mapping", example / "mapping.yaml", sample,
              check=True)
     extra = "leadflow: 1\nmanagers: [U0MGR0001]\ntuning: { channel: C0MARKET1, min_labels: 50, capacity: 0.3 }\n"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.datasets import EXAMPLE, dataset, write_labelled_csv
+from tests.datasets import EXAMPLE, dataset, write_labelled_csv, write_real_sample
 from tests.leadflow_cli import leadflow
 
 MAPPING = str(EXAMPLE / "mapping.yaml")
@@ -46,12 +46,7 @@ def sample(request, tmp_path_factory) -> Sample:
     if request.param == "generated":
         write_labelled_csv(path, 400, seed=7)
     else:
-        with open(dataset("x-education", "leads_train.csv"), newline="") as src, open(path, "w", newline="") as dst:
-            writer = csv.writer(dst)
-            for i, row in enumerate(csv.reader(src)):
-                if i > 1500:
-                    break
-                writer.writerow(row)
+        write_real_sample(path, 1500)
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
     probe = next(r for r in rows if r["Specialization"] == "Select")

@@ -24,6 +24,7 @@ from engine.core import load_file
 from engine.core._yamlfile import load_text
 from engine.rules import render_json_schema, render_reference
 from tests.leadflow_cli import leadflow
+from tests.rule_samples import BILLION_LAUGHS
 
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLED = ROOT / "rules"
@@ -496,18 +497,7 @@ CASES = [
     # ---- hostile rule files: refused before anything is expanded or recursed ----------------------
     case("YAML_ALIAS_LIMIT-uses", "leadflow: 1\nmanagers: &m [U0MGR0001]\nrouting: [" + "*m, " * 100 + "*m]\n",
          3, 411, "YAML_ALIAS_LIMIT", "*m]", ALIAS_HINT, message="more than 100 aliases in one file"),
-    case("YAML_ALIAS_LIMIT-billion-laughs", y("""
-        leadflow: 1
-        a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]
-        b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
-        c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
-        d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
-        e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
-        f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
-        g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
-        h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
-        i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
-        """), 6, 8, "YAML_ALIAS_LIMIT", "*d, *d", ALIAS_HINT,
+    case("YAML_ALIAS_LIMIT-billion-laughs", BILLION_LAUGHS, 6, 8, "YAML_ALIAS_LIMIT", "*d, *d", ALIAS_HINT,
          message="aliases expand this file by more than 10,000 nodes"),
     case("YAML_RECURSIVE_ALIAS", y("""
         leadflow: 1

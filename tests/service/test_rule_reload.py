@@ -10,6 +10,7 @@ from pathlib import Path
 
 from engine.service import LeadService
 from tests.leadflow_cli import leadflow
+from tests.rule_samples import BILLION_LAUGHS
 
 GOOD = textwrap.dedent("""\
     leadflow: 1
@@ -23,21 +24,6 @@ GOOD = textwrap.dedent("""\
       mql:
         when: { score: { at_least: 10 } }
     """)
-
-# A "billion laughs": nine levels of nine aliases each, 354 bytes that expand to 387 million nodes.
-BOMB = textwrap.dedent("""\
-    leadflow: 1
-    a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]
-    b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
-    c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
-    d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
-    e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
-    f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
-    g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
-    h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
-    i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
-    """)
-
 
 def service(tmp_path: Path) -> tuple[LeadService, Path]:
     rules = tmp_path / "rules"
@@ -53,7 +39,7 @@ def codes(svc: LeadService) -> list[tuple]:
 def test_an_alias_bomb_is_reported_and_the_report_clears_when_the_running_version_comes_back(tmp_path, caplog):
     svc, path = service(tmp_path)
     good = svc.pipeline.version
-    path.write_text(BOMB, encoding="utf-8")
+    path.write_text(BILLION_LAUGHS, encoding="utf-8")
     with caplog.at_level(logging.ERROR, logger="leadflow.service"):
         assert svc.reload_rules() is False
         assert codes(svc) == [("YAML_ALIAS_LIMIT", "rules.yaml", 6, 8)]

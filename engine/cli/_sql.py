@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 import sys
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 import click
 
@@ -19,6 +19,10 @@ from ._shared import (
     rules_option,
     settings,
 )
+
+if TYPE_CHECKING:  # imported when a command runs, so `leadflow --help` stays quick
+    from engine.service import LeadService
+    from engine.store import Store
 
 FIELDS = ("assignment", "lead", "rep", "channel", "status", "why", "due_at")
 
@@ -35,7 +39,8 @@ class _DecisionClock:
         return max(time.time(), self.floor)
 
 
-def _service(ctx: click.Context, db_path: str, rules_dir: str, clock: Any = time.time) -> Any:
+def _service(ctx: click.Context, db_path: str, rules_dir: str,
+             clock: Callable[[], float] = time.time) -> LeadService:
     from engine.service import LeadService
 
     db = existing_db(ctx, db_path)
@@ -75,7 +80,7 @@ def _text(row: dict) -> dict:
             "due": row["due_at"] or "-"}
 
 
-def _assignment(store: Any, which: str) -> int:
+def _assignment(store: Store, which: str) -> int:
     """The assignment `which` names: `#18` is assignment 18; a lead id is the lead's open (else latest)
     assignment; a bare number is the assignment unless it is also a lead's id (then say which is which)."""
     number = re.fullmatch(r"#?([0-9]{1,18})", which.strip())

@@ -1,14 +1,15 @@
 """Plain evaluation of a parsed condition against a lead, for the parts that run outside an engine
 call: routing entries, nurture enrolment/exit and `if` branches, evaluated at the scheduler's clock.
-The same value semantics as the compiled path (see conditions.py and the differential test)."""
+The same value semantics as the compiled path (see _conditions.py and the differential test)."""
 from __future__ import annotations
 
 from typing import Any
 
 from ._conditions import All, AnyOf, Condition, EventCount, Leaf, Not, canon, lookup, number, text_test
+from ._scoring import LeadState
 
 
-def holds(cond: Condition | None, attrs: dict, state: Any = None, now: float | None = None,
+def holds(cond: Condition | None, attrs: dict, state: LeadState | None = None, now: float | None = None,
           history: dict | None = None) -> bool:
     """`history` maps event type -> sorted event times, for `event:` tests at `now`."""
     if cond is None:
@@ -29,7 +30,7 @@ def holds(cond: Condition | None, attrs: dict, state: Any = None, now: float | N
     return leaf_holds(cond, lookup(attrs, cond.field))
 
 
-def _special(leaf: Leaf, state: Any) -> bool:
+def _special(leaf: Leaf, state: LeadState | None) -> bool:
     if state is None:
         return False
     name = leaf.field[1:]

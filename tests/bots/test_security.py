@@ -21,6 +21,7 @@ import pytest
 from bots.config import Settings, is_loopback
 from tests.bot_harness import RULES, Service, sql_events
 from tests.leadflow_cli import ROOT, clean_env, leadflow_command
+from tests.servers import free_port
 
 SECRET = "whsec-test-0001"
 
@@ -97,12 +98,6 @@ def test_only_loopback_addresses_count_as_loopback():
 
 # ---- the CLI ---------------------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _rules(tmp: Path) -> Path:
     rules = tmp / "rules"
     rules.mkdir(exist_ok=True)
@@ -128,7 +123,7 @@ def _finish(proc: subprocess.Popen, timeout: float = 30) -> tuple[int, str]:
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::"])
 def test_serve_refuses_a_public_address_without_webhook_credentials(tmp_path, host):
-    code, err = _finish(_leadflow(tmp_path, "serve", "--host", host, "--port", str(_free_port())))
+    code, err = _finish(_leadflow(tmp_path, "serve", "--host", host, "--port", str(free_port())))
     assert code == 2
     assert "LEADFLOW_WEBHOOK_TOKEN" in err and "LEADFLOW_WEBHOOK_SECRET" in err and "Traceback" not in err
 
@@ -201,7 +196,7 @@ def test_ctrl_c_while_the_engine_is_busy(tmp_path):
 
 
 def test_ctrl_c_stops_serve_and_worker_with_130(tmp_path):
-    port = _free_port()
+    port = free_port()
     serve = _leadflow(tmp_path, "serve", "--port", str(port))
     _wait_for(lambda: httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).json()["ok"], "serve answering")
     serve.send_signal(signal.SIGINT)
@@ -223,7 +218,7 @@ SLACK_ENV = {"SLACK_BOT_TOKEN": "xoxb-test-0000-leadflow", "SLACK_SIGNING_SECRET
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "0.0.0.0"])
 def test_serve_with_slack_refuses_to_start_without_webhook_credentials_whatever_the_host(tmp_path, host):
     """Slack needs a public URL, so a Slack deployment sits behind a proxy: loopback protects nothing."""
-    code, err = _finish(_leadflow(tmp_path, "serve", "--host", host, "--port", str(_free_port()), env=SLACK_ENV))
+    code, err = _finish(_leadflow(tmp_path, "serve", "--host", host, "--port", str(free_port()), env=SLACK_ENV))
     assert code == 2, err
     assert "LEADFLOW_WEBHOOK_TOKEN" in err and "Slack" in err and "Traceback" not in err
     assert Settings(host=host, bot_token="xoxb-1", signing_secret="s", webhook_secret="w").exposure_problem() is None
@@ -232,7 +227,7 @@ def test_serve_with_slack_refuses_to_start_without_webhook_credentials_whatever_
 def test_without_credentials_a_relayed_request_is_refused(tmp_path):
     """No credential: only callers on this machine may write events. Whatever a reverse proxy (or a
     browser) relays is refused, with the remedy, and /healthz tells such a caller nothing."""
-    port = _free_port()
+    port = free_port()
     serve = _leadflow(tmp_path, "serve", "--port", str(port))
     url = f"http://127.0.0.1:{port}"
     try:

@@ -18,7 +18,6 @@ import collections
 import json
 import random
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -31,17 +30,12 @@ import pytest
 from engine.store import Store
 from tests.bot_harness import RULES, SECRET, TOKEN, WEBHOOK_TOKEN
 from tests.leadflow_cli import ROOT, clean_env, leadflow, leadflow_command
+from tests.servers import free_port
 from tests.slack_fake import SlackFake
 
 QUEUE = "#sales-queue"
 CRASH_RULES = RULES.replace('fallback: { channel: "C0QUEUE01" }', f'fallback: {{ channel: "{QUEUE}" }}')
 COMPARED = ("stage", "score", "fit", "engagement", "attrs", "bant", "disqualified", "tallies", "counts")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def lead_events(i: int) -> tuple[str, list[dict]]:

@@ -4,16 +4,21 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from typing import TYPE_CHECKING
 
 import click
 
 from engine.cli import db_option, emit, interrupted, json_option, leadflow_group, rules_option, settings
 
-from .config import Settings
+if TYPE_CHECKING:
+    from .config import Settings
 
 
 def _from_env(**overrides: object) -> Settings:
-    """Settings from the environment; a bad variable is a usage error that names it, not a traceback."""
+    """Settings from the environment; a bad variable is a usage error that names it, not a traceback.
+    (Imported here: the settings pull in the store, which `leadflow --help` should not wait for.)"""
+    from .config import Settings
+
     try:
         return Settings.from_env(os.environ, **overrides)
     except ValueError as exc:

@@ -15,9 +15,9 @@ from pathlib import Path
 from slack_bolt import App
 from slack_sdk import WebClient
 
-from engine.core import format_time
-from engine.reports import compute, story
-from engine.service import LeadService
+from leadflow.core import format_time
+from leadflow.reports import compute, story
+from leadflow.service import LeadService
 
 from .blocks import reject_modal, stats_blocks
 from .config import Settings
@@ -114,7 +114,7 @@ def build_app(settings: Settings, client: WebClient, service: LeadService) -> Ap
 
     def on_proposal(ack, body, verdict: str) -> None:  # noqa: ANN001
         ack()
-        from engine.core import LeadflowError
+        from leadflow.core import LeadflowError
 
         user = body["user"]["id"]
         _, manager = who(user)

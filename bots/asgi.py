@@ -25,11 +25,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from engine.core import SIGNATURE_HEADER, TIMESTAMP_HEADER, TOLERANCE, verify
-from engine.delivery import NETWORK_TIMEOUT, ChannelSender, ChannelSettings, Notifier
-from engine.intake import Intake, decode_body, split_body
-from engine.pipeline import GroupCommit
-from engine.service import LeadService
+from leadflow.core import SIGNATURE_HEADER, TIMESTAMP_HEADER, TOLERANCE, verify
+from leadflow.delivery import NETWORK_TIMEOUT, ChannelSender, ChannelSettings, Notifier
+from leadflow.intake import Intake, decode_body, split_body
+from leadflow.pipeline import GroupCommit
+from leadflow.service import LeadService
 
 from .app import build_app
 from .config import Settings, is_loopback

@@ -18,8 +18,8 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from engine.core import format_time
-from engine.rules import STALE
+from leadflow.core import format_time
+from leadflow.rules import STALE
 
 from .mrkdwn import code, escape, mention
 

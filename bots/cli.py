@@ -1,4 +1,5 @@
-"""The `leadflow` console script: the engine's commands plus `serve` and `worker` (which need Slack)."""
+"""`leadflow serve` and `leadflow worker`, the commands that need Slack. They join the engine's commands
+through the `leadflow.commands` entry point (pyproject.toml), so the engine never imports this."""
 from __future__ import annotations
 
 import os
@@ -8,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from engine.cli import db_option, emit, interrupted, json_option, leadflow_group, rules_option, settings
+from leadflow.cli import db_option, emit, interrupted, json_option, rules_option, settings
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -56,8 +57,8 @@ def worker(ctx: click.Context, once: bool, until: str | None, db_path: str, rule
     With --once or --until it prints what it did (as JSON with --json)."""
     import time
 
-    from engine.core import parse_time
-    from engine.service import ManualClock
+    from leadflow.core import parse_time
+    from leadflow.service import ManualClock
 
     from .asgi import build_service
 
@@ -104,5 +105,3 @@ def _done(counts: dict, as_json: bool) -> None:
     else:
         click.echo(", ".join(f"{key} {value}" for key, value in counts.items()))
 
-
-main = leadflow_group(serve, worker)

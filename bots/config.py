@@ -5,7 +5,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Mapping
 
-from engine.delivery import ChannelSettings
+from leadflow.delivery import ChannelSettings
 
 
 @dataclass
@@ -66,7 +66,7 @@ class Settings:
         }
         values["channels"] = ChannelSettings.from_env(env)
         if env.get("LEADFLOW_MAX_FUTURE"):
-            from engine.core import parse_duration
+            from leadflow.core import parse_duration
 
             try:
                 values["max_future"] = parse_duration(env["LEADFLOW_MAX_FUTURE"])

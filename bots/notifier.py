@@ -28,10 +28,10 @@ from typing import Any, Callable, TextIO
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackObjectFormationError
 
-from engine.core import format_time
-from engine.delivery import DeliveryError, RetryLater, slack_failure
-from engine.reports import dashboard
-from engine.service import Card, DeliveryView
+from leadflow.core import format_time
+from leadflow.delivery import DeliveryError, RetryLater, slack_failure
+from leadflow.reports import dashboard
+from leadflow.service import Card, DeliveryView
 
 from .blocks import decided_card, sql_card
 from .mrkdwn import code, escape

@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import uvicorn
 
-from bots.asgi import build_asgi, build_service
-from bots.config import Settings
+from leadflow.bots.asgi import build_asgi, build_service
+from leadflow.bots.config import Settings
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 TOKEN = "xoxb-test-0000-leadflow"

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from bots.notifier import ConsoleNotifier
-from engine.core import format_time, parse_time
-from engine.delivery import ChannelSender, ChannelSettings
-from engine.service import LeadService, ManualClock
+from leadflow.bots.notifier import ConsoleNotifier
+from leadflow.core import format_time, parse_time
+from leadflow.delivery import ChannelSender, ChannelSettings
+from leadflow.service import LeadService, ManualClock
 
 ROOT = Path(__file__).resolve().parents[1]
 T0 = parse_time("2026-11-02T15:00:00Z")  # a Monday afternoon in Europe, morning in New York

@@ -12,7 +12,7 @@ from tests.servers import Mailbox, Receiver, running_smtp
 @pytest.fixture
 def routed_sql(tmp_path):
     """A LeadService on the bot harness's rules whose lead "a" became an SQL and was routed (assignment 1)."""
-    from engine.service import LeadService
+    from leadflow.service import LeadService
     from tests.bot_harness import RULES, sql_events
 
     rules = tmp_path / "rules"

@@ -1,5 +1,5 @@
-"""The shipped `leadflow` command, run as a user runs it: `python -m bots` (the console script's own
-group, with `serve` and `worker`) in a subprocess, with an environment cleaned of the developer's own
+"""The shipped `leadflow` command, run as a user runs it: `python -m leadflow` (the same command as the
+console script, `serve` and `worker` included) in a subprocess, with an environment cleaned of the developer's own
 LEADFLOW_* and SLACK_* settings. Every test that runs the CLI goes through here."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import time
 from contextlib import closing
 from pathlib import Path
 
-from engine.core import format_time, parse_time
+from leadflow.core import format_time, parse_time
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,7 +28,7 @@ def clean_env(**settings: str) -> dict[str, str]:
 
 def leadflow_command(*args: object) -> list[str]:
     """The argv of the shipped command with `args` (for subprocess.Popen: serve, a worker to kill)."""
-    return [sys.executable, "-m", "bots", *map(str, args)]
+    return [sys.executable, "-m", "leadflow", *map(str, args)]
 
 
 def leadflow(*args: object, env: dict | None = None, input: str | None = None, timeout: float = 120,

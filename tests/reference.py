@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import re2
 
-from engine.rules import Leaf, RuleSet
-from engine.rules._conditions import All, AnyOf, EventCount, Not, lookup
+from leadflow.rules import Leaf, RuleSet
+from leadflow.rules._conditions import All, AnyOf, EventCount, Not, lookup
 
 PATTERN_TEXT = 4096  # README: `matches` is an RE2 search on the first 4,096 characters of a text value
 

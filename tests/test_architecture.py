@@ -35,7 +35,9 @@ class Import:
 
 
 def module_name(path: Path) -> str:
+    """The installed name: engine/ is `leadflow`, bots/ is `leadflow.bots` (see pyproject.toml)."""
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    parts = (["leadflow"] if parts[0] == "engine" else ["leadflow", "bots"]) + parts[1:]
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -61,7 +63,11 @@ def imports_of(path: Path) -> list[Import]:
 
 
 def ours(module: str) -> bool:
-    return module.split(".")[0] in ("engine", "bots")
+    return module.split(".")[0] == "leadflow"
+
+
+def in_bots(module: str) -> bool:
+    return module == "leadflow.bots" or module.startswith("leadflow.bots.")
 
 
 def all_imports() -> list[Import]:
@@ -117,8 +123,12 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 
 def package_of(module: str) -> str | None:
+    """The engine package a module belongs to (`store` for leadflow.store._leads); None for bots, the
+    top-level `leadflow` modules and anything not ours."""
     parts = module.split(".")
-    return parts[1] if parts[0] == "engine" and len(parts) > 1 else None
+    if parts[0] != "leadflow" or len(parts) < 2 or in_bots(module) or parts[1] not in LAYERS:
+        return None
+    return parts[1]
 
 
 def test_there_is_no_import_cycle_between_modules():
@@ -143,7 +153,7 @@ def test_packages_import_only_from_packages_below_them():
     wrong = []
     for imp in all_imports():
         mine, theirs = package_of(imp.source), package_of(imp.module)
-        if imp.module.split(".")[0] == "bots" and imp.source.startswith("engine"):
+        if in_bots(imp.module) and not in_bots(imp.source):
             wrong.append(f"{imp.source}:{imp.line}: the engine imports {imp.module}")
         if mine and theirs and mine != theirs and LAYERS.index(theirs) > LAYERS.index(mine):
             wrong.append(f"{imp.source}:{imp.line}: {mine} (layer {LAYERS.index(mine)}) imports {imp.module} "
@@ -167,20 +177,20 @@ def test_across_packages_only_public_names_are_imported():
         theirs = package_of(imp.module)
         if not theirs or package_of(imp.source) == theirs:
             continue
-        if imp.module != f"engine.{theirs}":
+        if imp.module != f"leadflow.{theirs}":
             wrong.append(f"{imp.source}:{imp.line}: imports the private module {imp.module}")
             continue
         hidden = [n for n in imp.names if n not in public_names(theirs)]
         if hidden:
-            wrong.append(f"{imp.source}:{imp.line}: {', '.join(hidden)} not in engine.{theirs}.__all__")
+            wrong.append(f"{imp.source}:{imp.line}: {', '.join(hidden)} not in leadflow.{theirs}.__all__")
     assert not wrong, "\n".join(wrong)
 
 
 def test_every_public_name_exists():
     for package in LAYERS:
-        module = __import__(f"engine.{package}", fromlist=["__all__"])
+        module = __import__(f"leadflow.{package}", fromlist=["__all__"])
         missing = [n for n in module.__all__ if not hasattr(module, n)]
-        assert not missing, f"engine.{package}.__all__ names {missing}"
+        assert not missing, f"leadflow.{package}.__all__ names {missing}"
 
 
 def test_modules_inside_packages_are_private():
@@ -222,7 +232,7 @@ def test_the_sql_detector_sees_sql():
 
 def test_one_module_imports_durable_rules():
     importers = {imp.source for imp in all_imports() if imp.module.split(".")[0] == "durable"}
-    assert importers == {"engine.runtime._durable"}
+    assert importers == {"leadflow.runtime._durable"}
 
 
 @pytest.mark.parametrize("path", source_files(), ids=lambda p: p.relative_to(ROOT).as_posix())
@@ -239,15 +249,12 @@ def test_the_readme_picture_names_the_packages_that_exist():
     assert named == set(LAYERS)
 
 
-def test_the_installed_package_includes_every_subpackage():
-    """A non-editable install ships what `[tool.setuptools.packages.find]` finds; a subpackage it
-    missed would only fail on a user's machine."""
+def test_the_installed_package_lists_every_package_under_the_leadflow_name():
+    """A non-editable install ships exactly the packages pyproject.toml lists; one it missed would
+    only fail on a user's machine, and a generic top-level name would collide with other projects."""
     import tomllib
 
-    from setuptools import find_packages
-
-    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    include = config["tool"]["setuptools"]["packages"]["find"]["include"]
-    shipped = set(find_packages(where=str(ROOT), include=include))
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
     on_disk = {module_name(p.parent) for top in ("engine", "bots") for p in (ROOT / top).rglob("__init__.py")}
-    assert shipped == on_disk
+    assert set(config["packages"]) == on_disk | {"leadflow.bundled_rules"}
+    assert config["package-dir"] == {"leadflow": "engine", "leadflow.bots": "bots", "leadflow.bundled_rules": "rules"}

@@ -1,12 +1,14 @@
 """The one place the `leadflow` group is made and its commands are registered.
 
-Command modules define plain click commands and never import the group, so there is no import circle;
-`bots.cli` builds the shipped group from this with `serve` and `worker` added.
+Command modules define plain click commands and never import the group, so there is no import circle.
+Installed packages add commands under the `leadflow.commands` entry point: that is how the Slack side
+(`leadflow.bots`) adds `serve` and `worker` without the engine importing it.
 """
 from __future__ import annotations
 
 import signal
 import threading
+from importlib.metadata import entry_points
 from typing import Any
 
 import click
@@ -54,3 +56,10 @@ def leadflow_group(*extra: click.Command) -> click.Group:
     for command in (*COMMANDS, *extra):
         main.add_command(command)
     return main
+
+
+def main(args: list[str] | None = None) -> Any:
+    """The `leadflow` console script and `python -m leadflow`: the engine's commands and every command
+    an installed package registers under the `leadflow.commands` entry point."""
+    extra = [point.load() for point in sorted(entry_points(group="leadflow.commands"), key=lambda p: p.name)]
+    return leadflow_group(*extra).main(args=args, prog_name="leadflow")

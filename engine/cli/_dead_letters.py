@@ -16,7 +16,7 @@ FIELDS = ("id", "received_at", "source", "line", "field", "reason", "raw")
 @click.pass_context
 def dead_letters(ctx: click.Context, db_path: str, limit: int, as_json: bool, as_csv: bool) -> None:
     """Rejected input, newest first, with the reason (and the raw input under it)."""
-    from engine.store import Store
+    from leadflow.store import Store
 
     rows = Store(existing_db(ctx, db_path)).dead_letters(limit)
     emit_list(rows, FIELDS, "{where:<24} {field:<14} {reason}\n    {raw}", _text, as_json, as_csv, "no dead letters")

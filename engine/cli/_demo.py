@@ -18,7 +18,7 @@ from ._shared import emit, json_option, reports_problems, rules_option, settings
 @reports_problems
 def demo(ctx: click.Context, out: str, n_leads: int, seed: int, rules_dir: str, as_json: bool) -> None:
     """Run the main job end to end on generated leads and show what happened."""
-    from engine.demo import run_demo
+    from leadflow.demo import run_demo
 
     _, rules_path = settings(ctx, None, rules_dir)
     report = run_demo(out, rules_path, n_leads, seed)
@@ -42,7 +42,7 @@ def demo(ctx: click.Context, out: str, n_leads: int, seed: int, rules_dir: str, 
 def bench(ctx: click.Context, n_leads: int, events_per_lead: int, seed: int, db_path: str | None, scheduler: bool,
           rules_dir: str, as_json: bool) -> None:
     """Benchmark the full ingest path against plain durable_rules (or the scheduler)."""
-    from engine.demo import run_bench, run_scheduler_bench
+    from leadflow.demo import run_bench, run_scheduler_bench
 
     _, rules_path = settings(ctx, None, rules_dir)
     if scheduler:

@@ -18,9 +18,9 @@ from ._shared import Bar, emit, json_option, progress_bar, reports_problems, rul
 @reports_problems
 def eval_command(ctx: click.Context, data_path: str, mapping_path: str, rules_dir: str, as_json: bool) -> None:
     """How well the rules' score and SQL gate separate the outcome in labelled data."""
-    from engine.intake import labelled_leads, load_mapping, read_rows, readable
-    from engine.learning import metrics, replay
-    from engine.rules import load_compiled
+    from leadflow.intake import labelled_leads, load_mapping, read_rows, readable
+    from leadflow.learning import metrics, replay
+    from leadflow.rules import load_compiled
 
     _, rules_path = settings(ctx, None, rules_dir)
     compiled = load_compiled(rules_path)

@@ -27,8 +27,8 @@ def ingest(ctx: click.Context, files: tuple, mapping_path: str | None, trusted: 
     """Apply JSONL events (one JSON object per line; '-' reads standard input), or CSV rows with --mapping.
 
     A bad line is rejected alone (a dead letter); an id sent again with other content is a conflict."""
-    from engine.core import parse_duration
-    from engine.pipeline import Counts, Pipeline, ingest_file
+    from leadflow.core import parse_duration
+    from leadflow.pipeline import Counts, Pipeline, ingest_file
 
     try:
         future = parse_duration(max_future)

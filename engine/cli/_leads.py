@@ -28,9 +28,9 @@ def leads() -> None:
 
 def _lead(ctx: click.Context, lead: str, db_path: str | None, rules_dir: str | None) -> tuple[Any, Any, dict]:
     """(store, rule set, the lead's JSON) for a lead that exists; an unknown lead says so and exits 1."""
-    from engine.reports import lead_json
-    from engine.rules import load_rules
-    from engine.store import Store
+    from leadflow.reports import lead_json
+    from leadflow.rules import load_rules
+    from leadflow.store import Store
 
     store = Store(existing_db(ctx, db_path))
     ruleset = load_rules(settings(ctx, db_path, rules_dir)[1])
@@ -53,7 +53,7 @@ def _one_lead(f: Callable) -> Callable:
 @_one_lead
 def leads_show(ctx: click.Context, lead: str, db_path: str, rules_dir: str, as_json: bool) -> None:
     """A lead's stage, score, BANT, contributions and history."""
-    from engine.reports import story
+    from leadflow.reports import story
 
     store, ruleset, data = _lead(ctx, lead, db_path, rules_dir)
     if as_json:
@@ -66,7 +66,7 @@ def leads_show(ctx: click.Context, lead: str, db_path: str, rules_dir: str, as_j
 @_one_lead
 def leads_explain(ctx: click.Context, lead: str, db_path: str, rules_dir: str, as_json: bool) -> None:
     """Why a lead is where it is, as a readable story (with --json: its stage and the story's lines)."""
-    from engine.reports import story
+    from leadflow.reports import story
 
     store, ruleset, data = _lead(ctx, lead, db_path, rules_dir)
     text = story(store, ruleset, lead) or ""
@@ -86,7 +86,7 @@ def leads_explain(ctx: click.Context, lead: str, db_path: str, rules_dir: str, a
 def leads_list(ctx: click.Context, stage: str | None, limit: int | None, db_path: str, as_json: bool,
                as_csv: bool) -> None:
     """Leads, best score first."""
-    from engine.store import Store
+    from leadflow.store import Store
 
     rows = [{"id": r["id"], "stage": r["stage"], "score": round(r["score"], 2), "owner": r["owner"]}
             for r in Store(existing_db(ctx, db_path)).list_leads(stage, limit)]

@@ -16,8 +16,8 @@ from ._shared import db_option, emit, existing_db, json_option
 def outbox(ctx: click.Context, failed_only: bool, include_done: bool, limit: int, db_path: str,
            as_json: bool) -> None:
     """Notifications not yet delivered (pending, sending, failed), newest first, with the last error."""
-    from engine.delivery import list_outbox
-    from engine.store import Store
+    from leadflow.delivery import list_outbox
+    from leadflow.store import Store
 
     rows = list_outbox(Store(existing_db(ctx, db_path)), failed_only, include_done, limit)
     if as_json:

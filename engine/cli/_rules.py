@@ -8,7 +8,7 @@ import tempfile
 
 import click
 
-from engine.core import LeadflowError
+from leadflow.core import LeadflowError
 
 from ._shared import (
     db_option,
@@ -47,7 +47,7 @@ def _rule_dir(ctx: click.Context, directory: str | None, rules_dir: str) -> str:
 def rules_check(ctx: click.Context, directory: str | None, rules_dir: str, as_json: bool) -> None:
     """Validate a rule directory; silent and exit 0 when valid. Warnings (a rule set that works, but
     probably not as meant) are printed and keep exit 0; they are judged once there are no errors."""
-    from engine.rules import load_rules
+    from leadflow.rules import load_rules
 
     target = _rule_dir(ctx, directory, rules_dir)
     try:
@@ -73,8 +73,8 @@ def rules_check(ctx: click.Context, directory: str | None, rules_dir: str, as_js
 @reports_problems
 def rules_test(ctx: click.Context, directory: str | None, coverage: bool, rules_dir: str, as_json: bool) -> None:
     """Run the rule tests beside the rules (tests/*.yaml, *_test.yaml)."""
-    from engine.rules import load_compiled
-    from engine.runtime import run_tests
+    from leadflow.rules import load_compiled
+    from leadflow.runtime import run_tests
 
     target = _rule_dir(ctx, directory, rules_dir)
     report = run_tests(load_compiled(target), target)
@@ -112,8 +112,8 @@ def rules_tune(ctx: click.Context, data_path: str | None, mapping_path: str | No
                apply_live: bool, target_precision: float | None, capacity: str | None, db_path: str, rules_dir: str,
                as_json: bool) -> None:
     """Propose better points, new rules and thresholds from outcomes and reps' feedback."""
-    from engine.learning import leads_from_csv, leads_from_store, tune
-    from engine.rules import out_dir_problem, overlay_rule_files
+    from leadflow.learning import leads_from_csv, leads_from_store, tune
+    from leadflow.rules import out_dir_problem, overlay_rule_files
 
     _, rules_path = settings(ctx, db_path, rules_dir)
     if not out_dir and not apply_live:
@@ -174,9 +174,9 @@ def rules_tune(ctx: click.Context, data_path: str | None, mapping_path: str | No
 @reports_problems
 def rules_backtest(ctx: click.Context, candidate_dir: str, db_path: str, rules_dir: str, as_json: bool) -> None:
     """Replay the stored event log through a candidate rule set (the database is only read)."""
-    from engine.learning import backtest
-    from engine.rules import load_compiled
-    from engine.store import Store
+    from leadflow.learning import backtest
+    from leadflow.rules import load_compiled
+    from leadflow.store import Store
 
     store = Store(existing_db(ctx, db_path))
     current, candidate = load_compiled(settings(ctx, db_path, rules_dir)[1]), load_compiled(candidate_dir)
@@ -200,7 +200,7 @@ def rules_backtest(ctx: click.Context, candidate_dir: str, db_path: str, rules_d
 @click.option("--reference", is_flag=True, help="Print the Markdown reference instead of the JSON Schema.")
 def rules_schema(write_dir: str | None, reference: bool) -> None:
     """Print (or write) the JSON Schema and the reference of the rule format."""
-    from engine.rules import render_json_schema, render_reference
+    from leadflow.rules import render_json_schema, render_reference
 
     if write_dir:
         with open(os.path.join(write_dir, "schema.json"), "w", encoding="utf-8") as fh:

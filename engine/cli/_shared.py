@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import click
 
-from engine.core import EngineError, LeadflowError, Problem, excerpt, printable
+from leadflow.core import EngineError, LeadflowError, Problem, excerpt, printable
 
 DEFAULT_DB = "./leadflow.db"
 DEFAULT_RULES = "./rules"

@@ -21,8 +21,8 @@ from ._shared import (
 )
 
 if TYPE_CHECKING:  # imported when a command runs, so `leadflow --help` stays quick
-    from engine.service import LeadService
-    from engine.store import Store
+    from leadflow.service import LeadService
+    from leadflow.store import Store
 
 FIELDS = ("assignment", "lead", "rep", "channel", "status", "why", "due_at")
 
@@ -41,7 +41,7 @@ class _DecisionClock:
 
 def _service(ctx: click.Context, db_path: str, rules_dir: str,
              clock: Callable[[], float] = time.time) -> LeadService:
-    from engine.service import LeadService
+    from leadflow.service import LeadService
 
     db = existing_db(ctx, db_path)
     service = LeadService(db, settings(ctx, db_path, rules_dir)[1], clock=clock)
@@ -64,7 +64,7 @@ def sql() -> None:
 @reports_problems
 def sql_list(ctx: click.Context, show_all: bool, db_path: str, rules_dir: str, as_json: bool, as_csv: bool) -> None:
     """Assignments waiting for a decision (with --all, every assignment)."""
-    from engine.core import format_time
+    from leadflow.core import format_time
 
     service = _service(ctx, db_path, rules_dir)
     rows = [{"assignment": r["id"], "lead": r["lead"], "rep": r["rep"], "channel": r["channel"], "status": r["status"],

@@ -9,7 +9,7 @@ from ._shared import csv_option, db_option, emit, emit_csv, existing_db, json_op
 def _when(value: str | None, end: bool = False) -> float | None:
     if not value:
         return None
-    from engine.core import parse_time
+    from leadflow.core import parse_time
 
     text = value if "T" in value else value + "T00:00:00Z"
     try:
@@ -34,14 +34,14 @@ def _when(value: str | None, end: bool = False) -> float | None:
 def stats(ctx: click.Context, since: str | None, until: str | None, by: str | None, rep: str | None,
           costs_path: str | None, chart_path: str | None, db_path: str, as_json: bool, as_csv: bool) -> None:
     """Funnel, conversion, time between stages, reps, reject reasons, revenue and costs."""
-    from engine.reports import compute, load_costs
-    from engine.store import Store
+    from leadflow.reports import compute, load_costs
+    from leadflow.store import Store
 
     store = Store(existing_db(ctx, db_path))
     lo, hi = _when(since), _when(until)
     data = compute(store, lo, hi, by, rep, load_costs(costs_path, store, lo, hi), weekly=bool(chart_path))
     if chart_path:
-        from engine.reports import dashboard
+        from leadflow.reports import dashboard
 
         with open(chart_path, "wb") as fh:
             fh.write(dashboard(data, f"Pipeline{' for ' + rep if rep else ''}"))
@@ -73,7 +73,7 @@ def _tables(data: dict, by: str | None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from engine.reports import period_label
+    from leadflow.reports import period_label
 
     console = Console()
 

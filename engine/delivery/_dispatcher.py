@@ -35,8 +35,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Protocol
 
-from engine.core import format_time
-from engine.store import Store, plain_text
+from leadflow.core import format_time
+from leadflow.store import Store, plain_text
 
 from ._failures import Backoff, DeliveryError, RetryLater, classify
 from ._lease import Claimer, holder_gone

@@ -32,9 +32,9 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from typing import Any, Callable, Mapping, TextIO
 
-from engine.core import sign
-from engine.rules import LeadState
-from engine.store import Store
+from leadflow.core import sign
+from leadflow.rules import LeadState
+from leadflow.store import Store
 
 from ._failures import NETWORK_TIMEOUT, DeliveryError, http_failure
 

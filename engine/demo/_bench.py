@@ -16,11 +16,11 @@ import tempfile
 import time
 from typing import Callable
 
-from engine.core import parse_time
-from engine.pipeline import Pipeline
-from engine.rules import Compiled, LeadState, load_compiled, merge_attributes
-from engine.runtime import durable_rules_rate
-from engine.store import Store
+from leadflow.core import parse_time
+from leadflow.pipeline import Pipeline
+from leadflow.rules import Compiled, LeadState, load_compiled, merge_attributes
+from leadflow.runtime import durable_rules_rate
+from leadflow.store import Store
 
 from ._synthetic import bench_events
 
@@ -83,7 +83,7 @@ def _raw_rate(compiled: Compiled, n: int, seed: int) -> float:
 def run_scheduler_bench(rules_dir: str, db_path: str, share: float = 0.01, max_steps: int = 20000) -> dict:
     """The scheduler's cost on an existing (benchmark) database, which it changes:
     a decay tick where `share` of the leads can change, then nurture steps per second."""
-    from engine.nurture import Scheduler
+    from leadflow.nurture import Scheduler
 
     compiled = load_compiled(rules_dir)
     pipeline = Pipeline(Store(db_path), compiled)

@@ -5,13 +5,13 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from engine.core import format_time, parse_time
-from engine.desk import SalesDesk
-from engine.intake import parse_line
-from engine.nurture import Scheduler
-from engine.pipeline import Counts, Pipeline
-from engine.reports import story
-from engine.store import Store
+from leadflow.core import format_time, parse_time
+from leadflow.desk import SalesDesk
+from leadflow.intake import parse_line
+from leadflow.nurture import Scheduler
+from leadflow.pipeline import Counts, Pipeline
+from leadflow.reports import story
+from leadflow.store import Store
 
 from ._synthetic import demo_leads
 
@@ -158,6 +158,6 @@ def run_demo(db_path: str, rules_dir: str, n_leads: int = 60, seed: int = 7) -> 
 
 
 def _compiled(rules_dir: str):
-    from engine.rules import load_compiled
+    from leadflow.rules import load_compiled
 
     return load_compiled(rules_dir)

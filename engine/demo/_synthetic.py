@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from typing import Iterator
 
-from engine.core import format_time, parse_time
+from leadflow.core import format_time, parse_time
 
 START = parse_time("2026-09-01T08:00:00Z")
 DAY = 86400.0

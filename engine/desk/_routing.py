@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.core import Hours, LeadflowError, is_working, parse_hours
-from engine.rules import ConditionParser, RuleSet, holds
+from leadflow.core import Hours, LeadflowError, is_working, parse_hours
+from leadflow.rules import ConditionParser, RuleSet, holds
 
 
 @dataclass
@@ -54,7 +54,7 @@ def build_routing(rules: RuleSet) -> RoutingTable:
         try:
             hours = parse_hours(raw.get("hours"), raw.get("timezone"))
         except ValueError as exc:
-            from engine.core import Location, Problem
+            from leadflow.core import Location, Problem
 
             problems.append(Problem("BAD_HOURS", str(exc), Location(rules.files[0])))
             hours = None

@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from engine.core import EngineError, add_working_time, format_time, parse_duration
-from engine.pipeline import Pipeline
+from leadflow.core import EngineError, add_working_time, format_time, parse_duration
+from leadflow.pipeline import Pipeline
 
 from ._routing import RoutingTable, build_routing, choose
 

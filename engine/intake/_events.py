@@ -21,7 +21,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from engine.core import (
+from leadflow.core import (
     DEFAULT_MAX_FUTURE,
     MAX_DEPTH,
     MAX_EVENT_BYTES,

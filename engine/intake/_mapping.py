@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator, NamedTuple, TextIO
 
-from engine.core import MAX_EVENT_BYTES, LeadflowError, Problem, did_you_mean, format_time, load_file, parse_time
+from leadflow.core import MAX_EVENT_BYTES, LeadflowError, Problem, did_you_mean, format_time, load_file, parse_time
 
 from ._events import RESERVED_TYPES, Rejection, Unreadable, storable
 

@@ -13,10 +13,10 @@ from collections import Counter
 from itertools import groupby
 from typing import Callable
 
-from engine.core import parse_time
-from engine.rules import Compiled, LeadState
-from engine.runtime import Engine
-from engine.store import Store
+from leadflow.core import parse_time
+from leadflow.rules import Compiled, LeadState
+from leadflow.runtime import Engine
+from leadflow.store import Store
 
 MAX_LISTED = 100
 

@@ -10,9 +10,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
 
-from engine.core import parse_time
-from engine.rules import Compiled, LeadState
-from engine.runtime import Engine
+from leadflow.core import parse_time
+from leadflow.rules import Compiled, LeadState
+from leadflow.runtime import Engine
 
 
 @dataclass

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from engine.intake import LabelledLead, labelled_leads, load_mapping, read_rows, readable
-from engine.store import Store
+from leadflow.intake import LabelledLead, labelled_leads, load_mapping, read_rows, readable
+from leadflow.store import Store
 
 LABEL_TYPES = {"sql_accepted", "sql_rejected", "sql_reassigned", "deal_won", "deal_lost", "lead_disqualified",
                "lead_recycled", "lead_reopened", "decay_tick"}

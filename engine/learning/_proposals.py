@@ -11,9 +11,9 @@ import json
 import os
 from typing import Callable
 
-from engine.core import LeadflowError, Location, Problem, parse_duration
-from engine.rules import STALE, RuleSet, dir_version, load_rules, overlay_rule_files
-from engine.store import Store
+from leadflow.core import LeadflowError, Location, Problem, parse_duration
+from leadflow.rules import STALE, RuleSet, dir_version, load_rules, overlay_rule_files
+from leadflow.store import Store
 
 from ._labelled import leads_from_store
 

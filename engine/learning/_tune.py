@@ -23,10 +23,10 @@ from typing import Callable
 
 import numpy as np
 
-from engine.core import parse_time
-from engine.intake import LabelledLead
-from engine.rules import Compiled, LeadState, Leaf, RuleSet, copy_rule_dir, dir_version, inside, load_compiled, walk
-from engine.runtime import Engine
+from leadflow.core import parse_time
+from leadflow.intake import LabelledLead
+from leadflow.rules import Compiled, LeadState, Leaf, RuleSet, copy_rule_dir, dir_version, inside, load_compiled, walk
+from leadflow.runtime import Engine
 
 from ._evaluate import Scored, metrics, replay
 from ._model import Candidate, Proposal

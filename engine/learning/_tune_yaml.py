@@ -12,8 +12,8 @@ import os
 import re
 from typing import Any
 
-from engine.core import Document, load_file
-from engine.rules import rule_files
+from leadflow.core import Document, load_file
+from leadflow.rules import rule_files
 
 from ._model import Proposal
 

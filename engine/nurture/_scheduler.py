@@ -17,9 +17,9 @@ import logging
 import math
 from typing import Any, Protocol
 
-from engine.core import add_working_time, format_time, parse_hours
-from engine.rules import LeadState, MissingFields, RuleSet, Track, TrackEntry, holds, render, rule_value
-from engine.store import Store
+from leadflow.core import add_working_time, format_time, parse_hours
+from leadflow.rules import LeadState, MissingFields, RuleSet, Track, TrackEntry, holds, render, rule_value
+from leadflow.store import Store
 
 log = logging.getLogger("leadflow.scheduler")
 BUSINESS = parse_hours("mon-fri 00:00-24:00", "UTC")

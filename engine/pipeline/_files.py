@@ -26,8 +26,8 @@ import json
 import time
 from typing import Callable, Iterator
 
-from engine.core import DEFAULT_MAX_FUTURE
-from engine.intake import Intake, Unreadable, read_jsonl
+from leadflow.core import DEFAULT_MAX_FUTURE
+from leadflow.intake import Intake, Unreadable, read_jsonl
 
 from ._pipeline import Counts, Pipeline
 
@@ -41,7 +41,7 @@ def lines_of(path: str, mapping_path: str | None = None) -> Iterator[tuple[int, 
     """(line number, raw JSON) of a JSONL file ('-' = standard input), or of the events a mapping
     makes of a CSV file (numbered by CSV line)."""
     if mapping_path and path.endswith(".csv"):
-        from engine.intake import csv_events
+        from leadflow.intake import csv_events
 
         return ((line, e if isinstance(e, Unreadable) else json.dumps(e)) for line, e in csv_events(mapping_path, path))
     return read_jsonl(path)

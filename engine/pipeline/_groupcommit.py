@@ -15,8 +15,8 @@ import threading
 from concurrent.futures import Future
 from typing import Any, Callable
 
-from engine.core import GROUP_MAX_EVENTS
-from engine.store import Store
+from leadflow.core import GROUP_MAX_EVENTS
+from leadflow.store import Store
 
 log = logging.getLogger("leadflow.groupcommit")
 _STOP = object()

@@ -17,8 +17,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from engine.core import MAX_ATTRIBUTES, MAX_ATTRIBUTES_BYTES, MAX_EVENT_BYTES, EngineError
-from engine.intake import (
+from leadflow.core import MAX_ATTRIBUTES, MAX_ATTRIBUTES_BYTES, MAX_EVENT_BYTES, EngineError
+from leadflow.intake import (
     INTERNAL,
     OUTSIDE,
     Accepted,
@@ -30,10 +30,10 @@ from engine.intake import (
     storable,
     validate,
 )
-from engine.nurture import on_event, reopen_event
-from engine.rules import Compiled, LeadState, load_compiled, merge_attributes
-from engine.runtime import Decision, Engine
-from engine.store import Store
+from leadflow.nurture import on_event, reopen_event
+from leadflow.rules import Compiled, LeadState, load_compiled, merge_attributes
+from leadflow.runtime import Decision, Engine
+from leadflow.store import Store
 
 BATCH = 500
 log = logging.getLogger("leadflow.pipeline")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from engine.core import format_time
-from engine.rules import LeadState, RuleSet, contributions
-from engine.store import Store
+from leadflow.core import format_time
+from leadflow.rules import LeadState, RuleSet, contributions
+from leadflow.store import Store
 
 
 def lead_json(store: Store, rules: RuleSet, lead_id: str) -> dict | None:

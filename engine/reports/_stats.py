@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any
 
-from engine.core import LeadflowError, Location, Problem
-from engine.store import Store
+from leadflow.core import LeadflowError, Location, Problem
+from leadflow.store import Store
 
 MONDAY = 345600.0  # 1970-01-05, a Monday: weeks run Monday to Sunday (UTC)
 STAGES = ("new", "mql", "sql", "accepted", "rejected", "recycled", "won", "lost", "disqualified")

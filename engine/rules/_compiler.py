@@ -343,7 +343,7 @@ def describe(cond: Condition | None) -> str:
         return f"not {_wrap(describe(cond.item))}"
     if isinstance(cond, EventCount):
         times = f"{cond.at_least}x " if cond.at_least > 1 else ""
-        from engine.core import format_duration
+        from leadflow.core import format_duration
 
         window = f" within {format_duration(cond.within)}" if cond.within else ""
         return f"{times}{cond.type}{window}"

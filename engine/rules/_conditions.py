@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable
 
 import re2
 
-from engine.core import Problem, did_you_mean, parse_duration
+from leadflow.core import Problem, did_you_mean, parse_duration
 
 OPERATORS = ("matches", "in", "not_in", "between", "contains", "at_least", "at_most", "exists", "equals")
 BANT_NAMES = ("budget", "authority", "need", "timeline")

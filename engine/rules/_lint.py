@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 from typing import Iterable
 
-from engine.core import Problem, did_you_mean
+from leadflow.core import Problem, did_you_mean
 
 from ._model import RuleSet
 

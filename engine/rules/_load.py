@@ -10,7 +10,7 @@ import math
 import os
 from typing import Any
 
-from engine.core import (
+from leadflow.core import (
     Document,
     LeadflowError,
     Location,

@@ -249,7 +249,7 @@ def _rows(spec: Any, prefix: str, out: list) -> None:
 
 
 def render_reference() -> str:
-    from engine.core import MAX_ALIAS_NODES, MAX_ALIASES, MAX_INTEGER, MAX_YAML_DEPTH
+    from leadflow.core import MAX_ALIAS_NODES, MAX_ALIASES, MAX_INTEGER, MAX_YAML_DEPTH
 
     from ._compiler import MAX_FIELDS, MAX_OPERATIONS, MAX_TESTS
     from ._conditions import MAX_PATTERN_LENGTH, MAX_PROGRAM_SIZE, OPERATORS, PATTERN_TEXT_LIMIT

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from engine.core import Problem, did_you_mean, parse_duration
+from leadflow.core import Problem, did_you_mean, parse_duration
 
 from ._conditions import ConditionParser, EventCount, walk
 

@@ -20,8 +20,8 @@ from typing import Any, Callable, NamedTuple
 
 from durable import engine as _dr
 
-from engine.core import EngineError, format_time
-from engine.rules import (
+from leadflow.core import EngineError, format_time
+from leadflow.rules import (
     Compiled,
     LeadState,
     Role,

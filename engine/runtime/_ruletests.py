@@ -26,8 +26,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.core import Document, Location, Problem, did_you_mean, load_file, parse_duration, parse_time
-from engine.rules import Compiled, LeadState
+from leadflow.core import Document, Location, Problem, did_you_mean, load_file, parse_duration, parse_time
+from leadflow.rules import Compiled, LeadState
 
 from ._durable import Engine
 

@@ -15,15 +15,15 @@ import threading
 import time
 from typing import Callable
 
-from engine.core import LeadflowError, Location, Problem, parse_duration, printable
-from engine.delivery import Dispatcher, Notifier
-from engine.desk import SalesDesk
-from engine.learning import apply_proposal, dismiss_proposal, schedule_proposal
-from engine.nurture import Scheduler
-from engine.pipeline import Pipeline
-from engine.rules import MAX_FILE_BYTES, load_compiled, rule_files
-from engine.runtime import Engine
-from engine.store import Store
+from leadflow.core import LeadflowError, Location, Problem, parse_duration, printable
+from leadflow.delivery import Dispatcher, Notifier
+from leadflow.desk import SalesDesk
+from leadflow.learning import apply_proposal, dismiss_proposal, schedule_proposal
+from leadflow.nurture import Scheduler
+from leadflow.pipeline import Pipeline
+from leadflow.rules import MAX_FILE_BYTES, load_compiled, rule_files
+from leadflow.runtime import Engine
+from leadflow.store import Store
 
 from ._view import DeliveryView
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from engine.desk import RoutingTable
-from engine.reports import compute, lead_json, recent_activity
-from engine.rules import RuleSet
-from engine.store import Store
+from leadflow.desk import RoutingTable
+from leadflow.reports import compute, lead_json, recent_activity
+from leadflow.rules import RuleSet
+from leadflow.store import Store
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ import json
 import time
 from typing import Any, Iterator, NamedTuple, Protocol, Sequence
 
-from engine.intake import storable as _storable
-from engine.rules import LeadState
+from leadflow.intake import storable as _storable
+from leadflow.rules import LeadState
 
 from ._outbox import OutboxTable
 

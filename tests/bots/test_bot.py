@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.core import parse_time
+from leadflow.core import parse_time
 from tests.bot_harness import Clock, Service, click_payload, sql_events
 from tests.slack_fake import SlackFake
 

@@ -14,9 +14,9 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from engine.core import parse_time
-from engine.delivery import NETWORK_TIMEOUT, list_outbox
-from engine.delivery._dispatcher import LEASE
+from leadflow.core import parse_time
+from leadflow.delivery import NETWORK_TIMEOUT, list_outbox
+from leadflow.delivery._dispatcher import LEASE
 from tests.bot_harness import NAMED, TOKEN, Clock, Service, click_payload, sql_events
 from tests.slack_fake import SlackFake
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bots.config import Settings, is_loopback
+from leadflow.bots.config import Settings, is_loopback
 from tests.bot_harness import RULES, Service, sql_events
 from tests.leadflow_cli import ROOT, clean_env, leadflow_command
 from tests.servers import free_port

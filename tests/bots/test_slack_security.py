@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bots.blocks import reject_modal
-from bots.mrkdwn import code, escape, mention
-from engine.core import parse_time
+from leadflow.bots.blocks import reject_modal
+from leadflow.bots.mrkdwn import code, escape, mention
+from leadflow.core import parse_time
 from tests.bot_harness import Clock, Service, click_payload, sql_events
 from tests.slack_fake import SlackFake
 

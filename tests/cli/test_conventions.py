@@ -1,4 +1,4 @@
-"""The CLI's conventions, each through the shipped command (`python -m bots`) on a real SQLite file:
+"""The CLI's conventions, each through the shipped command (`python -m leadflow`) on a real SQLite file:
 list commands have a header, --json and --csv (not both); explain and worker speak JSON; a rep's
 decision names an assignment or a lead and is stamped where the lead's history is; rules check wants
 a directory; reading commands never create a database; long work shows a bar only on a terminal."""

@@ -19,9 +19,9 @@ def loaded_after(code: str) -> set[str]:
 
 
 def test_the_shipped_command_loads_no_heavy_library_before_a_command_runs():
-    assert loaded_after("import bots.cli") == set()
+    assert loaded_after("import leadflow.bots.cli") == set()
 
 
 def test_the_engine_and_the_service_do_not_load_matplotlib_until_a_chart_is_drawn():
-    loaded = loaded_after("import engine.service, engine.demo, engine.reports, engine.learning")
+    loaded = loaded_after("import leadflow.service, leadflow.demo, leadflow.reports, leadflow.learning")
     assert "matplotlib" not in loaded and "sqlite_utils" in loaded  # the probe does see what it loads

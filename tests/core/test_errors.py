@@ -2,7 +2,7 @@
 caret under the right character."""
 from __future__ import annotations
 
-from engine.core import did_you_mean, excerpt, printable
+from leadflow.core import did_you_mean, excerpt, printable
 
 
 def test_did_you_mean_names_the_closest_word_or_nothing():

@@ -2,7 +2,7 @@
 the reason it gives for everything it refuses."""
 from __future__ import annotations
 
-from engine.core import SIGNATURE_HEADER, TIMESTAMP_HEADER, TOLERANCE, sign, verify
+from leadflow.core import SIGNATURE_HEADER, TIMESTAMP_HEADER, TOLERANCE, sign, verify
 
 SECRET = "s3cret"
 BODY = b'{"id":"e1"}'

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.core import format_duration, format_time, parse_duration, parse_time
+from leadflow.core import format_duration, format_time, parse_duration, parse_time
 
 
 @pytest.mark.parametrize("text, seconds", [("15m", 900), ("4h", 14400), ("30d", 2592000), ("2w", 1209600),

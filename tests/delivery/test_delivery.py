@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.delivery import ChannelSender, ChannelSettings, DeliveryError, Dispatcher, RetryLater, slack_failure
-from engine.delivery._failures import PERMANENT, TRANSIENT, classify
-from engine.service import ManualClock
-from engine.store import Store
+from leadflow.delivery import ChannelSender, ChannelSettings, DeliveryError, Dispatcher, RetryLater, slack_failure
+from leadflow.delivery._failures import PERMANENT, TRANSIENT, classify
+from leadflow.service import ManualClock
+from leadflow.store import Store
 from tests.leadflow_cli import T0, run
 from tests.leadflow_cli import event_at as ev
 from tests.leadflow_cli import ingest_events as ingest

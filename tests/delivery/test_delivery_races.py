@@ -17,13 +17,13 @@ import time
 
 import pytest
 
-from engine.delivery import ChannelSender, ChannelSettings, DeliveryError, Dispatcher, list_outbox
-from engine.delivery._dispatcher import LEASE
-from engine.delivery._failures import MAX_RETRY_AFTER
-from engine.delivery._lease import Claimer
-from engine.delivery._senders import header_value
-from engine.service import ManualClock
-from engine.store import Store
+from leadflow.delivery import ChannelSender, ChannelSettings, DeliveryError, Dispatcher, list_outbox
+from leadflow.delivery._dispatcher import LEASE
+from leadflow.delivery._failures import MAX_RETRY_AFTER
+from leadflow.delivery._lease import Claimer
+from leadflow.delivery._senders import header_value
+from leadflow.service import ManualClock
+from leadflow.store import Store
 from tests.bot_harness import NAMED, SECRET, TOKEN, Clock, Service, sql_events
 from tests.leadflow_cli import T0, clean_env, run
 from tests.slack_fake import SlackFake

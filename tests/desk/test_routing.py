@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.core import add_working_time, format_time, is_working, parse_hours, parse_time
-from engine.desk._routing import Rep, RoutingTable, choose
+from leadflow.core import add_working_time, format_time, is_working, parse_hours, parse_time
+from leadflow.desk._routing import Rep, RoutingTable, choose
 
 
 def table(**reps: Rep) -> RoutingTable:
@@ -38,7 +38,7 @@ def test_away_capacity_hours_and_fallback():
 
 
 def test_first_matching_entry_wins():
-    from engine.rules import ConditionParser
+    from leadflow.rules import ConditionParser
 
     cond = ConditionParser("attributes", [], lambda p, k=False: None).parse({"country": {"in": ["US", "CA"]}}, ())
     d = RoutingTable(reps={"alice": Rep("alice"), "bob": Rep("bob")},

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.core import parse_duration, parse_time
-from engine.intake import Accepted, Rejection, parse_line, validate
-from engine.intake._events import MAX_EVENT_BYTES, from_segment
+from leadflow.core import parse_duration, parse_time
+from leadflow.intake import Accepted, Rejection, parse_line, validate
+from leadflow.intake._events import MAX_EVENT_BYTES, from_segment
 from tests.leadflow_cli import Leadflow, clean_env, leadflow
 
 AT = "2026-11-02T09:00:00Z"
@@ -443,7 +443,7 @@ def test_validate_rejects_hostile_values_with_their_path(obj, field, words):
 
 
 def test_ids_are_nfc_and_own_types_pass_for_trusted_and_internal_senders():
-    from engine.intake import INTERNAL, Intake
+    from leadflow.intake import INTERNAL, Intake
 
     assert validate(good(lead="Jose\u0301")).event["lead"] == "Jos\u00e9"
     assert isinstance(validate(good(type="sql_accepted"), Intake(trusted_types=True)), Accepted)
@@ -452,7 +452,7 @@ def test_ids_are_nfc_and_own_types_pass_for_trusted_and_internal_senders():
 
 
 def test_the_future_limit_uses_the_intake_clock():
-    from engine.intake import Intake
+    from leadflow.intake import Intake
 
     at_noon = Intake(clock=lambda: T0, max_future=3600)  # T0 is AT
     assert isinstance(validate(good(at="2026-11-02T10:00:00Z"), at_noon), Accepted)  # one hour ahead: allowed
@@ -469,14 +469,14 @@ def test_the_future_limit_uses_the_intake_clock():
     ('[{"a": tru}, 1]', (True, ['{"a": tru}', "1"])),  # a bad item is the item's problem
 ])
 def test_split_body_keeps_each_items_text(body, items):
-    from engine.intake import split_body
+    from leadflow.intake import split_body
 
     assert split_body(body) == items
 
 
 @pytest.mark.parametrize("body", ["[1,]", "[,1]", "[1]]", "[1] x", "[{]}", "[1", '["a]'])
 def test_split_body_refuses_a_broken_array(body):
-    from engine.intake import split_body
+    from leadflow.intake import split_body
 
     with pytest.raises(ValueError):
         split_body(body)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.core import parse_time
-from engine.learning import schedule_proposal
-from engine.service import LeadService
+from leadflow.core import parse_time
+from leadflow.learning import schedule_proposal
+from leadflow.service import LeadService
 from tests.bot_harness import Service, click_payload
 from tests.datasets import ROOT
 from tests.leadflow_cli import leadflow
@@ -216,8 +216,8 @@ def test_slack_apply_on_the_bundled_rules_refuses_a_stale_proposal_and_applies_t
 def test_a_copy_has_the_live_version_and_copies_only_regular_files(tmp_path):
     import os
 
-    from engine.core import LeadflowError
-    from engine.rules import copy_rule_dir, dir_version, load_rules
+    from leadflow.core import LeadflowError
+    from leadflow.rules import copy_rule_dir, dir_version, load_rules
 
     live = bundled_copy(tmp_path / "live")
     (live / ".events.yaml").write_text("leadflow: 1\n")  # hidden and editor files are not rule files, live or copied

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.learning import leads_from_csv, tune
+from leadflow.learning import leads_from_csv, tune
 from tests.datasets import EXAMPLE, write_labelled_csv
 
 

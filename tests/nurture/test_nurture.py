@@ -14,8 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from engine.core import format_time
-from engine.store import Store
+from leadflow.core import format_time
+from leadflow.store import Store
 from tests.leadflow_cli import ROOT, T0, leadflow_command, run
 from tests.leadflow_cli import event_at as ev
 from tests.leadflow_cli import ingest_events as ingest
@@ -182,7 +182,7 @@ def test_a_worker_killed_mid_track_resumes_and_runs_each_step_once(tmp_path, smt
 
 def test_bundled_templates_read_well_without_lead_details():
     """The bundled e-mails declare defaults, so a lead known only by its address still gets a whole sentence."""
-    from engine.rules import render
+    from leadflow.rules import render
 
     templates = ROOT / "rules" / "templates"
     for name in ("case_study", "checking_in", "webinar_invite"):

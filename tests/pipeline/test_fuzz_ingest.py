@@ -13,8 +13,8 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.intake import read_jsonl
-from engine.pipeline import Pipeline, ingest_file
+from leadflow.intake import read_jsonl
+from leadflow.pipeline import Pipeline, ingest_file
 from tests.bot_harness import RULES, WEBHOOK_TOKEN, Service
 
 AT = "2026-11-02T09:00:00Z"

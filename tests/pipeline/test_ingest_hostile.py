@@ -290,7 +290,7 @@ def test_stats_survive_bad_amounts_stored_before_the_checks(cli):
 # ---- 16. durability ------------------------------------------------------------------------------------
 
 def test_ingest_batches_commit_durably_and_other_commits_do_not_wait_for_the_disk(tmp_path):
-    from engine.pipeline import Pipeline, ingest_file
+    from leadflow.pipeline import Pipeline, ingest_file
 
     rules = tmp_path / "rules"
     rules.mkdir()

@@ -10,10 +10,10 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
-from engine.core import parse_time
-from engine.nurture import Scheduler
-from engine.pipeline import Pipeline
-from engine.pipeline._files import intake_for
+from leadflow.core import parse_time
+from leadflow.nurture import Scheduler
+from leadflow.pipeline import Pipeline
+from leadflow.pipeline._files import intake_for
 
 ROOT = Path(__file__).resolve().parents[2]
 AT = "2026-11-02T09:00:00Z"
@@ -115,7 +115,7 @@ def test_a_refused_reps_decision_leaves_the_dead_letter_its_hint_points_to(route
 
 
 def test_a_reopening_id_made_of_two_long_ids_is_applied(tmp_path):
-    from engine.nurture import reopen_event
+    from leadflow.nurture import reopen_event
 
     pipe = Pipeline.open(str(tmp_path / "lf.db"), str(ROOT / "rules"))
     lead, cause = "L" * 200, "e" * 200

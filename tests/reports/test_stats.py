@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from engine.core import format_time, parse_time
-from engine.reports import compute
-from engine.service import LeadService
+from leadflow.core import format_time, parse_time
+from leadflow.reports import compute
+from leadflow.service import LeadService
 from tests.bundled_service import BUYER, T0
 from tests.leadflow_cli import leadflow
 

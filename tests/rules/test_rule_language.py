@@ -5,10 +5,10 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from engine.core import format_time, parse_time
-from engine.rules import LeadState, load_rules
-from engine.rules._compiler import compile_rules
-from engine.runtime import Engine
+from leadflow.core import format_time, parse_time
+from leadflow.rules import LeadState, load_rules
+from leadflow.rules._compiler import compile_rules
+from leadflow.runtime import Engine
 from tests.reference import Reference, RefLead
 
 T0 = parse_time("2026-10-01T00:00:00Z")
@@ -114,7 +114,7 @@ def test_a_catastrophic_pattern_runs_in_linear_time_through_the_cli(tmp_path):
 
 
 def test_a_pattern_sees_the_first_4096_characters(tmp_path):
-    from engine.rules._conditions import PATTERN_TEXT_LIMIT
+    from leadflow.rules._conditions import PATTERN_TEXT_LIMIT
 
     assert PATTERN_TEXT_LIMIT == 4096
     compiled = compile_dir(tmp_path, PATTERNS)
@@ -140,8 +140,8 @@ def test_patterns_are_re2_and_ascii_classes(tmp_path):
 
 
 def test_attribute_patterns_run_only_when_the_attributes_change(tmp_path):
-    from engine.pipeline import Pipeline
-    from engine.store import Store
+    from leadflow.pipeline import Pipeline
+    from leadflow.store import Store
 
     compiled = compile_dir(tmp_path, PATTERNS)
     shape = compiled.shape

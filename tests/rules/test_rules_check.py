@@ -20,9 +20,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from engine.core import load_file
-from engine.core._yamlfile import load_text
-from engine.rules import render_json_schema, render_reference
+from leadflow.core import load_file
+from leadflow.core._yamlfile import load_text
+from leadflow.rules import render_json_schema, render_reference
 from tests.leadflow_cli import leadflow
 from tests.rule_samples import BILLION_LAUGHS
 
@@ -68,7 +68,7 @@ def assert_reported(stderr: str, path: str, line: int, col: int, code: str, sour
     at = [i for i, text in enumerate(lines) if text.startswith(prefix)]
     assert at, f"expected a line starting with {prefix!r} in:\n{stderr}"
     i = at[0]
-    from engine.core import excerpt  # a long line shows a window around the column, escaped
+    from leadflow.core import excerpt  # a long line shows a window around the column, escaped
 
     shown, caret = excerpt(source, col)
     assert lines[i + 1] == "    " + shown, stderr

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from engine.rules import LeadState, Tally, TrackEntry, add_tally, may_count, rule_value
-from engine.rules._model import ScoringRule
+from leadflow.rules import LeadState, Tally, TrackEntry, add_tally, may_count, rule_value
+from leadflow.rules._model import ScoringRule
 
 # A lead state as the store wrote it before tallies were named tuples (lists in the JSON): a page_view
 # rule, a once_every rule with its firing times (the fifth item) and a `once` rule, under 30-day decay.

@@ -6,9 +6,9 @@ them, so the count is taken here, from the outside.
 """
 from __future__ import annotations
 
-from engine.rules import Compiled
-from engine.runtime import Engine
-from engine.runtime._durable import SID
+from leadflow.rules import Compiled
+from leadflow.runtime import Engine
+from leadflow.runtime._durable import SID
 
 
 def resident_facts(engine: Engine, compiled: Compiled) -> int:

@@ -13,10 +13,10 @@ import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from engine.core import format_time, parse_time
-from engine.rules import LeadState, load_rules
-from engine.rules._compiler import compile_rules
-from engine.runtime import Engine
+from leadflow.core import format_time, parse_time
+from leadflow.rules import LeadState, load_rules
+from leadflow.rules._compiler import compile_rules
+from leadflow.runtime import Engine
 from tests.reference import Reference, RefLead
 from tests.runtime.resident import resident_facts
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from engine.core import EngineError, parse_time
-from engine.pipeline import Pipeline
-from engine.rules import LeadState, Role, load_rules
-from engine.rules._compiler import compile_rules
-from engine.runtime import Engine
-from engine.store import Store
+from leadflow.core import EngineError, parse_time
+from leadflow.pipeline import Pipeline
+from leadflow.rules import LeadState, Role, load_rules
+from leadflow.rules._compiler import compile_rules
+from leadflow.runtime import Engine
+from leadflow.store import Store
 from tests.leadflow_cli import Leadflow
 from tests.runtime.resident import resident_facts
 
@@ -148,7 +148,7 @@ def test_numbers_python_writes_with_an_exponent_reach_the_engine(tmp_path, budge
 
 
 def test_a_stored_exponent_number_does_not_block_a_lead_when_a_rule_starts_reading_it(tmp_path):
-    from engine.pipeline._files import intake_for
+    from leadflow.pipeline._files import intake_for
 
     rules = write(tmp_path / "r", RULES.replace("{points}", "20"))
     pipe = Pipeline.open(str(tmp_path / "lf.db"), str(rules))

@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from engine.store import Store
+from leadflow.store import Store
 from tests.bot_harness import RULES, SECRET, TOKEN, WEBHOOK_TOKEN
 from tests.leadflow_cli import ROOT, clean_env, leadflow, leadflow_command
 from tests.servers import free_port

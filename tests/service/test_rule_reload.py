@@ -8,7 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from engine.service import LeadService
+from leadflow.service import LeadService
 from tests.leadflow_cli import leadflow
 from tests.rule_samples import BILLION_LAUGHS
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from engine.rules import LeadState
-from engine.runtime import Decision
-from engine.store import StageChange, Store, StoredEvent, Timer
+from leadflow.rules import LeadState
+from leadflow.runtime import Decision
+from leadflow.store import StageChange, Store, StoredEvent, Timer
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlite3
 from contextlib import closing
 
-from engine.store import Store
-from engine.store._schema import TABLES
+from leadflow.store import Store
+from leadflow.store._schema import TABLES
 
 OLD = [  # as leadflow made these tables before digests and leases
     'CREATE TABLE events (seq INTEGER PRIMARY KEY, id TEXT, lead TEXT, type TEXT, at REAL, at_text TEXT,'

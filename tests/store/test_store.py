@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from engine.store import Store
+from leadflow.store import Store
 
 
 def test_a_failed_commit_is_rolled_back_and_the_next_transaction_commits(tmp_path):

@@ -39,7 +39,7 @@ def _integer_ticks() -> Any:
     return MaxNLocator(integer=True)
 
 
-def dashboard(data: dict, title: str = "Pipeline") -> bytes:
+def dashboard(data: dict, title: str = "Pipeline", by: str | None = None) -> bytes:
     plt = _pyplot()
     plt.rcParams.update({"font.size": 13, "axes.titlesize": 15, "axes.titleweight": "bold"})
     fig, axes = plt.subplots(2, 2, figsize=(13, 8.5), dpi=100)

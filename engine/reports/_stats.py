@@ -1,10 +1,20 @@
-"""Pipeline metrics. Every figure is defined once, here:
+"""Pipeline metrics. Every figure is defined once, here. The period is [since, until), in UTC.
 
-- stages: how many leads ENTERED each stage in the period (a lead re-entering counts again).
-- conversion.mql_to_sql: of the leads whose first MQL entry falls in the period (the cohort), the
-  share that later became SQL (by now). sql_to_accepted and sql_to_won: the same for the SQL cohort.
-- median_hours / p90_hours: time from a cohort lead's first MQL to its first SQL entry, and from its
-  first SQL entry to acceptance.
+Two kinds of figure, and which is which matters:
+- PERIOD figures count what happened in the period: `stages` (how many leads ENTERED each stage; a
+  lead re-entering counts again), `won` (leads whose first win is in the period), `revenue`, `reps`,
+  `reject_reasons`, costs and the trend.
+- COHORT figures follow the leads that FIRST entered a stage in the period, to wherever they went
+  since (up to now, even past `until`): `cohorts.X` is how many leads first entered X in the period;
+  `conversion.A_to_B` is, of the A cohort, the share whose first B entry is at or after their first A
+  entry (a lead won without ever being an SQL is not in sql_to_won); `median_*`/`p90_*` are the times
+  from first A to first B of the cohort leads that made it. An empty cohort gives null, not 0.
+- conversion, median/p90 (in `_hours` and `_days`): mql_to_sql, sql_to_accepted, sql_to_won and
+  mql_to_won always; `--from A --to B` adds A_to_B for any two stages. p90 interpolates between ranks.
+- funnel: the steps new, mql, sql, accepted, won that anyone entered in the period, each with its
+  entries, its cohort and `to_next`, the cohort conversion to the next step listed.
+- owners: per lead owner (`(none)` for leads without one), among leads with a stage entry or a deal
+  won in the period: won and revenue.
 - reps: per rep, assignments made in the period: assigned, accepted, rejected, pending, expired
   (SLA breaches), reassigned; acceptance rate = accepted / (accepted + rejected); median hours from
   assignment to a decision.
@@ -19,103 +29,63 @@
 - a costs CSV is checked row by row: a cost that is not a finite number >= 0 (such as "1,200" or nan)
   stops the report with an error naming FILE:LINE, before any figure is computed from it.
 - by FIELD: any lead attribute (e.g. source, campaign), `owner` (the rep) or `rules_version` (the
-  rule version under which the lead first became MQL, to compare before/after a rule change).
+  rule version under which the lead first became MQL, to compare before/after a rule change). Every
+  lead-based figure above (stages to owners) is given per slice; reps and reject reasons stay totals.
+  A FIELD no lead has, or a rep nobody is, is a problem (check_scope), not an empty table.
+- trend (with the dashboard): MQL, SQL, accepted and won entries per week (spans up to 26 weeks) or
+  per month, each period flagged `partial` when the report's window (or now) cuts it.
 Leads are streamed lead by lead from the stage history, so the cost grows with rows, not with memory.
 """
 from __future__ import annotations
 
 import csv
+import difflib
 import math
+import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any
 
 from leadflow.core import LeadflowError, Location, Problem
 from leadflow.store import Store
 
+from ._funnel import PAIRS, STAGES, Group, finite, quantile, rate, within
+from ._periods import trend
+
 MONDAY = 345600.0  # 1970-01-05, a Monday: weeks run Monday to Sunday (UTC)
-STAGES = ("new", "mql", "sql", "accepted", "rejected", "recycled", "won", "lost", "disqualified")
+_TREND = ("mql", "sql", "accepted", "won")
+_in, _finite, _rate, _quantile = within, finite, rate, quantile
+__all__ = ["STAGES", "check_scope", "compute", "load_costs"]
 
 
-def _in(at: float | None, since: float | None, until: float | None) -> bool:
-    return at is not None and (since is None or at >= since) and (until is None or at < until)
-
-
-def _finite(value: float) -> float | None:
-    """A sum rounded to cents, or None when finite amounts added up past what a float holds."""
-    return round(value, 2) if math.isfinite(value) else None
-
-
-def _rate(part: int, whole: int) -> float | None:
-    return round(part / whole, 4) if whole else None
-
-
-def _quantile(values: list, q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q
-    lo, hi = int(pos), min(int(pos) + 1, len(ordered) - 1)
-    return round(ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo), 2)
-
-
-@dataclass
-class _Group:
-    entered: Counter = field(default_factory=Counter)
-    mql: int = 0
-    mql_to_sql: int = 0
-    sql: int = 0
-    sql_accepted: int = 0
-    sql_won: int = 0
-    won: int = 0
-    revenue: float = 0.0
-    hours_mql_sql: list = field(default_factory=list)
-    hours_sql_accept: list = field(default_factory=list)
-
-    def add(self, firsts: dict, entries: list, since: float | None, until: float | None, amount: float) -> None:
-        for stage, at in entries:
-            if _in(at, since, until):
-                self.entered[stage] += 1
-        if _in(firsts.get("mql"), since, until):
-            self.mql += 1
-            if firsts.get("sql", -1) >= firsts["mql"]:
-                self.mql_to_sql += 1
-                self.hours_mql_sql.append((firsts["sql"] - firsts["mql"]) / 3600)
-        if _in(firsts.get("sql"), since, until):
-            self.sql += 1
-            if "accepted" in firsts:
-                self.sql_accepted += 1
-                self.hours_sql_accept.append((firsts["accepted"] - firsts["sql"]) / 3600)
-            self.sql_won += "won" in firsts
-        if _in(firsts.get("won"), since, until):
-            self.won += 1
-        self.revenue += amount
-
-    def merge(self, other: "_Group") -> None:
-        self.entered.update(other.entered)
-        for name in ("mql", "mql_to_sql", "sql", "sql_accepted", "sql_won", "won", "revenue"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.hours_mql_sql += other.hours_mql_sql
-        self.hours_sql_accept += other.hours_sql_accept
-
-    def result(self) -> dict:
-        return {"stages": {s: self.entered[s] for s in STAGES if self.entered[s]},
-                "cohorts": {"mql": self.mql, "sql": self.sql},
-                "conversion": {"mql_to_sql": _rate(self.mql_to_sql, self.mql),
-                               "sql_to_accepted": _rate(self.sql_accepted, self.sql),
-                               "sql_to_won": _rate(self.sql_won, self.sql)},
-                "median_hours": {"mql_to_sql": _quantile(self.hours_mql_sql, 0.5),
-                                 "sql_to_accepted": _quantile(self.hours_sql_accept, 0.5)},
-                "p90_hours": {"mql_to_sql": _quantile(self.hours_mql_sql, 0.9),
-                              "sql_to_accepted": _quantile(self.hours_sql_accept, 0.9)},
-                "won": self.won, "revenue": _finite(self.revenue)}
+def check_scope(store: Store, by: str | None, rep: str | None) -> None:
+    """A `--by` no lead has or a `--rep` nobody is would give an empty table that looks like an answer:
+    it is a problem instead (UNKNOWN_FIELD, UNKNOWN_REP), with the names there are."""
+    problems = []
+    if by and by not in ("owner", "rules_version") and not store.has_attribute(by):
+        names = store.attribute_names()
+        close = difflib.get_close_matches(by, names, 1)
+        problems.append(Problem("UNKNOWN_FIELD", f"no lead has an attribute {by!r} to slice by",
+                                hint=(f"did you mean {close[0]!r}? " if close else "") + "attributes: " +
+                                (", ".join(names[:30]) or "none yet") + "; also owner and rules_version"))
+    if rep:
+        owners = store.known_owners()
+        if rep not in owners:
+            close = difflib.get_close_matches(rep, owners, 1)
+            problems.append(Problem("UNKNOWN_REP", f"no lead is owned by or was assigned to {rep!r}",
+                                    hint=(f"did you mean {close[0]!r}? " if close else "") + "owners: " +
+                                    (", ".join(owners[:30]) or "none yet")))
+    if problems:
+        raise LeadflowError(problems)
 
 
 def compute(store: Store, since: float | None = None, until: float | None = None, by: str | None = None,
-            rep: str | None = None, costs: dict | None = None, weekly: bool = False) -> dict[str, Any]:
-    owners = store.lead_fields("owner") if rep else None
-    keys = None if not by or by == "rules_version" else store.lead_fields(by)
+            rep: str | None = None, costs: dict | None = None, weekly: bool = False, *,
+            pair: tuple[str, str] | None = None, labels: dict | None = None,
+            now: float | None = None) -> dict[str, Any]:
+    """Every figure of the module docstring for [since, until); `pair` adds one more conversion and time
+    (`--from A --to B`), `labels` names the reject reasons, `weekly` adds the trend the dashboard draws."""
+    pairs = PAIRS + ((pair,) if pair and pair not in PAIRS else ())
     amounts: dict = defaultdict(float)  # revenue of the deals won in the period, per lead
     ignored = 0  # stored amounts that are not a usable number (kept before ingest checked them)
     for lead_id, at, amount in store.won_deals():
@@ -124,26 +94,30 @@ def compute(store: Store, since: float | None = None, until: float | None = None
                 ignored += 1
             else:
                 amounts[lead_id] += amount
-    total, groups = _Group(), defaultdict(_Group)
-    weeks: dict = defaultdict(Counter)
-    for lead, rows in groupby(store.stage_entries(), key=lambda entry: entry.lead):
-        if owners is not None and owners.get(lead) != rep:
+    total, groups = Group(pairs), {}
+    days: dict = defaultdict(Counter)
+    for lead, rows in groupby(store.funnel_rows(None if by == "rules_version" else by), key=lambda row: row.lead):
+        rows = list(rows)
+        owner, key = rows[0].owner, rows[0].key
+        if rep is not None and owner != rep:
             continue  # a rep's numbers cover the leads they own
         entries, firsts, versions = [], {}, {}
-        for _, stage, at, version in rows:
-            entries.append((stage, at))
-            firsts.setdefault(stage, at)
-            versions.setdefault(stage, version)
+        for row in rows:
+            entries.append((row.to_stage, row.at))
+            firsts.setdefault(row.to_stage, row.at)
+            versions.setdefault(row.to_stage, row.rules_version)
         amount = amounts.get(lead, 0.0)
         if by:  # each lead is added once, to its group; the total is the sum of the groups
-            key = versions.get("mql") or versions.get("new") if by == "rules_version" else keys.get(lead)
-            groups["(none)" if key is None else str(key)].add(firsts, entries, since, until, amount)
+            key = versions.get("mql") or versions.get("new") if by == "rules_version" else key
+            name = "(none)" if key is None else str(key)
+            group = groups.get(name) or groups.setdefault(name, Group(pairs))
+            group.add(firsts, entries, since, until, amount, owner)
         else:
-            total.add(firsts, entries, since, until, amount)
+            total.add(firsts, entries, since, until, amount, owner)
         if weekly:
             for stage, at in entries:
-                if stage in ("mql", "sql", "accepted") and _in(at, since, until):
-                    weeks[int((at - MONDAY) // 604800)][stage] += 1
+                if stage in _TREND and _in(at, since, until):
+                    days[int(at // 86400)][stage] += 1
     for group in groups.values():
         total.merge(group)
     result = {"period": {"since": since, "until": until}, **total.result()}
@@ -151,7 +125,8 @@ def compute(store: Store, since: float | None = None, until: float | None = None
     result["sla_breaches"] = sum(r["expired"] for r in result["reps"])
     reasons = Counter(f["reason"] for f in store.feedback_rows()
                       if f["verdict"] == "reject" and _in(f["at"], since, until) and (rep is None or f["rep"] == rep))
-    result["reject_reasons"] = [{"reason": r, "count": n} for r, n in reasons.most_common()]
+    result["reject_reasons"] = [{"reason": r, "label": (labels or {}).get(r) or r, "count": n}
+                                for r, n in reasons.most_common()]
     result["by"] = [{"value": value, **g.result()} for value, g in sorted(groups.items())] if by else []
     if costs is not None:
         _add_costs(result, costs, by)
@@ -159,8 +134,12 @@ def compute(store: Store, since: float | None = None, until: float | None = None
     if ignored or ignored_costs:  # said only when it happens, so the usual output keeps its shape
         result["ignored"] = {"deal_won_amounts": ignored, "campaign_costs": ignored_costs}
     if weekly:
-        result["weekly"] = [{"week_start": MONDAY + w * 604800, **{s: c[s] for s in ("mql", "sql", "accepted")}}
+        weeks: dict = defaultdict(Counter)
+        for day, counts in days.items():
+            weeks[int((day * 86400 - MONDAY) // 604800)].update(counts)
+        result["weekly"] = [{"week_start": MONDAY + w * 604800, **{s: c[s] for s in _TREND}}
                             for w, c in sorted(weeks.items())]
+        result["trend"] = trend(days, since, until, time.time() if now is None else now, _TREND)
     return result
 
 

@@ -21,6 +21,16 @@ class StageEntry(NamedTuple):
     rules_version: str | None
 
 
+class FunnelRow(NamedTuple):
+    """A stage change with what the funnel slices it by: the lead's owner and one attribute (or None)."""
+    lead: str
+    to_stage: str
+    at: float
+    rules_version: str | None
+    owner: str | None
+    key: object  # the --by value: an attribute as stored (text, number...), the owner, or None
+
+
 class LoggedEvent(NamedTuple):
     lead: str
     type: str
@@ -52,6 +62,36 @@ class MetricsReads(SQLiteDatabase):
             return dict(self.conn.execute("SELECT id, owner FROM leads"))
         return dict(self.conn.execute("SELECT id, CASE WHEN json_valid(state) THEN json_extract(state, '$.attrs.' ||"
                                       " json_quote(?)) END FROM leads", (field,)))
+
+    def funnel_rows(self, field: str | None = None) -> Iterator[FunnelRow]:
+        """Every stage change, lead by lead, oldest first, with the lead's owner and `field` (an attribute or
+        'owner'; None for none): one pass with the leads joined, rather than a dict of every lead in memory."""
+        if field is None:
+            key, params = "NULL", ()
+        elif field == "owner":
+            key, params = "l.owner", ()
+        else:
+            key, params = ("CASE WHEN json_valid(l.state) THEN json_extract(l.state, '$.attrs.' || json_quote(?))"
+                           " END"), (field,)
+        yield from map(FunnelRow._make, self.conn.execute(
+            f"SELECT s.lead, s.to_stage, s.at, s.rules_version, l.owner, {key} FROM stage_history s"
+            " LEFT JOIN leads l ON l.id = s.lead ORDER BY s.lead, s.at, s.id", params))
+
+    def has_attribute(self, field: str) -> bool:
+        """Whether any lead has a value for this attribute (a --by nobody has is a mistake, not a table)."""
+        return self.conn.execute("SELECT 1 FROM leads WHERE json_valid(state) AND json_type(state, '$.attrs.' ||"
+                                 " json_quote(?)) IS NOT NULL LIMIT 1", (field,)).fetchone() is not None
+
+    def attribute_names(self, limit: int = 500) -> list[str]:
+        """Attribute names the leads have, for a did-you-mean (read only when a --by names none of them)."""
+        return [r[0] for r in self.conn.execute(
+            "SELECT DISTINCT j.key FROM leads, json_each(leads.state, '$.attrs') AS j WHERE json_valid(leads.state)"
+            " AND json_type(leads.state, '$.attrs') = 'object' ORDER BY j.key LIMIT ?", (limit,))]
+
+    def known_owners(self) -> list[str]:
+        """Everyone who owns a lead or was assigned one."""
+        return [r[0] for r in self.conn.execute("SELECT owner FROM leads WHERE owner IS NOT NULL UNION"
+                                                " SELECT rep FROM assignments WHERE rep IS NOT NULL ORDER BY 1")]
 
     def event_log(self) -> Iterator[LoggedEvent]:
         """Every stored event, lead by lead in arrival order."""

@@ -96,7 +96,8 @@ def test_all_time_figures(history):
     assert r["cohorts"] == {"mql": 5, "sql": 3}
     # MQL cohort A B C D F; SQL: A, B, D. A 24 h, B 72 h, D 0 h from MQL to SQL: median 24,
     # p90 = 24 + 0.8 * (72 - 24) = 62.4. F was won without being an SQL: it is not in sql_to_won.
-    assert r["conversion"] == {"mql_to_sql": 0.6, "sql_to_accepted": 0.3333, "sql_to_won": 0.3333}
+    # MQL->won: A and F of the five MQLs
+    assert r["conversion"] == {"mql_to_sql": 0.6, "sql_to_accepted": 0.3333, "sql_to_won": 0.3333, "mql_to_won": 0.4}
     assert r["median_hours"]["mql_to_sql"] == 24 and r["p90_hours"]["mql_to_sql"] == 62.4
     assert r["median_hours"]["sql_to_accepted"] == 24  # A: SQL day 1, accepted day 2
     assert r["won"] == 2 and r["revenue"] == 1500
@@ -104,7 +105,7 @@ def test_all_time_figures(history):
     assert (reps["alice"]["accepted"], reps["alice"]["acceptance_rate"]) == (1, 1.0)
     assert (reps["bob"]["rejected"], reps["bob"]["acceptance_rate"], reps["bob"]["median_hours_to_decision"]) == (1, 0.0, 2)
     assert "cara" not in reps and r["sla_breaches"] == 0  # D went to the fallback channel: no owner
-    assert r["reject_reasons"] == [{"reason": "no_budget", "count": 1}]
+    assert r["reject_reasons"] == [{"reason": "no_budget", "label": "no_budget", "count": 1}]  # no labels given
     by = {g["value"]: g for g in r["by"]}
     assert set(by) == {"google", "ads", "(none)"}
     assert by["google"]["cohorts"] == {"mql": 2, "sql": 2} and by["google"]["conversion"]["mql_to_sql"] == 1.0
@@ -122,7 +123,7 @@ def test_periods_and_empty_periods(history):
     assert r["cohorts"] == {"mql": 2, "sql": 2} and r["conversion"]["mql_to_sql"] == 0.5  # C no, D yes
     empty = compute(service.store, D0 + 20 * DAY, D0 + 30 * DAY)
     assert empty["stages"] == {} and empty["cohorts"] == {"mql": 0, "sql": 0}
-    assert empty["conversion"] == {"mql_to_sql": None, "sql_to_accepted": None, "sql_to_won": None}
+    assert set(empty["conversion"].values()) == {None} and len(empty["conversion"]) == 4
     assert empty["median_hours"]["mql_to_sql"] is None and empty["reps"] == [] and empty["revenue"] == 0
 
 

@@ -17,6 +17,7 @@ from ._dead_letters import dead_letters
 from ._demo import bench, demo
 from ._eval import eval_command
 from ._ingest import ingest
+from ._init import init
 from ._leads import leads
 from ._outbox import outbox
 from ._rules import rules
@@ -24,7 +25,7 @@ from ._shared import db_option, interrupted, rules_option
 from ._sql import sql
 from ._stats import stats
 
-COMMANDS = (ingest, leads, demo, bench, eval_command, dead_letters, sql, outbox, rules, stats)
+COMMANDS = (init, ingest, leads, demo, bench, eval_command, dead_letters, sql, outbox, rules, stats)
 
 
 class _Commands(click.Group):

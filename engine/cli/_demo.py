@@ -4,28 +4,53 @@ from __future__ import annotations
 import os
 
 import click
+from click.core import ParameterSource
 
-from ._shared import emit, json_option, reports_problems, rules_option, settings
+from ._shared import DEFAULT_RULES, emit, json_option, reports_problems, rules_option, settings
+
+
+DEMO_DB = "leadflow-demo.db"
 
 
 @click.command()
-@click.option("--out", default="leadflow-demo.db", show_default=True, help="Fresh SQLite file for the demo.")
+@click.option("--db", "--out", "db_path", default=None,
+              help=f"SQLite file for the demo, replaced when the demo succeeds [default: {DEMO_DB}]. Only "
+                   "--db on the command line counts: the demo never replaces the database LEADFLOW_DB names.")
 @click.option("--leads", "n_leads", default=60, show_default=True)
 @click.option("--seed", default=7, show_default=True)
 @rules_option
 @json_option
 @click.pass_context
 @reports_problems
-def demo(ctx: click.Context, out: str, n_leads: int, seed: int, rules_dir: str, as_json: bool) -> None:
-    """Run the main job end to end on generated leads and show what happened."""
-    from leadflow.demo import run_demo
+def demo(ctx: click.Context, db_path: str | None, n_leads: int, seed: int, rules_dir: str, as_json: bool) -> None:
+    """Run the main job end to end on generated leads and show what happened.
+
+    Uses ./rules (or --rules); in a folder without rules, the bundled example rules."""
+    from leadflow.demo import bundled_rules_dir, run_demo
 
     _, rules_path = settings(ctx, None, rules_dir)
-    report = run_demo(out, rules_path, n_leads, seed)
+    if not _given(ctx, "rules_dir", ParameterSource.ENVIRONMENT) and not os.path.isdir(rules_path):
+        rules_path = bundled_rules_dir()
+        click.echo(f"leadflow demo: no {DEFAULT_RULES} here, so the bundled example rules "
+                   "(leadflow init writes a copy to edit)", err=True)
+    else:
+        click.echo(f"leadflow demo: rules from {rules_path}", err=True)
+    db = settings(ctx, db_path, None)[0] if _given(ctx, "db_path") else DEMO_DB
+    folder = os.path.dirname(os.path.abspath(db))
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        raise click.UsageError(f"--db {db}: {os.path.dirname(db) or '.'} is not a folder the demo can write in")
+    report = run_demo(db, rules_path, n_leads, seed)
     if as_json:
         emit(report.to_json())
     else:
         click.echo(report.text())
+
+
+def _given(ctx: click.Context, name: str, *more: ParameterSource) -> bool:
+    """Whether the option `name` was set on the command line (or from a source in `more`), on the
+    command or before it."""
+    sources = (ParameterSource.COMMANDLINE, *more)
+    return any(c.get_parameter_source(name) in sources for c in (ctx, ctx.find_root()))
 
 
 @click.command()

@@ -90,9 +90,39 @@ def _count(items) -> dict:  # noqa: ANN001
 
 
 def run_demo(db_path: str, rules_dir: str, n_leads: int = 60, seed: int = 7) -> DemoReport:
-    for suffix in ("", "-wal", "-shm"):
+    """Run the demo into a fresh database at `db_path` (a previous one there is replaced).
+
+    The rules are compiled first and the database is built beside `db_path` under a temporary name,
+    moved into place only when the whole run succeeded: a failing demo leaves no stray file behind and
+    the previous demo database as it was."""
+    compiled = _compiled(rules_dir)
+    folder, name = os.path.split(os.path.abspath(db_path))
+    building = os.path.join(folder, f".{name}.{os.getpid()}.building")  # SQLite creates it, with the usual mode
+    _remove(building)
+    store = Store(building)
+    try:
+        report = _play(Pipeline(store, compiled), n_leads, seed)
+    except BaseException:
+        store.close()
+        _remove(building)
+        raise
+    store.close()  # the last connection: SQLite checkpoints the WAL into the file and removes it
+    for suffix in ("-wal", "-shm"):  # an old WAL beside the new file would be replayed into it
         if os.path.exists(db_path + suffix):
             os.remove(db_path + suffix)
+    os.replace(building, db_path)
+    _remove(building, main=False)
+    report.db = db_path
+    return report
+
+
+def _remove(path: str, main: bool = True) -> None:
+    for suffix in ("", "-wal", "-shm") if main else ("-wal", "-shm"):
+        if os.path.exists(path + suffix):
+            os.remove(path + suffix)
+
+
+def _play(pipeline: Pipeline, n_leads: int, seed: int) -> DemoReport:
     leads = demo_leads(n_leads, seed)
     persona = {lead: p for lead, p, _ in leads}
     events = sorted((e for _, _, evs in leads for e in evs), key=lambda e: e["at"])
@@ -101,7 +131,6 @@ def run_demo(db_path: str, rules_dir: str, n_leads: int = 60, seed: int = 7) -> 
     lines.insert(5, lines[3])
     lines.append('{"id": "bad-1", "lead": "lead-0001", "type": "page_view", "at": "yesterday"}')
     lines.append('{"id": "bad-2", "type": "page_view", "at": "2026-11-02T09:00:00Z"')
-    pipeline = Pipeline(Store(db_path), _compiled(rules_dir))
     # Events arrive in time order, and the scheduler keeps up with them: nurture steps and decay
     # ticks due before an event run before it, as they would in a running service.
     scheduler = Scheduler(pipeline.store, pipeline.compiled.rules, pipeline.apply_internal)
@@ -135,7 +164,7 @@ def run_demo(db_path: str, rules_dir: str, n_leads: int = 60, seed: int = 7) -> 
     _catch_up(scheduler, store, parse_time("2027-03-01T00:00:00Z"))
     nurture = [(r["lead"], r["track"], r["op"], r["at"], r["detail"]) for r in store.nurture_log()]
     sends = [json.loads(o["payload"]) for o in store.outbox() if o["kind"] in ("email", "webhook", "slack_owner")]
-    report = DemoReport(db_path, pipeline.version, counts.applied + more.applied, counts.duplicates,
+    report = DemoReport(store.path, pipeline.version, counts.applied + more.applied, counts.duplicates,
                         counts.rejected, store.stage_counts(), rejections=counts.rejections, routed=routed,
                         nurture=nurture, sends=sends)
     for change in store.stage_changes():

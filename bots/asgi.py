@@ -26,7 +26,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from leadflow.core import SIGNATURE_HEADER, TIMESTAMP_HEADER, TOLERANCE, verify
-from leadflow.delivery import NETWORK_TIMEOUT, ChannelSender, ChannelSettings, Notifier
+from leadflow.delivery import (
+    NETWORK_TIMEOUT,
+    ChannelSender,
+    ChannelSettings,
+    Notifier,
+    SubscriptionSender,
+    unconfigured,
+)
 from leadflow.intake import Intake, decode_body, split_body
 from leadflow.pipeline import GroupCommit
 from leadflow.service import LeadService
@@ -55,7 +62,12 @@ def build_service(settings: Settings, client: WebClient | None = None, clock: Ca
         notifier = SlackNotifier(client, service.view)
     else:
         notifier = ConsoleNotifier(stream, service.view)
-    service.deliver_through([notifier, ChannelSender(settings.channels or ChannelSettings(), service.store, stream)])
+    # CRM webhooks (`webhooks:` in the rule files) read the live rules and their URL and secret variables
+    hooks = SubscriptionSender(lambda: service.pipeline.compiled.rules)
+    for line in unconfigured(service.pipeline.compiled.rules):
+        log.warning("%s", line)
+    service.deliver_through([notifier, ChannelSender(settings.channels or ChannelSettings(), service.store, stream),
+                             hooks])
     return service, client
 
 

@@ -42,6 +42,9 @@ CLASSES: dict[str, str] = {
     "network": TRANSIENT,            # connection refused or reset, DNS, TLS
     "timeout": TRANSIENT,
     "unexpected": TRANSIENT,         # an exception nobody classified: retried, then failed
+    "not_configured": TRANSIENT,     # a webhook's URL or secret variable is not set: waits until it is
+    "bad_url": PERMANENT,            # a webhook URL that is not http(s)
+    "no_subscription": PERMANENT,    # the rule files dropped the webhook a row was queued for
     "slack:channel_not_found": PERMANENT,
     "slack:not_in_channel": PERMANENT,
     "slack:is_archived": PERMANENT,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from leadflow.core import EngineError, add_working_time, format_time, parse_duration
-from leadflow.pipeline import Pipeline
+from leadflow.pipeline import Pipeline, queue_webhook
 
 from ._routing import RoutingTable, build_routing, choose
 
@@ -69,6 +69,11 @@ class SalesDesk:
             row["id"] = self.store.add_assignment(row)
             self.store.set_owner(lead, row["rep"])
             self.store.add_outbox(f"card:{row['id']}", "card", lead, {"assignment": row["id"]})
+            rep = choice.rep
+            self._announce("sql_assigned", lead, row["id"], now, {
+                "assignment": row["id"], "rep": row["rep"], "rep_name": rep.name if rep else None,
+                "rep_email": rep.email if rep else None, "channel": row["channel"], "why": row["why"],
+                "attempt": attempt, "due_at": format_time(row["due_at"]) if row.get("due_at") else None})
             return row
 
     # -- decisions ------------------------------------------------------------------------------------
@@ -122,6 +127,10 @@ class SalesDesk:
                     self._event(lead, f"fb-{assignment_id}-recycle", "lead_recycled", now,
                                 {"reason": reason, "track": then["nurture"]})
             self.store.add_outbox(f"card_update:{assignment_id}", "card_update", lead, {"assignment": assignment_id})
+            kind = {"accepted": "sql_accepted", "reassigned": "sql_reassigned"}.get(status, "sql_rejected")
+            label = self.routing.reasons.get(reason or "", {}).get("label") if verdict == "reject" else None
+            self._announce(kind, lead, assignment_id, now, {**data, "reason": reason, "reason_label": label,
+                                                            "comment": comment})
             return Verdict("done", f"{lead} {status}", self.store.assignment(assignment_id))
 
     def _event(self, lead: str, event_id: str, etype: str, now: float, data: dict) -> None:
@@ -130,6 +139,11 @@ class SalesDesk:
         the rep sees, instead of an Accept that silently changes nothing."""
         self.pipeline.apply_internal({"id": event_id, "lead": lead, "type": etype, "at": format_time(now),
                                       "data": data}, source="feedback")
+
+    def _announce(self, kind: str, lead: str, assignment_id: int, now: float, data: dict) -> None:
+        """The CRM webhooks for this change, in its transaction (one per assignment and kind)."""
+        queue_webhook(self.store, self.pipeline.compiled.rules, kind, lead, str(assignment_id), now, data,
+                      self.store.load_state(lead))
 
     def _reassign(self, assignment: dict) -> dict:
         tried = {a["rep"] for a in self.store.assignments(lead=assignment["lead"]) if a["rep"]}
@@ -160,6 +174,7 @@ class SalesDesk:
         if not self.store.close_assignment(a["id"], "expired", now, None, "sla_timeout", None):
             return []  # decided meanwhile
         self.store.add_outbox(f"card_update:{a['id']}", "card_update", a["lead"], {"assignment": a["id"]})
+        self._announce("sql_expired", a["lead"], a["id"], now, {"assignment": a["id"], "rep": a["rep"]})
         policy = self.routing.sla.get("on_timeout", "reassign")
         limit = self.routing.sla.get("escalate_after")
         expired = sum(1 for x in self.store.assignments(lead=a["lead"]) if x["status"] == "expired")

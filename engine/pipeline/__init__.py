@@ -3,5 +3,6 @@ events and the webhook's group commit feed it."""
 from ._files import ingest_file
 from ._groupcommit import GroupCommit
 from ._pipeline import Counts, Pipeline
+from ._webhooks import WEBHOOK_KIND, delivery_id, queue_webhook
 
-__all__ = ["Counts", "GroupCommit", "Pipeline", "ingest_file"]
+__all__ = ["Counts", "GroupCommit", "Pipeline", "WEBHOOK_KIND", "delivery_id", "ingest_file", "queue_webhook"]

@@ -22,10 +22,13 @@ from ._scoring import (
     rule_value,
 )
 from ._tracks import MissingFields, Track, render
+from ._webhooks import KINDS as WEBHOOK_KINDS
+from ._webhooks import Subscription
 
 __all__ = [
     "Compiled", "ConditionParser", "LeadState", "Leaf", "MAX_FILE_BYTES", "MissingFields", "Role",
-    "RuleSet", "STALE", "Tally", "Track", "TrackEntry", "add_tally", "compute_scores", "contributions", "copy_rule_dir",
+    "RuleSet", "STALE", "Subscription", "Tally", "Track", "TrackEntry", "WEBHOOK_KINDS", "add_tally", "compute_scores",
+    "contributions", "copy_rule_dir",
     "describe", "dir_version", "holds", "inside", "load_compiled", "load_rules", "may_count",
     "merge_attributes", "note_event", "out_dir_problem", "overlay_rule_files", "render",
     "render_json_schema", "render_reference", "rule_files", "rule_value", "walk",

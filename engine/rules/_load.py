@@ -36,6 +36,7 @@ from ._files import MAX_FILE_BYTES, rule_files, version_of
 from ._lint import rule_warnings
 from ._model import RuleSet, ScoringRule
 from ._schema import ID_PATTERN, TOP, Anything, Cond, Field, ListOf, MapOf, Obj, OneOf, Scalar
+from ._webhooks import parse_webhooks
 
 BUILTIN_EVENTS = ("sql_accepted", "sql_rejected", "sql_reassigned", "deal_won", "deal_lost", "lead_disqualified",
                   "lead_recycled", "lead_reopened")
@@ -183,8 +184,9 @@ class _Builder:
                 return False
         if spec.enum and value not in spec.enum:
             code = "BAD_VERSION" if path == ("leadflow",) else "BAD_VALUE"
+            close = did_you_mean(str(value), [str(e) for e in spec.enum])
             self.problem(doc, code, f"{value!r} is not allowed here",
-                         path, f"allowed: {', '.join(str(e) for e in spec.enum)}")
+                         path, f"{close + ' ' if close else ''}allowed: {', '.join(str(e) for e in spec.enum)}")
             return False
         return True
 
@@ -212,6 +214,9 @@ class _Builder:
                 if isinstance(sql, dict) and "when" in sql:
                     rs.sql = self._cond(doc, "stage", sql["when"], ("stages", "sql", "when"), event_tests)
         self._routing(rs)
+        if "webhooks" in self.sections:
+            value, doc = self.sections["webhooks"]
+            rs.webhooks = parse_webhooks(value, lambda code, msg, path, hint: self.problem(doc, code, msg, path, hint))
         rs.template_dir = os.path.join(os.path.dirname(paths[0]), "templates") if paths else "templates"
         if "nurture" in self.sections:
             from ._tracks import parse_tracks

@@ -39,6 +39,7 @@ class RuleSet:
     nurture: list = field(default_factory=list)  # nurture.Track
     template_dir: str = ""
     warnings: list = field(default_factory=list)  # Problems of severity "warning" (see _lint.py)
+    webhooks: list = field(default_factory=list)  # Subscriptions (see _webhooks.py)
 
     def rule(self, rule_id: str) -> ScoringRule | None:
         return next((r for r in self.rules if r.id == rule_id), None)

@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ._webhooks import KINDS as WEBHOOK_KINDS
+
 ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]*$"
 DURATION_PATTERN = r"^\s*\d+(\.\d+)?\s*[smhdw]\s*$"
 
@@ -139,6 +141,13 @@ SECTIONS: dict = {
                  "scheduled rule tuning proposals in Slack, applied with a button"),
     "digest": F(Obj({"channel": F(Scalar("string"), "where the weekly pipeline digest goes", True),
                      "every": F(Scalar("duration"), "how often (default 7d)")}), "a scheduled stats digest"),
+    "webhooks": F(ListOf(Obj({
+        "name": F(Scalar("id"), "the subscription's name (deliveries are keyed by it)", True),
+        "url_env": F(Scalar("string"), "name of the environment variable holding the URL (never the URL)", True),
+        "secret_env": F(Scalar("string"), "name of the environment variable holding the signing secret", True),
+        "kinds": F(ListOf(Scalar("string", enum=WEBHOOK_KINDS)), "what to send", True),
+        "description": F(Scalar("string"))})),
+                  "signed webhooks that tell a CRM (or Zapier, n8n) what leadflow decided; see docs/webhooks.md"),
     "nurture": F(ListOf(Obj({"id": F(Scalar("id"), "", True), "description": F(Scalar("string")),
                              "enroll": F(Cond(), "when a lead joins the track", True),
                              "exit": F(Cond(), "the goal: when a lead leaves the track"),
@@ -220,7 +229,7 @@ def render_json_schema() -> str:
 def _type_name(spec: Any) -> str:
     if isinstance(spec, Scalar):
         if spec.enum:
-            return " | ".join(str(e) for e in spec.enum)
+            return " \\| ".join(str(e) for e in spec.enum)  # escaped: a bare | would split the table's cell
         return {"id": "name", "duration": "duration (15m, 4h, 30d, 2w)"}.get(spec.kind, spec.kind)
     if isinstance(spec, Obj):
         return "mapping"

@@ -58,7 +58,11 @@ def _labels(ctx: click.Context, rules_dir: str | None) -> dict:
 
     directory = settings(ctx, None, rules_dir)[1]
     if not os.path.isdir(directory):
-        return {}
+        if ctx.get_parameter_source("rules_dir").name != "DEFAULT":
+            return {}
+        from leadflow.demo import bundled_rules_dir  # as `demo` does where there is no ./rules
+
+        directory = bundled_rules_dir()
     try:
         ruleset = load_rules(directory)
     except LeadflowError:
@@ -196,9 +200,10 @@ def _tables(data: dict, by: str | None, pair: tuple | None) -> None:
         console.print("Reject reasons: " + ", ".join(f"{r['label']} {r['count']}" for r in data["reject_reasons"]))
     if by:
         extra = "_to_".join(pair) if pair else "mql_to_won"
+        costs = any("cost" in g for g in data["by"])
         sliced = Table(title=f"By {by}")
-        for col in ("value", "new", "mql", "sql", "won", "MQL→SQL", extra.replace("_to_", "→").upper(),
-                    "median " + extra.replace("_to_", "→").upper(), "revenue", "cost/MQL"):
+        arrow = extra.replace("_to_", "→").upper()
+        for col in ("value", "new", "mql", "sql", "won", "MQL→SQL", arrow, "median", "revenue") + ("cost/MQL",) * costs:
             sliced.add_column(col)
         for g in data["by"]:
             s = g["stages"]
@@ -206,5 +211,5 @@ def _tables(data: dict, by: str | None, pair: tuple | None) -> None:
             sliced.add_row(g["value"], str(s.get("new", 0)), str(s.get("mql", 0)), str(s.get("sql", 0)),
                            str(g["won"]), _pct(g["conversion"]["mql_to_sql"]), _pct(g["conversion"][extra]),
                            _duration(g["median_hours"][extra]), _money(g["revenue"]),
-                           "—" if cost is None else f"{cost:g}")
+                           *(("—" if cost is None else f"{cost:g}",) if costs else ()))
         console.print(sliced)

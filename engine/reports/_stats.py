@@ -65,14 +65,14 @@ def check_scope(store: Store, by: str | None, rep: str | None) -> None:
     if by and by not in ("owner", "rules_version") and not store.has_attribute(by):
         names = store.attribute_names()
         close = difflib.get_close_matches(by, names, 1)
-        problems.append(Problem("UNKNOWN_FIELD", f"no lead has an attribute {by!r} to slice by",
+        problems.append(Problem("UNKNOWN_FIELD", f"no lead has an attribute {by!r} to slice by", Location("--by"),
                                 hint=(f"did you mean {close[0]!r}? " if close else "") + "attributes: " +
                                 (", ".join(names[:30]) or "none yet") + "; also owner and rules_version"))
     if rep:
         owners = store.known_owners()
         if rep not in owners:
             close = difflib.get_close_matches(rep, owners, 1)
-            problems.append(Problem("UNKNOWN_REP", f"no lead is owned by or was assigned to {rep!r}",
+            problems.append(Problem("UNKNOWN_REP", f"no lead is owned by or was assigned to {rep!r}", Location("--rep"),
                                     hint=(f"did you mean {close[0]!r}? " if close else "") + "owners: " +
                                     (", ".join(owners[:30]) or "none yet")))
     if problems:

@@ -146,6 +146,8 @@ def test_cli_json_csv_and_chart(history, tmp_path):
     assert google["cost"] == {"total": 500.0, "per_mql": 250.0, "per_sql": 250.0, "per_customer": 500.0}
     assert data["cost"]["total"] == 800.0 and data["cost"]["per_mql"] == 160.0  # 800 / 5 MQLs
     assert data["cost"]["per_customer"] == 400.0  # 800 / 2 won
+    labelled = json.loads(leadflow(*cmd, "--json", "--rules", tmp / "rules", check=True).stdout)
+    assert labelled["reject_reasons"] == [{"reason": "no_budget", "label": "No budget", "count": 1}]  # from the rules
     rows = leadflow(*cmd, "--csv", "--by", "source", check=True).stdout.splitlines()
     assert rows[0].startswith("value,") and len(rows) == 4
     chart = tmp_path / "c.png"
@@ -153,7 +155,7 @@ def test_cli_json_csv_and_chart(history, tmp_path):
     head = chart.read_bytes()[:24]
     assert head[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
-    assert (width, height) == (1300, 850)
+    assert (width, height) == (1300, 1275)  # five panels (funnel, trend, won per owner, reps, reasons): three rows
 
 
 def test_revenue_counts_each_deal_in_its_own_period(bundled):

@@ -39,12 +39,15 @@ def ingest(ctx: click.Context, files: tuple, mapping_path: str | None, trusted: 
         if f != "-" and not os.path.isfile(f):
             raise click.UsageError(f"no such file: {f}")
     pipeline = Pipeline.open(db, rules_path)
-    total = Counts()
+    total, per_file = Counts(), []
     for f in files:
         shown = f != "-" and not as_json
         with progress_bar(f"ingesting {os.path.basename(f)}", _expected(f, mapping_path) if shown else None,
                           "events", shown) as bar:
-            total.merge(ingest_file(pipeline, f, mapping_path, trusted, future, progress=bar and bar.advance))
+            counts = ingest_file(pipeline, f, mapping_path, trusted, future, progress=bar and bar.advance)
+        per_file.append({"file": f, "applied": counts.applied, "unchanged": counts.duplicates,
+                         "conflicts": counts.conflicts, "rejected": counts.rejected, "late": counts.late})
+        total.merge(counts)
     stages = pipeline.store.stage_counts()
     for kind, listed in (("conflict", total.conflicted), ("rejected", total.rejections)):
         for source, line, fld, reason in listed:
@@ -53,10 +56,18 @@ def ingest(ctx: click.Context, files: tuple, mapping_path: str | None, trusted: 
     counts = {"applied": total.applied, "duplicates": total.duplicates, "rejected": total.rejected}
     if total.conflicts:  # only when there are some, so the usual answer keeps its shape
         counts["conflicts"] = total.conflicts
+    # per file: applied, unchanged (already in the log), conflicts, rejected, and late (applied, but older
+    # than what the lead had already seen: history imported after newer events)
+    # (said for CSV imports and several files; one JSONL file keeps the answer's original shape)
+    itemised = bool(mapping_path) or len(files) > 1
     if as_json:
-        emit({**counts, "stages": stages})
+        emit({**counts, **({"unchanged": total.duplicates, "late": total.late} if itemised else {}), "stages": stages,
+              **({"files": per_file} if itemised else {})})
     else:
-        click.echo(", ".join(f"{k} {v}" for k, v in counts.items()))
+        if itemised:
+            for row in per_file:
+                click.echo(f"{row['file']}: " + ", ".join(f"{k} {v}" for k, v in row.items() if k != "file"))
+        click.echo(", ".join(f"{k} {v}" for k, v in counts.items()) + (f", late {total.late}" if total.late else ""))
         click.echo("stages: " + ", ".join(f"{k} {v}" for k, v in sorted(stages.items())))
     if total.rejected or total.conflicts:
         click.echo(f"{total.rejected + total.conflicts} event(s) rejected or in conflict; kept in the dead_letters "

@@ -1,6 +1,7 @@
 """What comes in: event validation (webhook bodies, JSONL lines, Segment payloads) and CSV mappings."""
 from ._bodies import decode_body, read_jsonl, split_body
 from ._events import (
+    IMPORTED_TYPES,
     INTERNAL,
     OUTSIDE,
     Accepted,
@@ -12,10 +13,34 @@ from ._events import (
     storable,
     validate,
 )
-from ._mapping import CsvMapping, LabelledLead, csv_events, labelled_leads, load_mapping, read_rows, readable
+from ._mapfile import STAGES, CsvMapping, load_mapping
+from ._mapping import LabelledLead, csv_events, labelled_leads, mapped_events, readable
+from ._rows import read_rows
+from ._times import TimeFormat
 
 __all__ = [
-    "Accepted", "CsvMapping", "INTERNAL", "Intake", "LabelledLead", "OUTSIDE", "Rejection", "Unreadable",
-    "content_digest", "csv_events", "decode_body", "labelled_leads", "load_mapping", "parse_line",
-    "read_jsonl", "read_rows", "readable", "split_body", "storable", "validate",
+    "IMPORTED_TYPES",
+    "INTERNAL",
+    "OUTSIDE",
+    "STAGES",
+    "Accepted",
+    "CsvMapping",
+    "Intake",
+    "LabelledLead",
+    "Rejection",
+    "TimeFormat",
+    "Unreadable",
+    "content_digest",
+    "csv_events",
+    "decode_body",
+    "labelled_leads",
+    "load_mapping",
+    "mapped_events",
+    "parse_line",
+    "read_jsonl",
+    "read_rows",
+    "readable",
+    "split_body",
+    "storable",
+    "validate",
 ]

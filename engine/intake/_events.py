@@ -38,7 +38,9 @@ _TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,99}")
 # outside they would bypass "only the assigned rep or a manager decides". deal_won, deal_lost and
 # lead_updated stay open to CRMs; a CRM disqualifies through attributes and `disqualify` rules.
 RESERVED_TYPES = frozenset({"sql_accepted", "sql_rejected", "sql_reassigned", "lead_disqualified",
-                            "lead_recycled", "lead_reopened", "decay_tick"})
+                            "lead_recycled", "lead_reopened", "decay_tick", "stage_imported", "owner_imported"})
+# History a CRM import records as such (a stage entered at a date, the lead's owner): trusted input only.
+IMPORTED_TYPES = frozenset({"stage_imported", "owner_imported"})
 # Ids leadflow gives its own events (fb-12, fb-12-dq, reopen:..., tick:..., nurture:...): an outside
 # event holding one in advance would turn leadflow's later event into a duplicate.
 RESERVED_IDS = re.compile(r"fb-\d|reopen:|tick:|nurture:")
@@ -53,13 +55,15 @@ class Intake:
     clock None means no limit on future times (leadflow's own events, simulations, tests);
     trusted_types lets an operator import history that holds leadflow's own types (`ingest
     --trusted`, CSV mappings); internal is leadflow itself (its own ids, and an id it finds taken is
-    an error for it, never a silent duplicate).
+    an error for it, never a silent duplicate); history is a CRM export whose mapping names stage
+    dates: its events are history, so the rules do not move stages on them (see pipeline/_history.py).
     """
 
     clock: Callable[[], float] | None = None
     max_future: float = DEFAULT_MAX_FUTURE
     trusted_types: bool = False
     internal: bool = False
+    history: bool = False
 
 
 OUTSIDE = Intake()

@@ -1,67 +1,36 @@
-"""CSV import: a mapping file says which column is the lead id, which are attributes (renamed and
-typed, with values that mean "missing"), which become events, and which hold the outcome and the
-reps' verdicts. Rows become ordinary events, so they are validated, idempotent and explained like
-any other; `labelled_leads` gives the same rows to `eval` and `rules tune` with their labels apart.
+"""CSV import: what each row of a CRM export becomes, given its checked mapping (_mapfile.py).
 
-    leadflow_mapping: 1
-    lead: Prospect ID
-    at: 2026-01-05T09:00:00Z        # one time for every row, or { column: Created }
-    missing: ["", Select]
-    attributes:
-      - { column: Lead Origin, as: lead_origin }
-      - { column: TotalVisits, as: total_visits, type: number }
-      - { column: Do Not Email, as: do_not_email, type: boolean }   # Yes/No, true/false, 1/0
-    events:
-      - { column: Last Activity, type: from_value }   # the value, as lower_snake_case, is the type
-    outcome: { column: Converted, won: ["1"], lost: ["0"] }
-    feedback: { column: Tags, accept: [...], reject: { Ringing: no_answer } }
+A row becomes ordinary events, so they are validated, idempotent and explained like any other:
+- `lead_updated` with the row's attributes at the row's time, and one event per `events:` column;
+- with `stages:` / `stage:`, one `stage_imported` event per stage date (history, see below);
+- with `owner:`, an `owner_imported` event (the pipeline matches it against the rule files' reps);
+- the outcome (`deal_won` with its amount / `deal_lost`) at its own date, and the rep's verdict.
+
+Event ids come from the mapping's name, the lead and the event's content (`LEAD:NAME:KIND:HASH`):
+importing the same file again gives the same ids (nothing changes), a contacts file and a deals file
+for the same leads never share an id, and a row whose values changed since the last export is new
+information, applied as such. A time that does not parse rejects its whole row (a dead letter naming
+the column and the expected format); the other rows go on.
+
+`labelled_leads` gives the same rows to `eval` and `rules tune` with their labels apart.
 """
 from __future__ import annotations
 
-import csv
+import hashlib
 import json
 import math
-import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator, NamedTuple, TextIO
+from typing import Any
 
-from leadflow.core import MAX_EVENT_BYTES, LeadflowError, Problem, did_you_mean, format_time, load_file, parse_time
+from leadflow.core import MAX_ID, format_time, parse_time
 
-from ._events import RESERVED_TYPES, Rejection, Unreadable, storable
+from ._events import RESERVED_TYPES, Rejection, Unreadable
+from ._mapfile import STAGES, CsvMapping, TimeColumn, load_mapping, slug
+from ._rows import BadRow, read_rows
 
-TOP_KEYS = ("leadflow_mapping", "lead", "at", "missing", "attributes", "events", "outcome", "feedback")
 TRUE = {"yes", "true", "1", "y"}
 FALSE = {"no", "false", "0", "n"}
-
-
-class MappedAttribute(NamedTuple):
-    """A column that becomes a lead attribute."""
-
-    column: str
-    name: str
-    kind: str  # text | number | boolean
-
-
-class MappedEvent(NamedTuple):
-    """A column whose non-missing value becomes an event of the lead."""
-
-    column: str
-    type: str | None  # None: the value, as lower_snake_case, is the type (`from_value`)
-    field: str  # the data field that carries the value
-
-
-@dataclass
-class CsvMapping:
-    """A checked mapping file: how each CSV row becomes a lead's events and labels."""
-
-    lead: str
-    at_value: float | None
-    at_column: str | None
-    missing: set
-    attributes: list[MappedAttribute]
-    events: list[MappedEvent]
-    outcome: dict | None
-    feedback: dict | None
 
 
 @dataclass
@@ -74,6 +43,10 @@ class LabelledLead:
     row: dict = field(default_factory=dict)
     line: int = 0  # the CSV line the lead came from
     refused: list = field(default_factory=list)  # Unreadable: events the row may not make (leadflow's own types)
+    history: list = field(default_factory=list)  # stage_imported / owner_imported events (ingest only)
+    outcome_at: float | None = None  # the outcome's own date, when the mapping names it
+    amount: float | int | None = None
+    name: str = "csv"  # the mapping's name, part of every event id
 
     @property
     def label(self) -> int | None:
@@ -82,71 +55,13 @@ class LabelledLead:
         return None if self.verdict is None else int(self.verdict == "accept")
 
 
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", text.strip().lower()).strip("_")
-
-
-def load_mapping(path: str, header: list[str] | None = None) -> CsvMapping:
-    doc, problems = load_file(path)
-    if doc is None:
-        raise LeadflowError(problems)
-    data = doc.data if isinstance(doc.data, dict) else {}
-
-    def bad(code: str, message: str, p: tuple, hint: str = "", key: bool = False) -> None:
-        problems.append(Problem(code, message, doc.at(p, key), hint))
-
-    if data.get("leadflow_mapping") != 1:
-        bad("MISSING_VERSION", "a mapping file starts with 'leadflow_mapping: 1'", ())
-    for key in data:
-        if key not in TOP_KEYS:
-            bad("UNKNOWN_KEY", f"unknown key '{key}'", (key,), did_you_mean(key, TOP_KEYS), key=True)
-    columns = set(header or [])
-
-    def column(value: Any, p: tuple) -> str:
-        if not isinstance(value, str) or not value:
-            bad("WRONG_TYPE", "expected a column name", p)
-            return ""
-        if header is not None and value not in columns:
-            bad("UNKNOWN_COLUMN", f"the CSV has no column '{value}'", p, did_you_mean(value, columns))
-        return value
-
-    lead = column(data.get("lead"), ("lead",))
-    at = data.get("at", "2026-01-05T09:00:00Z")
-    at_value, at_column = None, None
-    if isinstance(at, dict):
-        at_column = column(at.get("column"), ("at", "column"))
-    else:
-        try:
-            at_value = parse_time(str(at))
-        except ValueError as exc:
-            bad("BAD_TIME", str(exc), ("at",))
-    attributes = []
-    for i, a in enumerate(data.get("attributes") or []):
-        a = a if isinstance(a, dict) else {"column": a}
-        kind = a.get("type", "text")
-        if kind not in ("text", "number", "boolean"):
-            bad("BAD_VALUE", f"unknown type '{kind}'", ("attributes", i, "type"), "types: text, number, boolean")
-        col = column(a.get("column"), ("attributes", i, "column"))
-        attributes.append(MappedAttribute(col, a.get("as") or slug(col), kind))
-    events = []
-    for i, e in enumerate(data.get("events") or []):
-        col = column((e or {}).get("column"), ("events", i, "column"))
-        etype = e.get("type", "from_value")
-        events.append(MappedEvent(col, None if etype == "from_value" else etype, e.get("field", "value")))
-    outcome = data.get("outcome")
-    if outcome is not None:
-        column(outcome.get("column"), ("outcome", "column"))
-        outcome = {"column": outcome["column"], "won": {str(v) for v in outcome.get("won", ["1"])},
-                   "lost": {str(v) for v in outcome.get("lost", ["0"])}}
-    feedback = data.get("feedback")
-    if feedback is not None:
-        column(feedback.get("column"), ("feedback", "column"))
-        feedback = {"column": feedback["column"], "accept": {str(v) for v in feedback.get("accept") or []},
-                    "reject": {str(k): str(v) for k, v in (feedback.get("reject") or {}).items()}}
-    if problems:
-        raise LeadflowError(problems)
-    return CsvMapping(lead, at_value, at_column, {str(m) for m in data.get("missing", [""])}, attributes, events,
-                      outcome, feedback)
+def event_id(name: str, lead: str, kind: str, at: str, data: dict) -> str:
+    """An id from the mapping's name and the event's content: the same row imported again has the same
+    id, another file's (or a changed row's) event a different one."""
+    digest = hashlib.sha256(json.dumps([name, lead, kind, at, data], sort_keys=True, default=str)
+                            .encode("utf-8", "surrogatepass")).hexdigest()
+    eid = f"{lead}:{name}:{kind}:{digest[:16]}"
+    return eid if len(eid) <= MAX_ID else f"{name[:60]}:{kind}:{digest[:40]}"
 
 
 def _typed(raw: str, kind: str) -> Any:
@@ -164,169 +79,148 @@ def _typed(raw: str, kind: str) -> Any:
     return raw
 
 
-@dataclass
-class BadRow:
-    """A CSV row that cannot be read (a byte that is not UTF-8, a field over MAX_EVENT_BYTES): it is
-    refused on its own, as a dead letter holding its text, and the other rows go on."""
-
-    line: int
-    text: str  # the row as it was in the file, non-UTF-8 bytes written as \\xNN
-    reason: str
+class _RowError(Exception):
+    def __init__(self, column: str, reason: str) -> None:
+        super().__init__(reason)
+        self.column, self.reason = column, reason
 
 
-class CsvRow(dict):
-    """One row as {column: value}, with the file line it starts on (quoted cells may span lines)."""
-
-    line = 0
-
-
-class _RecordLines:
-    """The file's lines, decoded one by one (a byte that is not UTF-8 is kept by surrogateescape, so it
-    rejects its row, not the file), remembering the text and first line of the record being read."""
-
-    def __init__(self, fh: TextIO) -> None:
-        self.fh, self.number, self.start, self.text = fh, 0, 1, []
-
-    def __iter__(self) -> "_RecordLines":
-        return self
-
-    def __next__(self) -> str:
-        line = next(self.fh)
-        self.number += 1
-        self.text.append(line)
-        return line
-
-    def begin(self) -> None:
-        self.start, self.text = self.number + 1, []
+def _cell(mapping: CsvMapping, row: dict, column: str) -> str | None:
+    raw = row.get(column)
+    return None if raw is None or raw in mapping.missing or not raw.strip() else raw
 
 
-def _row_problem(header: list[str], values: list[str]) -> str | None:
-    for name, value in zip(header + [""] * len(values), values):
-        if len(value) > MAX_EVENT_BYTES // 4 and len(value.encode("utf-8", "surrogateescape")) > MAX_EVENT_BYTES:
-            return f"column '{storable(name)}' holds more than {MAX_EVENT_BYTES // 1024} KB"
-        bad = _SURROGATE.search(value)
-        if bad:
-            byte = ord(bad.group()) - 0xDC00
-            return f"not UTF-8: byte 0x{byte:02X} in column '{storable(name)}'"
-    return None
+def _time(mapping: CsvMapping, row: dict, tc: TimeColumn, required: bool = False) -> float | None:
+    raw = _cell(mapping, row, tc.column)
+    if raw is None:
+        if required:
+            raise _RowError(tc.column, f"column '{tc.column}' is empty; it holds the row's time "
+                                       f"({tc.format.expected})")
+        return None
+    try:
+        return tc.format.parse(raw)
+    except ValueError as exc:
+        raise _RowError(tc.column, f"column '{tc.column}': {exc}") from None
 
 
-_SURROGATE = re.compile("[\udc80-\udcff]")
+def _row_lead(mapping: CsvMapping, row: dict, line: int) -> LabelledLead:
+    lead = (row.get(mapping.lead) or "").strip()
+    at = mapping.at_value if mapping.at_column is None else _time(mapping, row, mapping.at_column, required=True)
+    attrs = {}
+    for col, name, kind in mapping.attributes:
+        raw = row.get(col)
+        if raw is None or raw in mapping.missing:
+            continue
+        value = _typed(raw, kind)
+        if value is not None:
+            attrs[name] = value
+    name = mapping.name
+    when = format_time(at)
+    events = [{"id": event_id(name, lead, "attributes", when, attrs), "lead": lead, "type": "lead_updated",
+               "at": when, "data": attrs}]
+    item = LabelledLead(lead, events, row=row, line=line, name=name)
+    for i, (col, etype, fld) in enumerate(mapping.events):
+        raw = row.get(col)
+        if raw is None or raw in mapping.missing:
+            continue
+        etype = etype or slug(raw) or "unknown"
+        when = format_time(at + i + 1)
+        event = {"id": event_id(name, lead, slug(col), when, {fld: raw}), "lead": lead, "type": etype, "at": when,
+                 "data": {fld: raw}}
+        if mapping.events[i][1] is None and etype in RESERVED_TYPES:  # the cell's text is not trusted, the mapping is
+            item.refused.append(Unreadable(json.dumps(event), Rejection("type", (
+                f"'{etype}' (from the value of column '{col}') is leadflow's own event type; a CSV "
+                "value cannot make it (only the mapping's outcome and feedback columns make verdicts)"))))
+        else:
+            events.append(event)
+    _history(mapping, row, item, at)
+    _labels(mapping, row, item)
+    return item
 
 
-def read_rows(csv_path: str) -> tuple[list[str], Iterator[dict | BadRow]]:
-    """The header, and each row as {column: value} (None for missing cells) or as a BadRow. Rows are
-    read one at a time and a bad one never stops the file: fields are at most MAX_EVENT_BYTES (64 KB,
-    the size limit of one event); Python's csv refuses beyond 128 KB and that row is refused too."""
-    fh = open(csv_path, newline="", encoding="utf-8-sig", errors="surrogateescape")  # a bad byte stays in its row
-    lines = _RecordLines(fh)
-    reader = csv.reader(lines)
-
-    def record() -> list[str] | BadRow | None:
-        lines.begin()
-        try:
-            return next(reader)
-        except StopIteration:
-            return None
-        except csv.Error as exc:
-            reason = f"a field holds more than {MAX_EVENT_BYTES // 1024} KB" if "field limit" in str(exc) \
-                else f"not CSV: {exc}"
-            return BadRow(lines.start, _text(lines), reason)
-
-    first = record()
-    header = first if isinstance(first, list) else []
-    header = [storable(name) for name in header]
-
-    def rows() -> Iterator[dict | BadRow]:
-        with fh:
-            while (values := record()) is not None:
-                if isinstance(values, BadRow):
-                    yield values
-                elif values:  # blank lines are no rows
-                    problem = _row_problem(header, values)
-                    if problem:
-                        yield BadRow(lines.start, _text(lines), problem)
-                    else:
-                        row = CsvRow(zip(header, values))
-                        row.update((name, None) for name in header[len(values):])
-                        row.line = lines.start
-                        yield row
-
-    return header, rows()
+def _history(mapping: CsvMapping, row: dict, item: LabelledLead, at: float) -> None:
+    if mapping.owner:  # first: it is dated at the row's time, before its stage dates
+        raw = _cell(mapping, row, mapping.owner)
+        if raw is not None:
+            data = {"owner": raw.strip(), "column": mapping.owner}
+            text = format_time(at)
+            item.history.append({"id": event_id(item.name, item.id, "owner", text, data), "lead": item.id,
+                                 "type": "owner_imported", "at": text, "data": data})
+    entries = []  # (time, stage, column)
+    for sc in mapping.stages:
+        when = _time(mapping, row, TimeColumn(sc.column, sc.format))
+        if when is not None:
+            entries.append((when, sc.stage, sc.column))
+    if mapping.stage:
+        raw = _cell(mapping, row, mapping.stage.column)
+        if raw is not None:
+            stage = mapping.stage.values.get(raw, slug(raw))
+            if stage not in STAGES:
+                raise _RowError(mapping.stage.column, f"column '{mapping.stage.column}': '{raw}' is no leadflow stage;"
+                                                      " map it under stage: values:")
+            entries.append((_time(mapping, row, mapping.stage.at, required=True), stage, mapping.stage.column))
+    for when, stage, column in sorted(entries):
+        text = format_time(when)
+        data = {"stage": stage, "column": column}
+        item.history.append({"id": event_id(item.name, item.id, f"stage_{stage}", text, data), "lead": item.id,
+                             "type": "stage_imported", "at": text, "data": data})
 
 
-def _text(lines: _RecordLines) -> str:
-    return storable("".join(lines.text).rstrip("\r\n"))[:MAX_EVENT_BYTES]
+def _labels(mapping: CsvMapping, row: dict, item: LabelledLead) -> None:
+    if mapping.outcome:
+        o = mapping.outcome
+        raw = row.get(o.column, "")
+        item.outcome = 1 if raw in o.won else 0 if raw in o.lost else None
+        if item.outcome is not None and o.at:
+            item.outcome_at = _time(mapping, row, o.at)
+        if item.outcome == 1 and o.amount:
+            text = _cell(mapping, row, o.amount)
+            if text is not None:
+                value = _typed(text.strip(), "number")
+                if value is None or value < 0:
+                    raise _RowError(o.amount, f"column '{o.amount}': '{text}' is not an amount (a number >= 0 "
+                                              "without currency or thousands separators, such as 1200.50)")
+                item.amount = value
+    if mapping.feedback:
+        raw = row.get(mapping.feedback.column, "")
+        if raw in mapping.feedback.accept:
+            item.verdict = "accept"
+        elif raw in mapping.feedback.reject:
+            item.verdict, item.reason = "reject", mapping.feedback.reject[raw]
 
 
 def labelled_leads(mapping: CsvMapping, rows: Iterator[dict | BadRow]) -> Iterator[LabelledLead | BadRow]:
-    """The leads the rows make, in file order; a BadRow passes through (csv_events makes it a dead
-    letter; eval and tune use `readable`)."""
+    """The leads the rows make, in file order; a row that cannot be read, or whose time does not
+    parse, is a BadRow (csv_events makes it a dead letter; eval and tune use `readable`)."""
     for n, row in enumerate(rows, 2):
         if isinstance(row, BadRow):
             yield row
             continue
         n = getattr(row, "line", 0) or n  # a CsvRow knows its line; a plain dict is counted
-        lead = (row.get(mapping.lead) or "").strip()
-        if not lead:
+        if not (row.get(mapping.lead) or "").strip():
             continue
-        if mapping.at_column is None:
-            at = mapping.at_value
-        else:
-            try:
-                at = parse_time(row.get(mapping.at_column) or "")
-            except ValueError:  # the row becomes a dead letter naming the field, the rest goes on
-                bad = {"id": f"{lead}:attributes", "lead": lead, "type": "lead_updated",
-                       "at": row.get(mapping.at_column) or "", "data": {}}
-                yield LabelledLead(lead, [bad], row=row, line=n)
-                continue
-        attrs = {}
-        for col, name, kind in mapping.attributes:
-            raw = row.get(col)
-            if raw is None or raw in mapping.missing:
-                continue
-            value = _typed(raw, kind)
-            if value is not None:
-                attrs[name] = value
-        events = [{"id": f"{lead}:attributes", "lead": lead, "type": "lead_updated", "at": format_time(at),
-                   "data": attrs}]
-        refused = []
-        for i, (col, etype, fld) in enumerate(mapping.events):
-            raw = row.get(col)
-            if raw is None or raw in mapping.missing:
-                continue
-            event = {"id": f"{lead}:{slug(col)}", "lead": lead, "type": etype or slug(raw) or "unknown",
-                     "at": format_time(at + i + 1), "data": {fld: raw}}
-            if etype is None and event["type"] in RESERVED_TYPES:  # the cell's text is not trusted, the mapping is
-                refused.append(Unreadable(json.dumps(event), Rejection("type", (
-                    f"'{event['type']}' (from the value of column '{col}') is leadflow's own event type; a CSV "
-                    "value cannot make it (only the mapping's outcome and feedback columns make verdicts)"))))
-            else:
-                events.append(event)
-        item = LabelledLead(lead, events, row=row, line=n, refused=refused)
-        if mapping.outcome:
-            raw = row.get(mapping.outcome["column"], "")
-            item.outcome = 1 if raw in mapping.outcome["won"] else 0 if raw in mapping.outcome["lost"] else None
-        if mapping.feedback:
-            raw = row.get(mapping.feedback["column"], "")
-            if raw in mapping.feedback["accept"]:
-                item.verdict = "accept"
-            elif raw in mapping.feedback["reject"]:
-                item.verdict, item.reason = "reject", mapping.feedback["reject"][raw]
-        yield item
+        try:
+            yield _row_lead(mapping, row, n)
+        except _RowError as exc:
+            yield BadRow(n, json.dumps(row, ensure_ascii=False), exc.reason, exc.column)
 
 
 def label_events(item: LabelledLead) -> list[dict]:
-    """The labels as events (for ingest): the rep's verdict after half a day, the outcome after a day."""
+    """The labels as events (for ingest): the rep's verdict after half a day; the outcome at its own
+    date, or a day after the row's time when the mapping gives none."""
     base = parse_time(item.events[0]["at"])
     out = []
     if item.verdict:
-        out.append({"id": f"{item.id}:feedback", "lead": item.id, "at": format_time(base + 43200),
-                    "type": "sql_accepted" if item.verdict == "accept" else "sql_rejected",
-                    "data": {"reason": item.reason} if item.reason else {}})
+        data = {"reason": item.reason} if item.reason else {}
+        at = format_time(base + 43200)
+        out.append({"id": event_id(item.name, item.id, "feedback", at, data), "lead": item.id, "at": at,
+                    "type": "sql_accepted" if item.verdict == "accept" else "sql_rejected", "data": data})
     if item.outcome is not None:
-        out.append({"id": f"{item.id}:outcome", "lead": item.id, "at": format_time(base + 86400),
-                    "type": "deal_won" if item.outcome else "deal_lost", "data": {}})
+        at = format_time(item.outcome_at if item.outcome_at is not None else base + 86400)
+        data = {"amount": item.amount} if item.amount is not None else {}
+        etype = "deal_won" if item.outcome else "deal_lost"
+        out.append({"id": event_id(item.name, item.id, etype, at, data), "lead": item.id, "at": at, "type": etype,
+                    "data": data})
     return out
 
 
@@ -335,21 +229,24 @@ def readable(items: Iterator[LabelledLead | BadRow]) -> list[LabelledLead]:
     return [item for item in items if isinstance(item, LabelledLead)]
 
 
-def csv_events(mapping_path: str, csv_path: str) -> Iterator[tuple[int, dict | Unreadable]]:
+def mapped_events(mapping: CsvMapping, rows: Iterator[dict | BadRow]) -> Iterator[tuple[int, dict | Unreadable]]:
     """(CSV line, event) for every event the rows make, so rejections name the CSV line."""
-    header, rows = read_rows(csv_path)
-    mapping = load_mapping(mapping_path, header)
     for item in labelled_leads(mapping, rows):
         if isinstance(item, BadRow):
-            yield item.line, Unreadable(item.text, Rejection("", item.reason))
+            yield item.line, Unreadable(item.text, Rejection(item.field, item.reason))
             continue
         for refused in item.refused:
             yield item.line, refused
-        for event in item.events:
-            yield item.line, event
         try:
             labels = label_events(item)
         except ValueError:
             labels = []
-        for event in labels:
+        # oldest first (a stable sort: the attributes lead at equal times), so a row is not late to itself
+        for event in sorted(item.events + item.history + labels, key=lambda e: e["at"]):
             yield item.line, event
+
+
+def csv_events(mapping_path: str, csv_path: str) -> Iterator[tuple[int, dict | Unreadable]]:
+    """The events of a CSV file read through a mapping file."""
+    header, rows = read_rows(csv_path)
+    return mapped_events(load_mapping(mapping_path, header), rows)

@@ -27,30 +27,43 @@ import time
 from typing import Callable, Iterator
 
 from leadflow.core import DEFAULT_MAX_FUTURE
-from leadflow.intake import Intake, Unreadable, read_jsonl
+from leadflow.intake import CsvMapping, Intake, Unreadable, load_mapping, mapped_events, read_jsonl, read_rows
 
 from ._pipeline import Counts, Pipeline
 
 
 def intake_for(trusted: bool = False, max_future: float = DEFAULT_MAX_FUTURE,
-               clock: Callable[[], float] = time.time) -> Intake:
-    return Intake(clock=clock, max_future=max_future, trusted_types=trusted)
+               clock: Callable[[], float] = time.time, history: bool = False) -> Intake:
+    return Intake(clock=clock, max_future=max_future, trusted_types=trusted, history=history)
 
 
 def lines_of(path: str, mapping_path: str | None = None) -> Iterator[tuple[int, str]]:
     """(line number, raw JSON) of a JSONL file ('-' = standard input), or of the events a mapping
     makes of a CSV file (numbered by CSV line)."""
     if mapping_path and path.endswith(".csv"):
-        from leadflow.intake import csv_events
-
-        return ((line, e if isinstance(e, Unreadable) else json.dumps(e)) for line, e in csv_events(mapping_path, path))
+        return _csv_lines(*_csv(path, mapping_path))
     return read_jsonl(path)
+
+
+def _csv(path: str, mapping_path: str) -> tuple[CsvMapping, Iterator]:
+    """The checked mapping (a LeadflowError before any row is applied) and the file's rows."""
+    header, rows = read_rows(path)
+    return load_mapping(mapping_path, header), rows
+
+
+def _csv_lines(mapping: CsvMapping, rows: Iterator) -> Iterator[tuple[int, str | Unreadable]]:
+    return ((line, e if isinstance(e, Unreadable) else json.dumps(e)) for line, e in mapped_events(mapping, rows))
 
 
 def ingest_file(pipeline: Pipeline, path: str, mapping_path: str | None = None, trusted: bool = False,
                 max_future: float = DEFAULT_MAX_FUTURE, clock: Callable[[], float] = time.time,
                 progress: Callable[[int], None] | None = None) -> Counts:
-    """Apply one file; see the module docstring for what it may contain."""
-    csv = bool(mapping_path and path.endswith(".csv"))
-    intake = intake_for(trusted or csv, max_future, clock)
-    return pipeline.apply_lines(lines_of(path, mapping_path), source=path, progress=progress, intake=intake)
+    """Apply one file; see the module docstring for what it may contain. A CSV whose mapping names
+    stage dates is history (see _history.py): the rules do not move stages on its rows."""
+    if mapping_path and path.endswith(".csv"):
+        mapping, rows = _csv(path, mapping_path)
+        intake = intake_for(True, max_future, clock, history=mapping.history)
+        lines = _csv_lines(mapping, rows)
+    else:
+        intake, lines = intake_for(trusted, max_future, clock), read_jsonl(path)
+    return pipeline.apply_lines(lines, source=path, progress=progress, intake=intake)

@@ -35,7 +35,7 @@ from leadflow.rules import Compiled, LeadState, load_compiled, merge_attributes
 from leadflow.runtime import Decision, Engine
 from leadflow.store import Store
 
-from ._webhooks import queue_stage_changes
+from ._history import Before, finish, settle
 
 BATCH = 500
 log = logging.getLogger("leadflow.pipeline")
@@ -49,6 +49,7 @@ class Outcome:
     reason: str = ""
     field: str = ""
     decision: Decision | None = None
+    late: bool = False  # older than what the lead had already seen
 
 
 @dataclass
@@ -57,12 +58,14 @@ class Counts:
     duplicates: int = 0
     rejected: int = 0
     conflicts: int = 0
+    late: int = 0  # applied events older than what their lead had already seen
     rejections: list = field(default_factory=list)  # (source, line, field, reason), first 100
     conflicted: list = field(default_factory=list)  # the same, for conflicts
 
     def add(self, outcome: Outcome, source: str = "", line: int | None = None) -> None:
         if outcome.status == "applied":
             self.applied += 1
+            self.late += outcome.late
         elif outcome.status == "duplicate":
             self.duplicates += 1
         elif outcome.status == "conflict":
@@ -79,6 +82,7 @@ class Counts:
         self.duplicates += other.duplicates
         self.rejected += other.rejected
         self.conflicts += other.conflicts
+        self.late += other.late
         self.rejections += other.rejections
         self.conflicted += other.conflicted
 
@@ -218,19 +222,21 @@ class Pipeline:
             problem = _attribute_limits(state.attrs, event["data"])
             if problem:
                 return self._reject(raw if raw is not None else _dump(event), problem, source, line, event)
+        before = Before.of(state)
         decision = self.engine.evaluate(self.compiled, state, event, checked.at)
+        imported = settle(store, self.compiled.rules, state, event, checked.at, decision.transitions, intake, source,
+                          before)
         reopen = False
         if self.compiled.rules.nurture or self.compiled.rules.demote_below is not None:
             reopen = on_event(store, self.compiled.rules, state, event, checked.at)
         store.record(event, checked.at, source, state, decision, created, digest)
-        # the stage webhooks in the same savepoint as the stage history they announce
-        queue_stage_changes(store, self.compiled.rules, event["id"], checked.at, state, created, decision.transitions)
+        finish(store, state.id, imported, checked.at, created, intake, self.version)
         if reopen:  # the lead met its nurture goal: it climbs again, in this same transaction
             again = reopen_event(state.id, event["id"], checked.at)
             outcome = self._apply_valid(Accepted(again, checked.at), source, INTERNAL)
             if outcome.status != "applied":
                 raise EngineError("INTERNAL_EVENT", f"the reopening {again['id']} was not applied: {outcome.reason}")
-        return Outcome("applied", event["id"], event["lead"], decision=decision)
+        return Outcome("applied", event["id"], event["lead"], decision=decision, late=before.late(checked.at))
 
     def _reject(self, raw: str, rejection: Rejection, source: str, line: int | None, obj: object,
                 status: str = "rejected") -> Outcome:

@@ -86,6 +86,39 @@ class LeadTables(OutboxTable):
                 self.add_outbox(f"route:{state.id}:{event['id']}", "route_sql", state.id,
                                 {"lead": state.id, "event_id": event["id"], "score": state.score})
 
+    # -- imported history (see pipeline/_history.py for how it combines with the rules) ---------------
+    def add_stage_entry(self, lead: str, from_stage: str | None, to_stage: str, at: float, reason: str,
+                        rule: str, rules_version: str, event_id: str) -> None:
+        """A stage entry recorded at its own time (imported history), not at the lead's clock."""
+        self.conn.execute("INSERT INTO stage_history (lead, from_stage, to_stage, at, reason, rule, rules_version,"
+                          " event_id) VALUES (?,?,?,?,?,?,?,?)",
+                          (lead, from_stage, to_stage, at, reason, rule, rules_version, event_id))
+
+    def has_stage_entry(self, lead: str, stage: str, at: float) -> bool:
+        return self._value("SELECT 1 FROM stage_history WHERE lead = ? AND to_stage = ? AND at = ?",
+                           (lead, stage, at)) is not None
+
+    def current_stage_imported(self, lead: str) -> bool:
+        """Whether the lead's newest stage entry (by time) was imported."""
+        return self._value("SELECT rule FROM stage_history WHERE lead = ? ORDER BY at DESC, id DESC LIMIT 1",
+                           (lead,)) == "imported"
+
+    def rechain_stages(self, lead: str) -> None:
+        """Each entry's from_stage is the entry before it in time (after an older entry came in late)."""
+        rows = self.conn.execute("SELECT id, from_stage, to_stage FROM stage_history WHERE lead = ? ORDER BY at, id",
+                                 (lead,)).fetchall()
+        previous = None
+        for row_id, from_stage, to_stage in rows:
+            if from_stage != previous:
+                self.conn.execute("UPDATE stage_history SET from_stage = ? WHERE id = ?", (previous, row_id))
+            previous = to_stage
+
+    def backdate_lead(self, lead: str, at: float) -> None:
+        """A history import met an older time for this lead: its `new` entry and creation move back to it."""
+        self.conn.execute("UPDATE stage_history SET at = ? WHERE lead = ? AND from_stage IS NULL AND to_stage = 'new'"
+                          " AND at > ?", (at, lead, at))
+        self.conn.execute("UPDATE leads SET created_at = ? WHERE id = ? AND created_at > ?", (at, lead, at))
+
     def save_state(self, state: LeadState) -> None:
         """A lead changed without an event of its own (a nurture `set`, a decay tick's bookkeeping)."""
         self.conn.execute("UPDATE leads SET state = ?, stage = ?, owner = ? WHERE id = ?",
@@ -134,7 +167,7 @@ class LeadTables(OutboxTable):
 
     def history(self, lead_id: str) -> list[dict]:
         return self._rows("SELECT from_stage, to_stage, at, reason, rule, rules_version, event_id"
-                          " FROM stage_history WHERE lead = ? ORDER BY id", [lead_id])
+                          " FROM stage_history WHERE lead = ? ORDER BY at, id", [lead_id])
 
     def decisions(self, lead_id: str) -> list[dict]:
         return self._rows("SELECT d.event_id, d.at, d.rules_version, d.trace, e.type FROM decisions d"

@@ -94,6 +94,6 @@ def test_csv_rows_with_a_bad_time_or_nan_are_dead_letters_or_missing_not_fatal(c
     proc = cli("ingest", "--mapping", str(cli.dir / "map.yaml"), str(cli.dir / "leads.csv"), "--json")
     assert proc.returncode == 1 and json.loads(proc.stdout)["applied"] == 2 and json.loads(proc.stdout)["rejected"] == 1
     rejected = rejected_fields(proc)
-    assert list(rejected) == [3] and rejected[3].startswith("at:")  # the CSV line of l2, naming the field
+    assert list(rejected) == [3] and rejected[3].startswith("created:")  # the CSV line of l2, naming the column
     shown = json.loads(cli("leads", "show", "l3", "--json", check=True).stdout)
     assert shown["attributes"] == {"city": "Nice"}  # nan is missing; the rest of the row is kept

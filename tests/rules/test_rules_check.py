@@ -209,7 +209,8 @@ CASES = [
         sla:
           accept_within: 4h
           on_timeout: reasign
-        """), 4, 15, "BAD_VALUE", "reasign", "allowed: reassign, escalate, nothing"),
+        """), 4, 15, "BAD_VALUE", "reasign",
+         "did you mean 'reassign'? allowed: reassign, escalate, nothing"),
     case("BAD_VALUE-max_points-0", y("""
         leadflow: 1
         scoring:

@@ -36,6 +36,7 @@ from leadflow.runtime import Decision, Engine
 from leadflow.store import Store
 
 from ._history import Before, finish, settle
+from ._webhooks import queue_stage_changes
 
 BATCH = 500
 log = logging.getLogger("leadflow.pipeline")
@@ -231,6 +232,8 @@ class Pipeline:
             reopen = on_event(store, self.compiled.rules, state, event, checked.at)
         store.record(event, checked.at, source, state, decision, created, digest)
         finish(store, state.id, imported, checked.at, created, intake, self.version)
+        # the stage webhooks in the same savepoint as the stage history they announce
+        queue_stage_changes(store, self.compiled.rules, event["id"], checked.at, state, created, decision.transitions)
         if reopen:  # the lead met its nurture goal: it climbs again, in this same transaction
             again = reopen_event(state.id, event["id"], checked.at)
             outcome = self._apply_valid(Accepted(again, checked.at), source, INTERNAL)

@@ -137,6 +137,11 @@ def build_app(settings: Settings, client: WebClient, service: LeadService) -> Ap
     app.action("proposal_apply")(guarded(lambda ack, body: on_proposal(ack, body, "apply")))
     app.action("proposal_dismiss")(guarded(lambda ack, body: on_proposal(ack, body, "dismiss")))
 
+    @app.action("open_crm")
+    @guarded
+    def on_open_crm(ack, body) -> None:  # noqa: ANN001 - the link opens in the browser; Slack wants an ack
+        ack()
+
     @app.command("/leadflow")
     @guarded
     def on_command(ack, body, command) -> None:  # noqa: ANN001
@@ -182,7 +187,8 @@ def build_app(settings: Settings, client: WebClient, service: LeadService) -> Ap
             now = service.clock()
             for a in service.store.assignments(rep=rep_id, status="pending"):
                 left = "" if a["due_at"] is None else f" · {max(0.0, (a['due_at'] - now) / 3600):.1f} h left to accept"
-                rows.append(f"*{escape(a['lead'])}* assigned {format_time(a['assigned_at'])}{left}")
+                rows.append((f"*{escape(a['lead'])}* assigned {format_time(a['assigned_at'])}{left}",
+                             service.view.crm_url(a["lead"])))
         client.views_publish(user_id=event["user"], view=home_view(rep_id or "there", rows))
 
     return app

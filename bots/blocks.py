@@ -37,16 +37,30 @@ def _who(lead: dict) -> str:
     return f"{name}" + (f", {' at '.join(parts)}" if parts else "")
 
 
+def crm_button(url: str | None) -> ButtonElement | None:
+    """A link button to the lead's CRM record. Slack still posts a click on it to the app, which only
+    acknowledges `open_crm`. The URL comes from the rules' checked template with every attribute
+    URL-encoded (RuleSet.record_url); slack_sdk refuses one over 3000 characters, so it never is."""
+    return ButtonElement(text="Open in CRM", action_id="open_crm", url=url) if url else None
+
+
+def _reason(c: dict) -> str:
+    """One contribution as its author described it (the rule id when there is no description)."""
+    said = " ".join(str(c.get("description") or c["rule"]).split())
+    return f"• {escape(_clip(said, 150))} {c['points']:+g}"
+
+
 def lead_summary_blocks(lead: dict, activity: list[str]) -> list:
     a = lead["attributes"]
     top = lead["contributions"][:5]
-    points = "\n".join(f"• {code(c['rule'])} {c['points']:+g}" for c in top) or "• no contributions"
+    points = "\n".join(_reason(c) for c in top) or "• no contributions"
     bant = "  ".join(("✅ " if lead["bant"].get(k) else "⬜ ") + label for k, label in BANT_LABELS.items())
     facts = [f"*Email*\n{escape(a.get('email', '—'))}", f"*Country*\n{escape(a.get('country', '—'))}",
              f"*Employees*\n{escape(a.get('employees', '—'))}", f"*Stage*\n{escape(lead['stage'].upper())}"]
     blocks = [
         HeaderBlock(text=PlainTextObject(text=_clip(f"New SQL: {_who(lead)}", 150))),
-        SectionBlock(fields=[MarkdownTextObject(text=_clip(f, 2000)) for f in facts]),
+        SectionBlock(fields=[MarkdownTextObject(text=_clip(f, 2000)) for f in facts],
+                     accessory=crm_button(lead.get("crm_url"))),
         SectionBlock(text=MarkdownTextObject(text=_clip(
             f"*Score {lead['score']:g}* (fit {lead['fit']:g}, engagement {lead['engagement']:g})\n{points}", 3000))),
         SectionBlock(text=MarkdownTextObject(text=f"*BANT*  {bant}")),
@@ -111,12 +125,13 @@ def stats_blocks(title: str, lines: list[str]) -> list:
             SectionBlock(text=MarkdownTextObject(text=_clip("\n".join(lines) or "No data for this period.", 3000)))]
 
 
-def home_view(rep_name: str, rows: list[str]) -> View:
+def home_view(rep_name: str, rows: list[tuple[str, str | None]]) -> View:
+    """A rep's App Home: one section per open SQL (mrkdwn text, and its CRM link if it has one)."""
     blocks = [HeaderBlock(text=PlainTextObject(text=_clip(f"Your open SQLs, {rep_name}", 150))), DividerBlock()]
     if not rows:
         blocks.append(SectionBlock(text=MarkdownTextObject(text="Nothing waiting for you. 🎉")))
-    for row in rows[:40]:
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=_clip(row, 3000))))
+    for row, url in rows[:40]:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=_clip(row, 3000)), accessory=crm_button(url)))
     return View(type="home", blocks=blocks)
 
 

@@ -178,10 +178,10 @@ class _Checker:
             tz = "UTC"
         return TimeFormat(fmt, tz)
 
-    def time_column(self, value: Any, p: tuple, default: TimeFormat, extra: tuple = ()) -> TimeColumn:
+    def time_column(self, value: Any, p: tuple, default: TimeFormat) -> TimeColumn:
         if isinstance(value, str):  # a bare column name takes the default format
             return TimeColumn(self.column(value, p), default)
-        value = self.keys(value, p, TIME_KEYS + extra)
+        value = self.keys(value, p, TIME_KEYS)
         return TimeColumn(self.column(value.get("column"), (*p, "column")), self.time_format(value, p, default))
 
     def stage_name(self, value: Any, p: tuple) -> str:
@@ -222,8 +222,9 @@ def load_mapping(path: str, header: list[str] | None = None) -> CsvMapping:
     stages = []
     for i, s in enumerate(_list(ck, data.get("stages"), ("stages",))):
         s = ck.keys(s, ("stages", i), TIME_KEYS + ("stage",))
-        col = ck.time_column(s, ("stages", i), times, ("stage",))
-        stages.append(StageColumn(col.column, ck.stage_name(s.get("stage"), ("stages", i, "stage")), col.format))
+        stages.append(StageColumn(ck.column(s.get("column"), ("stages", i, "column")),
+                                  ck.stage_name(s.get("stage"), ("stages", i, "stage")),
+                                  ck.time_format(s, ("stages", i), times)))
     stage = None
     if data.get("stage") is not None:
         s = ck.keys(data["stage"], ("stage",), ("column", "at", "values"))

@@ -26,11 +26,13 @@ def lead_json(store: Store, rules: RuleSet, lead_id: str) -> dict | None:
         "disqualified": state.disqualified,
         "owner": state.owner,
         "attributes": state.attrs,
-        "contributions": contributions(state, rules, state.clock),
+        "contributions": [{**c, "description": rules.describe(c["rule"])}
+                          for c in contributions(state, rules, state.clock)],
         "history": history,
         "rules_version": row["rules_version"],
         "events": state.events,
         "as_of": format_time(state.clock) if state.clock is not None else None,
+        "crm_url": rules.record_url(state.attrs),
     }
 
 
@@ -42,7 +44,8 @@ def story(store: Store, rules: RuleSet, lead_id: str) -> str | None:
     lines = []
     last = data["history"][-1] if data["history"] else None
     since = f" since {last['at']}" if last else ""
-    lines.append(f"{data['id']} is {data['stage'].upper()}{since}, because {last['reason'] if last else 'no events yet'}.")
+    because = _why(rules, last) if last else "no events yet"
+    lines.append(f"{data['id']} is {data['stage'].upper()}{since}, because {because}.")
     if data["disqualified"]:
         lines.append(f"Disqualified: {data['disqualified']}.")
     lines.append(f"Score {data['score']:g} = fit {data['fit']:g} + engagement {data['engagement']:g}"
@@ -51,13 +54,16 @@ def story(store: Store, rules: RuleSet, lead_id: str) -> str | None:
     lines.append(f"BANT: {bant}.")
     if data["contributions"]:
         lines.append("Contributions now:")
-        for c in data["contributions"]:
+        for c in data["contributions"]:  # the author's words first, then the id to find the rule by
             rule = rules.rule(c["rule"])
+            named = c["rule"] if c["description"] == c["rule"] else f"{c['description']} ({c['rule']})"
             where = f"  [{rule.location}]" if rule else ""
-            lines.append(f"  {c['points']:+g}  {c['rule']}{where}")
+            lines.append(f"  {c['points']:+g}  {named}{where}")
     lines.append("Stage history:")
     for h in data["history"]:
-        lines.append(f"  {h['at']}  -> {h['stage']:<12} {h['reason']}  (rules {h['rules_version']})")
+        lines.append(f"  {h['at']}  -> {h['stage']:<12} {_why(rules, h)}  (rules {h['rules_version']})")
+    if data["crm_url"]:
+        lines.append(f"In the CRM: {data['crm_url']}")
     steps = store.nurture_steps(lead_id)
     if steps:
         lines.append("Nurture:")
@@ -71,6 +77,13 @@ def story(store: Store, rules: RuleSet, lead_id: str) -> str | None:
         lines.append(f"  {format_time(d['at'])}  {d['type']:<20} {added}; score {trace['score']:g}"
                      + (f"; {moves}" if moves else ""))
     return "\n".join(lines)
+
+
+def _why(rules: RuleSet, entry: dict) -> str:
+    """A stage change's reason, led by its gate's description when the gate has one."""
+    rule = entry.get("rule") or ""
+    described = rules.describe(rule) if rule else rule
+    return entry["reason"] if described == rule else f"{described} ({entry['reason']})"
 
 
 def recent_activity(store: Store, lead_id: str, n: int = 5) -> list[str]:

@@ -32,6 +32,7 @@ from ._compiler import (
     operations,
 )
 from ._conditions import BANT_NAMES, ConditionParser, EventCount
+from ._crm import parse_crm
 from ._files import MAX_FILE_BYTES, rule_files, version_of
 from ._lint import rule_warnings
 from ._model import RuleSet, ScoringRule
@@ -214,6 +215,8 @@ class _Builder:
                 if isinstance(sql, dict) and "when" in sql:
                     rs.sql = self._cond(doc, "stage", sql["when"], ("stages", "sql", "when"), event_tests)
         self._routing(rs)
+        if "crm" in self.sections:
+            rs.crm = parse_crm(self.sections["crm"][0], self.sections["crm"][1].at, self.problems)
         if "webhooks" in self.sections:
             value, doc = self.sections["webhooks"]
             rs.webhooks = parse_webhooks(value, lambda code, msg, path, hint: self.problem(doc, code, msg, path, hint))

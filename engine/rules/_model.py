@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._conditions import Condition
+from ._crm import RecordUrl
 
 
 @dataclass
@@ -39,10 +40,25 @@ class RuleSet:
     nurture: list = field(default_factory=list)  # nurture.Track
     template_dir: str = ""
     warnings: list = field(default_factory=list)  # Problems of severity "warning" (see _lint.py)
+    crm: RecordUrl | None = None  # the `crm: { record_url }` template, checked (see _crm.py)
     webhooks: list = field(default_factory=list)  # Subscriptions (see _webhooks.py)
 
     def rule(self, rule_id: str) -> ScoringRule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
+
+    def describe(self, rule_id: str) -> str:
+        """What a scoring rule or stage gate (`stages.sql`) means in its author's words, on one line;
+        its id when it has no `description`."""
+        rule = self.rule(rule_id)
+        text = rule.description if rule else ""
+        if not rule and rule_id.startswith("stages."):
+            gate = (self.section("stages") or {}).get(rule_id[len("stages."):])
+            text = gate.get("description", "") if isinstance(gate, dict) else ""
+        return " ".join(str(text).split()) or rule_id
+
+    def record_url(self, attributes: dict) -> str | None:
+        """The lead's CRM record link, if the rules have a `crm` template and the lead has what it needs."""
+        return self.crm.url(attributes) if self.crm else None
 
     @property
     def rule_ids(self) -> list:

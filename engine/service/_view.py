@@ -9,12 +9,13 @@ through getters, so a reload is seen by the next delivery.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Callable
 
 from leadflow.desk import RoutingTable
 from leadflow.reports import compute, lead_json, recent_activity
-from leadflow.rules import RuleSet
+from leadflow.rules import LeadState, RuleSet
 from leadflow.store import Store
 
 
@@ -31,7 +32,8 @@ class Card:
     """An assignment as a notifier shows it (a card, its update, a reminder, an escalation)."""
 
     assignment: dict  # the assignment row as it is now (status, rep, channel, why, deadlines, decision)
-    lead: dict  # the lead's summary under the live rules: attributes, score and its parts, stage, rules version
+    lead: dict  # the lead's summary under the live rules: attributes, score and its parts (each with its
+    # rule's description), stage, rules version, and `crm_url`, the link to its CRM record (or None)
     activity: list[str]  # the lead's recent events, one line each
     route: Route  # where the assigned rep is reached
     reason_labels: dict  # reject reason id -> its label
@@ -51,6 +53,13 @@ class DeliveryView:
         routing = self._routing()
         return Card(assignment, lead, recent_activity(store, lead["id"]), self.route(assignment["rep"]),
                     {rid: r["label"] for rid, r in routing.reasons.items()}, len(store.assignments(lead=lead["id"])))
+
+    def crm_url(self, lead_id: str) -> str | None:
+        """The lead's CRM record link under the live rules (None without a `crm` template or the attribute)."""
+        row = self._store.lead_row(lead_id)
+        if row is None:
+            return None
+        return self._rules().record_url(LeadState.from_json(json.loads(row["state"])).attrs)
 
     def route(self, rep_id: str | None) -> Route:
         routing = self._routing()

@@ -80,7 +80,7 @@ class Scenario:
         assert SHOW_KEYS <= set(data), f"missing keys: {SHOW_KEYS - set(data)}"
         assert set(data["bant"]) == {"budget", "authority", "need", "timeline"}
         assert all({"stage", "at", "reason"} <= set(h) for h in data["history"])
-        assert all(set(c) == {"rule", "points"} for c in data["contributions"])
+        assert all(set(c) == {"rule", "points", "description"} for c in data["contributions"])
         return data
 
 

@@ -116,3 +116,16 @@ def test_descriptions_fall_back_to_the_rule_id(tmp_path):
     assert rs.describe("any") == "any"
     assert rs.describe("stages.mql") == "ready for marketing"  # on one line, as a card shows it
     assert rs.describe("stages.sql") == "stages.sql"
+
+
+def test_a_link_of_exactly_3000_characters_is_kept_and_one_more_is_not(ruleset):
+    fixed = len("https://app.hubspot.com/contacts/123/record/0-1/?from=x")
+    assert len(ruleset.record_url({"hubspot_id": "7" * (3000 - fixed), "source": {"name": "x"}})) == 3000
+    assert ruleset.record_url({"hubspot_id": "7" * (3001 - fixed), "source": {"name": "x"}}) is None
+
+
+def test_every_bundled_rule_and_gate_says_what_it_means_for_the_rep():
+    """The demo's cards show descriptions: a bundled rule without one would show a bare id."""
+    rs = load_rules(str(Path(__file__).resolve().parents[2] / "rules"))
+    assert rs.rules and [r.id for r in rs.rules if not r.description.strip()] == []
+    assert [g for g in ("stages.mql", "stages.sql") if rs.describe(g) == g] == []

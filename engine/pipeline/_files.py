@@ -12,6 +12,9 @@ What an import may contain:
   The cells themselves are not trusted: a `from_value` event whose value names one of leadflow's own
   types ("Lead Disqualified") is refused, and a row that cannot be read (a byte that is not UTF-8, a
   field over 64 KB) is a dead letter on its own; the other rows go on.
+- A CSV whose mapping names stage dates (`stages:`, `stage:`) or the outcome's date is history: its
+  stage entries are recorded as imported and the rules do not move stages on its rows (_history.py
+  says exactly how imported history and the rules' decisions combine).
 - Nobody outside leadflow may use its own event ids (fb-<digit>..., reopen:, tick:, nurture:),
   trusted or not: an id taken in advance would make leadflow's own later event collide.
 - Event times more than `max_future` after the wall clock at receipt (default one day, for clock

@@ -32,7 +32,7 @@ def lead_json(store: Store, rules: RuleSet, lead_id: str) -> dict | None:
         "rules_version": row["rules_version"],
         "events": state.events,
         "as_of": format_time(state.clock) if state.clock is not None else None,
-        "crm_url": rules.record_url(state.attrs),
+        "crm_url": rules.record_url(state.id, state.attrs),
     }
 
 

@@ -56,9 +56,10 @@ class RuleSet:
             text = gate.get("description", "") if isinstance(gate, dict) else ""
         return " ".join(str(text).split()) or rule_id
 
-    def record_url(self, attributes: dict) -> str | None:
-        """The lead's CRM record link, if the rules have a `crm` template and the lead has what it needs."""
-        return self.crm.url(attributes) if self.crm else None
+    def record_url(self, lead_id: str, attributes: dict) -> str | None:
+        """The lead's CRM record link, if the rules have a `crm` template and the lead has what it needs.
+        `{lead}` in the template is the lead's id (a CRM import keys leads by the CRM's record id)."""
+        return self.crm.url({**attributes, "lead": lead_id}) if self.crm else None
 
     @property
     def rule_ids(self) -> list:

@@ -149,8 +149,8 @@ SECTIONS: dict = {
         "description": F(Scalar("string"))})),
                   "signed webhooks that tell a CRM (or Zapier, n8n) what leadflow decided; see docs/webhooks.md"),
     "crm": F(Obj({"record_url": F(Scalar("string"), "the lead's record in the CRM: an http(s) URL with the lead's "
-                                  "attributes in braces after the host, e.g. "
-                                  "https://app.hubspot.com/contacts/123/record/0-1/{hubspot_id}; values are "
+                                  "attributes in braces after the host ({lead} is the lead's id), e.g. "
+                                  "https://app.hubspot.com/contacts/123/record/0-1/{lead}; values are "
                                   "URL-encoded, a lead without the attribute gets no link", True)}),
              "the \"Open in CRM\" button on Slack cards and the App Home"),
     "nurture": F(ListOf(Obj({"id": F(Scalar("id"), "", True), "description": F(Scalar("string")),

@@ -59,7 +59,7 @@ class DeliveryView:
         row = self._store.lead_row(lead_id)
         if row is None:
             return None
-        return self._rules().record_url(LeadState.from_json(json.loads(row["state"])).attrs)
+        return self._rules().record_url(lead_id, LeadState.from_json(json.loads(row["state"])).attrs)
 
     def route(self, rep_id: str | None) -> Route:
         routing = self._routing()

@@ -77,7 +77,7 @@ def ruleset(tmp_path):
 
 @pytest.mark.parametrize("value", HOSTILE)
 def test_a_hostile_attribute_changes_the_record_never_the_site(ruleset, value):
-    url = ruleset.record_url({"hubspot_id": value, "source": {"name": "web form"}})
+    url = ruleset.record_url("lead-1", {"hubspot_id": value, "source": {"name": "web form"}})
     parts = urlsplit(url)
     assert (parts.scheme, parts.netloc) == ("https", "app.hubspot.com")
     assert parts.path == "/contacts/123/record/0-1/" + quote(value, safe="")
@@ -97,17 +97,17 @@ WEB = {"name": "web"}
     {"hubspot_id": "1"},  # `source.name` missing
 ])
 def test_no_link_when_an_attribute_is_missing_or_unusable(ruleset, attributes):
-    assert ruleset.record_url(attributes) is None
+    assert ruleset.record_url("lead-1", attributes) is None
 
 
 def test_numbers_are_ids_as_a_spreadsheet_meant_them(ruleset):
     source = {"name": "x"}
-    assert ruleset.record_url({"hubspot_id": 51234, "source": source}).endswith("/0-1/51234?from=x")
-    assert ruleset.record_url({"hubspot_id": 51234.0, "source": source}).endswith("/0-1/51234?from=x")
+    assert ruleset.record_url("lead-1", {"hubspot_id": 51234, "source": source}).endswith("/0-1/51234?from=x")
+    assert ruleset.record_url("lead-1", {"hubspot_id": 51234.0, "source": source}).endswith("/0-1/51234?from=x")
 
 
 def test_rules_without_crm_give_no_link(tmp_path):
-    assert load_rules(str(rules_with(tmp_path, ""))).record_url({"hubspot_id": "1"}) is None
+    assert load_rules(str(rules_with(tmp_path, ""))).record_url("1", {"hubspot_id": "1"}) is None
 
 
 def test_descriptions_fall_back_to_the_rule_id(tmp_path):
@@ -120,8 +120,8 @@ def test_descriptions_fall_back_to_the_rule_id(tmp_path):
 
 def test_a_link_of_exactly_3000_characters_is_kept_and_one_more_is_not(ruleset):
     fixed = len("https://app.hubspot.com/contacts/123/record/0-1/?from=x")
-    assert len(ruleset.record_url({"hubspot_id": "7" * (3000 - fixed), "source": {"name": "x"}})) == 3000
-    assert ruleset.record_url({"hubspot_id": "7" * (3001 - fixed), "source": {"name": "x"}}) is None
+    assert len(ruleset.record_url("lead-1", {"hubspot_id": "7" * (3000 - fixed), "source": {"name": "x"}})) == 3000
+    assert ruleset.record_url("lead-1", {"hubspot_id": "7" * (3001 - fixed), "source": {"name": "x"}}) is None
 
 
 def test_every_bundled_rule_and_gate_says_what_it_means_for_the_rep():
@@ -129,3 +129,9 @@ def test_every_bundled_rule_and_gate_says_what_it_means_for_the_rep():
     rs = load_rules(str(Path(__file__).resolve().parents[2] / "rules"))
     assert rs.rules and [r.id for r in rs.rules if not r.description.strip()] == []
     assert [g for g in ("stages.mql", "stages.sql") if rs.describe(g) == g] == []
+
+
+def test_the_lead_placeholder_is_the_lead_id_whatever_the_attributes_say(tmp_path):
+    """Imports key leads by the CRM's record id, so `{lead}` alone links a HubSpot or Salesforce import."""
+    rs = load_rules(str(rules_with(tmp_path, 'crm: { record_url: "https://crm.example/r/{lead}" }\n')))
+    assert rs.record_url("00Q/5 e#x", {"lead": "evil"}) == "https://crm.example/r/" + quote("00Q/5 e#x", safe="")

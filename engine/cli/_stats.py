@@ -108,10 +108,10 @@ def stats(ctx: click.Context, since: str | None, until: str | None, period: str 
         raise click.UsageError("--from and --to name the same stage")
     lo, hi = _bounds(since, until, period)
     store = Store(existing_db(ctx, db_path))
-    check_scope(store, by, rep)
+    costs = load_costs(costs_path, store, lo, hi)
+    check_scope(store, by, rep, costs)
     pair = (from_stage, to_stage) if from_stage and to_stage else None
-    data = compute(store, lo, hi, by, rep, load_costs(costs_path, store, lo, hi), weekly=bool(chart_path),
-                   pair=pair, labels=_labels(ctx, rules_dir))
+    data = compute(store, lo, hi, by, rep, costs, weekly=bool(chart_path), pair=pair, labels=_labels(ctx, rules_dir))
     if chart_path:
         from leadflow.reports import dashboard
 

@@ -58,11 +58,14 @@ _in, _finite, _rate, _quantile = within, finite, rate, quantile
 __all__ = ["STAGES", "check_scope", "compute", "load_costs"]
 
 
-def check_scope(store: Store, by: str | None, rep: str | None) -> None:
+def check_scope(store: Store, by: str | None, rep: str | None, costs: dict | None = None) -> None:
     """A `--by` no lead has or a `--rep` nobody is would give an empty table that looks like an answer:
-    it is a problem instead (UNKNOWN_FIELD, UNKNOWN_REP), with the names there are."""
+    it is a problem instead (UNKNOWN_FIELD, UNKNOWN_REP), with the names there are. `--by campaign`
+    also slices campaign costs (from `--costs` or campaign_cost events), so costs make it meaningful
+    even when no lead has a campaign attribute."""
     problems = []
-    if by and by not in ("owner", "rules_version") and not store.has_attribute(by):
+    by_costs = by == "campaign" and bool(costs or store.campaign_costs())
+    if by and by not in ("owner", "rules_version") and not by_costs and not store.has_attribute(by):
         names = store.attribute_names()
         close = difflib.get_close_matches(by, names, 1)
         problems.append(Problem("UNKNOWN_FIELD", f"no lead has an attribute {by!r} to slice by", Location("--by"),

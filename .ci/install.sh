@@ -1,7 +1,7 @@
 #!/bin/sh
 # Makes .venv with leadflow installed from this folder (editable), plus any extra named:
-#   ./install.sh          what the demo needs          ./install.sh test     and what the tests need
-# Python 3.11 to 3.13: PYTHON=python3.13 ./install.sh picks the interpreter (default python3), and
+#   .ci/install.sh        what the demo needs          .ci/install.sh test   and what the tests need
+# Python 3.11 to 3.13: PYTHON=python3.13 .ci/install.sh picks the interpreter (default python3), and
 # VENV=DIR the folder (default .venv).
 #
 # Why a script: durable-rules 2.0.28 is a source-only release that calls PyEval_CallObject, which
@@ -10,7 +10,7 @@
 # own, without pip's wheel cache, so a wheel built earlier without the define is never reused; a
 # working copy already in the environment is kept.
 set -eu
-cd "$(dirname "$0")"
+cd "$(dirname "$0")/.."  # the project folder: this script lives in its .ci/
 python=${PYTHON:-python3}
 venv=${VENV:-.venv}
 "$python" -m venv "$venv"

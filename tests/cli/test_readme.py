@@ -3,7 +3,7 @@ in a fresh folder holding what a clone has (rules/), with `.venv` being the envi
 test. Each must exit 0, or the code its line documents (`# exit N`).
 
 What is not run, and why:
-- the set-up steps of the quick start (`./install.sh ...`): they made the environment this test runs
+- the set-up steps of the quick start (`.ci/install.sh ...`): they made the environment this test runs
   in (CI runs them as written, see .ci/run), and `.venv/bin/python -m pytest`, the suite this test is in;
 - a word in capitals used as a placeholder (`OTHER.csv`) is replaced by a file of that kind.
 The shared X Education data the tuning example reads from `../shared/datasets` is given as a sample
@@ -22,7 +22,7 @@ from tests.datasets import datasets_dir, write_labelled_csv, write_real_sample
 from tests.leadflow_cli import ROOT, clean_env
 
 SHELL_BLOCK = re.compile(r"^```(?:sh|bash|shell|console)\n(.*?)^```", re.S | re.M)
-SET_UP = re.compile(r"^(\./install\.sh\b.*|python3 -m venv .*|\.venv/bin/pip install .*|\.venv/bin/python -m pytest.*)$")
+SET_UP = re.compile(r"^(\.ci/install\.sh\b.*|python3 -m venv .*|\.venv/bin/pip install .*|\.venv/bin/python -m pytest.*)$")
 PLACEHOLDERS = {"OTHER.csv": "../shared/datasets/x-education/leads_train.csv"}
 
 
@@ -85,7 +85,7 @@ def test_the_set_up_steps_skipped_above_are_the_quick_starts_own():
     """Only the quick start's set-up lines are skipped, and they are what CI runs (.ci/run)."""
     commands = readme_commands((ROOT / "README.md").read_text(encoding="utf-8"))
     skipped = [p.strip() for c in commands for p in c.split(" && ") if SET_UP.match(p.strip())]
-    assert skipped and all(p.startswith(("./install.sh", ".venv/bin/python -m pytest")) for p in skipped)
+    assert skipped and all(p.startswith((".ci/install.sh", ".venv/bin/python -m pytest")) for p in skipped)
     ci = (ROOT / ".ci" / "run").read_text()
-    assert "install.sh test" in ci and "-m pytest" in ci
-    assert os.access(ROOT / "install.sh", os.X_OK)
+    assert ".ci/install.sh test" in ci and "-m pytest" in ci
+    assert os.access(ROOT / ".ci" / "install.sh", os.X_OK)

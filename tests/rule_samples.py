@@ -16,3 +16,28 @@ BILLION_LAUGHS = textwrap.dedent("""\
     h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
     i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
     """)
+
+# A small desk: a VP who asks for a demo goes new -> mql -> sql on the demo (20 + 40 points) and to
+# alice; the `need` criterion holds once a demo was asked for (CRM webhooks and export tests).
+DESK_RULES = """\
+    leadflow: 1
+    events: { demo_requested: demo form, page_view: a page view }
+    scoring:
+      fit:
+        - { id: senior, when: { title: { matches: "(?i)\\\\bvp\\\\b" } }, points: 20 }
+      engagement:
+        - { id: demo, on: demo_requested, points: 40, repeat: once }
+    bant:
+      need: { when: { event: demo_requested } }
+    stages:
+      mql: { when: { score: { at_least: 50 } } }
+      sql: { when: { all: [ { score: { at_least: 55 } }, { event: demo_requested } ] } }
+    reps:
+      - { id: alice, name: Alice, email: alice@acme.example }
+    routing:
+      - { pool: [alice] }
+    fallback: { channel: "#queue" }
+    feedback:
+      reject_reasons:
+        - { id: no_budget, label: "No budget" }
+    """

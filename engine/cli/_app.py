@@ -16,6 +16,7 @@ import click
 from ._dead_letters import dead_letters
 from ._demo import bench, demo
 from ._eval import eval_command
+from ._export import export
 from ._ingest import ingest
 from ._init import init
 from ._leads import leads
@@ -25,7 +26,7 @@ from ._shared import db_option, interrupted, rules_option
 from ._sql import sql
 from ._stats import stats
 
-COMMANDS = (init, ingest, leads, demo, bench, eval_command, dead_letters, sql, outbox, rules, stats)
+COMMANDS = (init, ingest, leads, demo, bench, eval_command, dead_letters, sql, outbox, rules, stats, export)
 
 
 class _Commands(click.Group):

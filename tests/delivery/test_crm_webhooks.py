@@ -15,29 +15,12 @@ import jsonschema
 import pytest
 
 from tests.leadflow_cli import ROOT, Leadflow, clean_env, rows, write
+from tests.rule_samples import DESK_RULES
 from tests.servers import Receiver
 
 SECRET = "crm-secret-7f3a"
 SCHEMA = json.loads((ROOT / "docs" / "webhook-payload.schema.json").read_text())
-RULES = """\
-    leadflow: 1
-    events: { demo_requested: demo form, page_view: a page view }
-    scoring:
-      fit:
-        - { id: senior, when: { title: { matches: "(?i)\\\\bvp\\\\b" } }, points: 20 }
-      engagement:
-        - { id: demo, on: demo_requested, points: 40, repeat: once }
-    stages:
-      mql: { when: { score: { at_least: 50 } } }
-      sql: { when: { all: [ { score: { at_least: 55 } }, { event: demo_requested } ] } }
-    reps:
-      - { id: alice, name: Alice, email: alice@acme.example }
-    routing:
-      - { pool: [alice] }
-    fallback: { channel: "#queue" }
-    feedback:
-      reject_reasons:
-        - { id: no_budget, label: "No budget" }
+RULES = DESK_RULES.rstrip(" ") + """\
     webhooks:
       - name: crm
         url_env: CRM_HOOK_URL

@@ -34,7 +34,7 @@ from ._senders import header_value
 
 DELIVERY_HEADER = "X-Leadflow-Delivery"
 KIND_HEADER = "X-Leadflow-Kind"
-FORMAT = 1  # the body's format version (docs/webhooks.schema.json)
+FORMAT = 1  # the body's format version (rules/webhook-payload.schema.json)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

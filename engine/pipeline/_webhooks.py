@@ -6,7 +6,7 @@ lost. Each change gets a delivery id derived from what changed (a UUID 5 of the 
 the position of the change in it), not from the clock or a counter, so the same change always has
 the same id: a receiver drops repeats by it, and a replayed event cannot queue a second row (the
 outbox key holds the subscription and the delivery id, and an existing key is left alone).
-engine/delivery sends the rows (docs/webhooks.md shows the body).
+engine/delivery sends the rows (rules/WEBHOOKS.md shows the body).
 """
 from __future__ import annotations
 

@@ -147,7 +147,7 @@ SECTIONS: dict = {
         "secret_env": F(Scalar("string"), "name of the environment variable holding the signing secret", True),
         "kinds": F(ListOf(Scalar("string", enum=WEBHOOK_KINDS)), "what to send", True),
         "description": F(Scalar("string"))})),
-                  "signed webhooks that tell a CRM (or Zapier, n8n) what leadflow decided; see docs/webhooks.md"),
+                  "signed webhooks that tell a CRM (or Zapier, n8n) what leadflow decided; see rules/WEBHOOKS.md"),
     "crm": F(Obj({"record_url": F(Scalar("string"), "the lead's record in the CRM: an http(s) URL with the lead's "
                                   "attributes in braces after the host ({lead} is the lead's id), e.g. "
                                   "https://app.hubspot.com/contacts/123/record/0-1/{lead}; values are "

@@ -1,7 +1,7 @@
 """CRM webhooks (`webhooks:` in the rule files) through the shipped CLI to a receiver on loopback HTTP:
 every stage change, assignment and decision arrives once per delivery id, signed with the secret
 from the environment (checked here with hmac, not with leadflow's code), in the documented shape
-(docs/webhook-payload.schema.json); a 410 fails the row for good, a 503 is retried, and nothing is
+(rules/webhook-payload.schema.json); a 410 fails the row for good, a 503 is retried, and nothing is
 sent, signed or not, while the secret is missing."""
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from tests.rule_samples import DESK_RULES
 from tests.servers import Receiver
 
 SECRET = "crm-secret-7f3a"
-SCHEMA = json.loads((ROOT / "docs" / "webhook-payload.schema.json").read_text())
+SCHEMA = json.loads((ROOT / "rules" / "webhook-payload.schema.json").read_text())
 RULES = DESK_RULES.rstrip(" ") + """\
     webhooks:
       - name: crm
@@ -51,7 +51,7 @@ def setup(tmp_path: Path, receiver: Receiver) -> Leadflow:
 
 
 def signed_ok(headers: dict, body: bytes, secret: str = SECRET) -> bool:
-    """The receiver's own check: HMAC-SHA256 over '<timestamp>.' + body, as docs/webhooks.md says."""
+    """The receiver's own check: HMAC-SHA256 over '<timestamp>.' + body, as rules/WEBHOOKS.md says."""
     ts = headers.get("X-Leadflow-Timestamp", "")
     want = "sha256=" + hmac.new(secret.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
     return ts.isdigit() and hmac.compare_digest(headers.get("X-Leadflow-Signature", ""), want)
@@ -142,6 +142,6 @@ def test_a_wrong_secret_is_what_the_receiver_sees_as_a_bad_signature(setup: Lead
 
 
 def test_the_documented_example_matches_the_schema():
-    text = (ROOT / "docs" / "webhooks.md").read_text()
+    text = (ROOT / "rules" / "WEBHOOKS.md").read_text()
     example = text.split("```json\n", 1)[1].split("```", 1)[0]
     jsonschema.validate(json.loads(example), SCHEMA)

@@ -12,6 +12,8 @@
 3. In a history import (a CSV whose mapping names stage dates or the outcome's date), the rules do not
    move stages on the imported rows (no gate fires, nobody is routed, no card is sent): attributes and
    scores are updated, the stages are the CRM's. A lead's `new` entry is at its earliest imported time.
+   Nor does history enrol anyone in a nurture track or set a decay timer: that starts with the lead's
+   next live event.
 4. From then on the rules take over: a new event (webhook, JSONL, a CSV without stage dates) is
    decided from the lead's current stage, and gates move it on as usual (an imported MQL can become
    SQL and be routed). The only rule that moves a lead backwards, decay demotion (`demote_below`),

@@ -228,7 +228,9 @@ class Pipeline:
         imported = settle(store, self.compiled.rules, state, event, checked.at, decision.transitions, intake, source,
                           before)
         reopen = False
-        if self.compiled.rules.nurture or self.compiled.rules.demote_below is not None:
+        # History is what happened, not what to do now: an imported MQL from 2024 must not enter a
+        # nurture track (its steps would all be due, and the worker would mail people years later).
+        if (self.compiled.rules.nurture or self.compiled.rules.demote_below is not None) and not intake.history:
             reopen = on_event(store, self.compiled.rules, state, event, checked.at)
         store.record(event, checked.at, source, state, decision, created, digest)
         finish(store, state.id, imported, checked.at, created, intake, self.version)

@@ -237,3 +237,24 @@ def test_owner_by_email_or_name_and_an_unknown_owner_is_rejected_alone(tmp_path)
     with closing(sqlite3.connect(tmp_path / "t.db")) as c:
         assert dict(c.execute("SELECT id, owner FROM leads")) == {"a": "ana", "b": "tom", "c": None}
         assert dict(c.execute("SELECT id, stage FROM leads")) == {"a": "mql", "b": "won", "c": "mql"}
+
+
+def test_imported_history_enrols_nobody_in_nurture_until_a_live_event_arrives(tmp_path):
+    """The bundled rules enrol MQLs in mql_education; 32 imported MQLs from last year must not be
+    mailed by the next worker run. A live event afterwards is decided by the rules as usual."""
+    cli = Leadflow(tmp_path / "n.db", RULES)
+    _ingest(cli, "contacts")
+    _ingest(cli, "deals")
+    with closing(sqlite3.connect(tmp_path / "n.db")) as c:
+        assert c.execute("SELECT count(*) FROM nurture").fetchone()[0] == 0
+        assert c.execute("SELECT count(*) FROM timers").fetchone()[0] == 0
+        mql = c.execute("SELECT id FROM leads WHERE stage = 'mql' ORDER BY id").fetchone()[0]
+    assert cli("worker", "--once").returncode == 0
+    with closing(sqlite3.connect(tmp_path / "n.db")) as c:
+        assert c.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
+    live = tmp_path / "live.jsonl"
+    live.write_text(json.dumps({"id": "live-1", "lead": mql, "type": "page_view", "at": "2026-11-30T10:00:00Z",
+                                "data": {"url": "/pricing"}}) + "\n")
+    assert cli("ingest", live).returncode == 0
+    with closing(sqlite3.connect(tmp_path / "n.db")) as c:
+        assert c.execute("SELECT track FROM nurture WHERE lead = ?", (mql,)).fetchall() == [("mql_education",)]

@@ -86,6 +86,8 @@ def on_event(store: Store, rules: RuleSet, state: LeadState, event: dict, at: fl
         store.log_step({"id": enrollment, "lead": state.id, "track": track.id}, -1, "enroll", at,
                        f"enrolled in {track.id}")
     due = demote_time(state, rules)
+    if due is not None and store.current_stage_imported(state.id):
+        due = None  # decay never demotes a stage a CRM import set (the pipeline would undo it, tick after tick)
     if due != state.decay_due or event["type"] == "decay_tick":  # the tick's own timer was just removed
         store.set_timer(state.id, "decay", due)
         state.decay_due = due

@@ -258,3 +258,25 @@ def test_imported_history_enrols_nobody_in_nurture_until_a_live_event_arrives(tm
     assert cli("ingest", live).returncode == 0
     with closing(sqlite3.connect(tmp_path / "n.db")) as c:
         assert c.execute("SELECT track FROM nurture WHERE lead = ?", (mql,)).fetchall() == [("mql_education",)]
+
+
+def test_decay_never_demotes_a_stage_that_was_imported(tmp_path):
+    """An imported MQL's score is what the rules make of its few attributes, below the bundled
+    demote_below; once a live event arrives, decay must leave the CRM's stage alone, and the worker
+    must not spin on ticks it can only undo."""
+    cli = Leadflow(tmp_path / "d.db", RULES)
+    _ingest(cli, "contacts")
+    with closing(sqlite3.connect(tmp_path / "d.db")) as c:
+        mql = c.execute("SELECT id FROM leads WHERE stage = 'mql' ORDER BY id").fetchone()[0]
+    live = tmp_path / "live.jsonl"
+    live.write_text(json.dumps({"id": "live-1", "lead": mql, "type": "page_view", "at": "2026-11-30T10:00:00Z",
+                                "data": {"url": "/pricing"}}) + "\n")
+    assert cli("ingest", live).returncode == 0
+    # no decay timer for it: a tick could only be undone, and was re-armed at once (the worker spun)
+    assert cli("worker", "--until", "2027-12-31T00:00:00Z", timeout=60).returncode == 0
+    with closing(sqlite3.connect(tmp_path / "d.db")) as c:
+        assert c.execute("SELECT count(*) FROM timers WHERE lead = ?", (mql,)).fetchone()[0] == 0
+        stage, score = c.execute("SELECT stage, json_extract(state, '$.score') FROM leads WHERE id = ?",
+                                 (mql,)).fetchone()
+        demoted = c.execute("SELECT count(*) FROM stage_history WHERE lead = ? AND rule = 'demote'", (mql,)).fetchone()
+    assert stage == "mql" and demoted[0] == 0 and score < 40  # below the bundled demote_below, kept by the CRM

@@ -1,16 +1,24 @@
-"""Small servers the tests run on loopback: a free port, an SMTP mailbox (aiosmtpd) and a receiver
-for outgoing webhooks. Fixtures that start them are in conftest.py."""
+"""Small servers the tests run on loopback: a free port, an SMTP mailbox (aiosmtpd), a receiver for
+outgoing webhooks, and the real `leadflow serve` for the crash tests to kill. Fixtures that start
+them are in conftest.py."""
 from __future__ import annotations
 
 import contextlib
 import email
 import json
+import signal
 import socket
+import subprocess
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Iterator
 
+import httpx
 from aiosmtpd.controller import Controller
+
+from tests.leadflow_cli import ROOT, leadflow_command
 
 
 def free_port() -> int:
@@ -75,3 +83,43 @@ class Receiver:
 
     def leads(self) -> list[str]:
         return [json.loads(body)["lead"] for _, body in self.received]
+
+
+class KillableServe:
+    """The real `leadflow serve` on one port, killed with SIGKILL and started again on the same port
+    by the crash tests; `kills` counts the kills that hit a running process."""
+
+    def __init__(self, db: Path, rules: Path, env: dict):
+        self.db, self.rules, self.env = db, rules, env
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+        self.lock = threading.Lock()
+        self.kills = 0
+
+    def start(self) -> None:
+        """Start it and wait until /healthz answers; return early if it was killed while starting
+        (the caller starts it again)."""
+        self.proc = subprocess.Popen(leadflow_command("--db", self.db, "--rules", self.rules, "serve", "--port",
+                                                      self.port), cwd=ROOT, env=self.env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 30
+        while self.proc.poll() is None:
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass  # not listening yet
+            assert time.time() < deadline, "leadflow serve did not come up"
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        with self.lock:
+            if self.proc and self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGKILL)
+                self.proc.wait()
+                self.kills += 1
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=20)

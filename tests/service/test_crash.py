@@ -17,8 +17,6 @@ from __future__ import annotations
 import collections
 import json
 import random
-import signal
-import subprocess
 import threading
 import time
 import urllib.parse
@@ -29,8 +27,8 @@ import pytest
 
 from leadflow.store import Store
 from tests.bot_harness import RULES, SECRET, TOKEN, WEBHOOK_TOKEN
-from tests.leadflow_cli import ROOT, clean_env, leadflow, leadflow_command
-from tests.servers import free_port
+from tests.leadflow_cli import clean_env, leadflow
+from tests.servers import KillableServe
 from tests.slack_fake import SlackFake
 
 QUEUE = "#sales-queue"
@@ -84,48 +82,16 @@ def _is_channel_card(raw: bytes, headers: dict) -> bool:
     return key.startswith("card:") and not str(args.get("channel", "")).startswith("D")
 
 
-class Serve:
-    """The real `leadflow serve`, restarted on the same port after every kill."""
+class Serve(KillableServe):
+    """The real `leadflow serve` with Slack, restarted on the same port after every kill."""
 
     def __init__(self, tmp: Path, fake: SlackFake):
-        self.rules = tmp / "rules"
-        self.rules.mkdir()
-        (self.rules / "rules.yaml").write_text(CRASH_RULES.replace("capacity: 5", "capacity: 8"))
-        self.db = tmp / "lf.db"
-        self.port = free_port()
-        self.env = clean_env(SLACK_BOT_TOKEN=TOKEN, SLACK_SIGNING_SECRET=SECRET, LEADFLOW_SLACK_API_URL=fake.url,
-                             LEADFLOW_WEBHOOK_TOKEN=WEBHOOK_TOKEN)
-        self.proc: subprocess.Popen | None = None
-        self.lock = threading.Lock()
-        self.kills = 0
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(leadflow_command("--db", self.db, "--rules", self.rules, "serve", "--port",
-                                                      self.port), cwd=ROOT, env=self.env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 30
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass  # not listening yet
-            if self.proc.poll() is not None:
-                return  # killed while starting (a card was in flight): the caller starts it again
-            assert time.time() < deadline, "leadflow serve did not come up"
-            time.sleep(0.05)
-
-    def kill(self) -> None:
-        with self.lock:
-            if self.proc and self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGKILL)
-                self.proc.wait()
-                self.kills += 1
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=20)
+        rules = tmp / "rules"
+        rules.mkdir()
+        (rules / "rules.yaml").write_text(CRASH_RULES.replace("capacity: 5", "capacity: 8"))
+        super().__init__(tmp / "lf.db", rules, clean_env(SLACK_BOT_TOKEN=TOKEN, SLACK_SIGNING_SECRET=SECRET,
+                                                          LEADFLOW_SLACK_API_URL=fake.url,
+                                                          LEADFLOW_WEBHOOK_TOKEN=WEBHOOK_TOKEN))
 
 
 def send_all(url: str, leads: list[list[dict]], acked: list, failures: list, done: threading.Event) -> None:

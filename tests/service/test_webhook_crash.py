@@ -16,9 +16,7 @@ import hashlib
 import hmac
 import json
 import random
-import signal
 import sqlite3
-import subprocess
 import threading
 import time
 from contextlib import closing
@@ -29,8 +27,8 @@ from typing import Callable
 import httpx
 
 from tests.bot_harness import RULES, WEBHOOK_TOKEN
-from tests.leadflow_cli import ROOT, clean_env, leadflow_command
-from tests.servers import free_port
+from tests.leadflow_cli import clean_env
+from tests.servers import KillableServe
 
 SECRET = "crash-hook-secret"
 HOOK_RULES = RULES + """\
@@ -102,45 +100,15 @@ class CrashReceiver:
         self.server.server_close()
 
 
-class Serve:
-    """The real `leadflow serve`, restarted on the same port after every kill."""
+class Serve(KillableServe):
+    """The real `leadflow serve` posting to the CRM hook, restarted on the same port after every kill."""
 
     def __init__(self, tmp: Path, hook_url: str):
-        self.rules = tmp / "rules"
-        self.rules.mkdir()
-        (self.rules / "rules.yaml").write_text(HOOK_RULES.replace("capacity: 5", "capacity: 50"))
-        self.db = tmp / "lf.db"
-        self.port = free_port()
-        self.env = clean_env(LEADFLOW_WEBHOOK_TOKEN=WEBHOOK_TOKEN, CRM_HOOK_URL=hook_url, CRM_HOOK_SECRET=SECRET)
-        self.proc: subprocess.Popen | None = None
-        self.lock = threading.Lock()
-        self.kills = 0
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(leadflow_command("--db", self.db, "--rules", self.rules, "serve", "--port",
-                                                      self.port), cwd=ROOT, env=self.env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 30
-        while self.proc.poll() is None:
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass  # not listening yet
-            assert time.time() < deadline, "leadflow serve did not come up"
-            time.sleep(0.05)
-
-    def kill(self) -> None:
-        with self.lock:
-            if self.proc and self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGKILL)
-                self.proc.wait()
-                self.kills += 1
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=20)
+        rules = tmp / "rules"
+        rules.mkdir()
+        (rules / "rules.yaml").write_text(HOOK_RULES.replace("capacity: 5", "capacity: 50"))
+        super().__init__(tmp / "lf.db", rules, clean_env(LEADFLOW_WEBHOOK_TOKEN=WEBHOOK_TOKEN, CRM_HOOK_URL=hook_url,
+                                                          CRM_HOOK_SECRET=SECRET))
 
 
 def send_all(url: str, leads: list[list[dict]], done: threading.Event) -> None:

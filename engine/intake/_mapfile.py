@@ -30,7 +30,7 @@ from ._times import NAMED_FORMATS, TimeFormat, format_problem, zone_names, zone_
 
 STAGES = ("new", "mql", "sql", "accepted", "rejected", "recycled", "won", "lost", "disqualified")
 TOP_KEYS = ("leadflow_mapping", "name", "lead", "at", "times", "missing", "attributes", "events", "owner",
-            "stages", "stage", "outcome", "feedback")
+            "stages", "stage", "outcome", "feedback", "ends_at_blank_line")
 TIME_KEYS = ("column", "format", "timezone")
 
 
@@ -106,6 +106,7 @@ class CsvMapping:
     owner: str | None = None
     stages: list[StageColumn] = field(default_factory=list)
     stage: StagePair | None = None
+    ends_at_blank_line: bool = False  # what follows is the report's footer (Salesforce's CSV exports)
 
     @property
     def history(self) -> bool:
@@ -252,10 +253,14 @@ def load_mapping(path: str, header: list[str] | None = None) -> CsvMapping:
                                   ck.words(f.get("accept"), ("feedback", "accept")),
                                   {str(k): str(v) for k, v in reject.items()})
     missing = ck.words(data.get("missing"), ("missing",), ("",))
+    ends = data.get("ends_at_blank_line", False)
+    if not isinstance(ends, bool):
+        ck.bad("BAD_MAPPING", "ends_at_blank_line is true or false", ("ends_at_blank_line",),
+               "true when the export ends its rows with a blank line and a footer (Salesforce report CSVs)")
     if problems:
         raise LeadflowError(problems)
     return CsvMapping(lead, at_value, at_column, set(missing), attributes, events, outcome, feedback, name, owner,
-                      stages, stage)
+                      stages, stage, ends is True)
 
 
 def _list(ck: _Checker, value: Any, p: tuple) -> list:

@@ -27,7 +27,7 @@ from leadflow.core import MAX_ID, format_time, parse_time
 
 from ._events import RESERVED_TYPES, Rejection, Unreadable
 from ._mapfile import STAGES, CsvMapping, TimeColumn, load_mapping, slug
-from ._rows import BadRow, read_rows
+from ._rows import BLANK, BadRow, read_rows
 
 TRUE = {"yes", "true", "1", "y"}
 FALSE = {"no", "false", "0", "n"}
@@ -229,9 +229,20 @@ def readable(items: Iterator[LabelledLead | BadRow]) -> list[LabelledLead]:
     return [item for item in items if isinstance(item, LabelledLead)]
 
 
+def _until_footer(mapping: CsvMapping, rows: Iterator) -> Iterator[dict | BadRow]:
+    """The rows up to the first blank line when the mapping says the export ends there (what follows
+    is a footer: a report name, a copyright line, who generated it), else every row."""
+    for row in rows:
+        if row is BLANK:
+            if mapping.ends_at_blank_line:
+                return
+            continue
+        yield row
+
+
 def mapped_events(mapping: CsvMapping, rows: Iterator[dict | BadRow]) -> Iterator[tuple[int, dict | Unreadable]]:
     """(CSV line, event) for every event the rows make, so rejections name the CSV line."""
-    for item in labelled_leads(mapping, rows):
+    for item in labelled_leads(mapping, _until_footer(mapping, rows)):
         if isinstance(item, BadRow):
             yield item.line, Unreadable(item.text, Rejection(item.field, item.reason))
             continue
@@ -248,5 +259,5 @@ def mapped_events(mapping: CsvMapping, rows: Iterator[dict | BadRow]) -> Iterato
 
 def csv_events(mapping_path: str, csv_path: str) -> Iterator[tuple[int, dict | Unreadable]]:
     """The events of a CSV file read through a mapping file."""
-    header, rows = read_rows(csv_path)
+    header, rows = read_rows(csv_path, blank_lines=True)
     return mapped_events(load_mapping(mapping_path, header), rows)

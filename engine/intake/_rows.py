@@ -64,10 +64,14 @@ def _row_problem(header: list[str], values: list[str]) -> str | None:
 _SURROGATE = re.compile("[\udc80-\udcff]")
 
 
-def read_rows(csv_path: str) -> tuple[list[str], Iterator[dict | BadRow]]:
+BLANK = object()  # a blank line, given by read_rows(blank_lines=True): where a report's footer may start
+
+
+def read_rows(csv_path: str, blank_lines: bool = False) -> tuple[list[str], Iterator[dict | BadRow]]:
     """The header, and each row as {column: value} (None for missing cells) or as a BadRow. Rows are
     read one at a time and a bad one never stops the file: fields are at most MAX_EVENT_BYTES (64 KB,
-    the size limit of one event); Python's csv refuses beyond 128 KB and that row is refused too."""
+    the size limit of one event); Python's csv refuses beyond 128 KB and that row is refused too.
+    Blank lines are no rows; with `blank_lines` each is given as BLANK, for a mapping that ends there."""
     fh = open(csv_path, newline="", encoding="utf-8-sig", errors="surrogateescape")  # a bad byte stays in its row
     lines = _RecordLines(fh)
     reader = csv.reader(lines)
@@ -92,7 +96,10 @@ def read_rows(csv_path: str) -> tuple[list[str], Iterator[dict | BadRow]]:
             while (values := record()) is not None:
                 if isinstance(values, BadRow):
                     yield values
-                elif values:  # blank lines are no rows
+                elif not values or values == [""]:  # an empty line, or one empty quoted field
+                    if blank_lines:
+                        yield BLANK
+                else:
                     problem = _row_problem(header, values)
                     if problem:
                         yield BadRow(lines.start, _text(lines), problem)

@@ -50,7 +50,7 @@ def lines_of(path: str, mapping_path: str | None = None) -> Iterator[tuple[int, 
 
 def _csv(path: str, mapping_path: str) -> tuple[CsvMapping, Iterator]:
     """The checked mapping (a LeadflowError before any row is applied) and the file's rows."""
-    header, rows = read_rows(path)
+    header, rows = read_rows(path, blank_lines=True)
     return load_mapping(mapping_path, header), rows
 
 

@@ -159,11 +159,19 @@ def test_leads_explain_names_the_file_and_column_of_an_imported_stage(tmp_path):
     assert [h["stage"] for h in shown["history"]][:2] == ["new", "mql"]
 
 
+def _report_rows(path: Path) -> list[dict]:
+    """A Salesforce report's rows: those before the blank line that starts its footer."""
+    text = path.read_text(encoding="utf-8")
+    return list(csv.DictReader(text.split("\n\n", 1)[0].splitlines()))
+
+
 def test_salesforce_leads_report_with_day_first_dates_in_london(tmp_path):
     cli = Leadflow(tmp_path / "t.db", RULES)
     proc = cli("ingest", "--mapping", SALESFORCE / "leads.mapping.yaml", SALESFORCE / "leads.csv", "--json")
     assert proc.returncode == 0, proc.stderr
-    rows = _csv(SALESFORCE / "leads.csv")
+    assert json.loads(proc.stdout)["rejected"] == 0  # the footer (report name, copyright, ...) is not read
+    rows = _report_rows(SALESFORCE / "leads.csv")
+    assert len(rows) == 30
     converted = {r["Lead ID"]: datetime.strptime(r["Converted Date"], "%d/%m/%Y").replace(tzinfo=LONDON).timestamp()
                  for r in rows if r["Converted Date"]}
     created = {r["Lead ID"]: datetime.strptime(r["Created Date"], "%d/%m/%Y %H:%M").replace(tzinfo=LONDON).timestamp()
@@ -280,3 +288,17 @@ def test_decay_never_demotes_a_stage_that_was_imported(tmp_path):
                                  (mql,)).fetchone()
         demoted = c.execute("SELECT count(*) FROM stage_history WHERE lead = ? AND rule = 'demote'", (mql,)).fetchone()
     assert stage == "mql" and demoted[0] == 0 and score < 40  # below the bundled demote_below, kept by the CRM
+
+
+def test_without_ends_at_blank_line_a_report_footer_is_rejected_row_by_row_and_the_leads_still_import(tmp_path):
+    mapping = (SALESFORCE / "leads.mapping.yaml").read_text(encoding="utf-8").replace("ends_at_blank_line: true\n", "")
+    cli = Leadflow(tmp_path / "t.db", RULES)
+    proc = cli("ingest", "--mapping", _write(tmp_path / "m.yaml", mapping), SALESFORCE / "leads.csv", "--json")
+    footer = (SALESFORCE / "leads.csv").read_text(encoding="utf-8").split("\n\n", 1)[1].strip().splitlines()
+    assert proc.returncode == 1 and json.loads(proc.stdout)["rejected"] == len(footer) == 5
+    with closing(sqlite3.connect(tmp_path / "t.db")) as c:
+        assert c.execute("SELECT count(*) FROM leads").fetchone()[0] == 30
+    bad = tmp_path / "bad.yaml"
+    _write(bad, mapping.replace("name: salesforce-leads\n", "name: salesforce-leads\nends_at_blank_line: sometimes\n"))
+    refused = cli("ingest", "--mapping", bad, SALESFORCE / "leads.csv")
+    assert refused.returncode == 1 and "BAD_MAPPING" in refused.stderr and "ends_at_blank_line" in refused.stderr

@@ -15,8 +15,8 @@ from pathlib import Path
 from slack_bolt import App
 from slack_sdk import WebClient
 
-from leadflow.core import format_time
-from leadflow.reports import compute, story
+from leadflow.core import LeadflowError, format_time
+from leadflow.reports import check_scope, compute, story
 from leadflow.service import LeadService
 
 from .blocks import reject_modal, stats_blocks
@@ -272,6 +272,11 @@ def answer(service: LeadService, text: str, user: str, who) -> Answer:  # noqa: 
                                                "is not assigned to you. Managers see every lead."], private=True)
         lines = (story(service.store, service.pipeline.compiled.rules, question.lead) or "").splitlines()[:25]
         return Answer(f"Why {question.lead} is {lead['stage'].upper()}", [escape(line) for line in lines],
+                      private=True)
+    try:  # "by colour" nobody has, or "for zed" nobody is, is said so, not shown as an empty table
+        check_scope(service.store, question.by, question.rep if manager else None)
+    except LeadflowError as exc:
+        return Answer("Nothing to slice by that", [escape(f"{p.message}. {p.hint}") for p in exc.problems],
                       private=True)
     if not manager:
         question.rep = rep_id  # a rep sees their own numbers

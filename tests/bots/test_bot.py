@@ -169,6 +169,9 @@ def test_slash_command_stats_managers_see_the_team_reps_their_own(tmp_path, fake
         assert "Only managers and reps" in json.dumps(stranger["blocks"])
         why = json.dumps(svc.command("why was lead-1 an SQL", "U0MGR0001").json()["blocks"])
         assert "lead-1 is SQL" in why and "stages.sql" in why
+        nobody = svc.command("stats by colour", "U0MGR0001").json()  # no lead has a colour
+        assert nobody["response_type"] == "ephemeral" and "UNKNOWN" not in json.dumps(nobody)
+        assert "no lead has an attribute 'colour'" in json.dumps(nobody["blocks"])
 
 
 def test_rate_limited_card_is_retried_after_retry_after_and_posted_once(tmp_path, fake):

@@ -288,7 +288,7 @@ class ConsoleNotifier:
             target = assignment["rep"] or assignment["channel"]
             line = {"card": f"[card] new SQL {lead['id']} (score {lead['score']:g}) for {target}: {assignment['why']}. "
                             f"Decide with: leadflow sql accept {assignment['id']} | leadflow sql reject {assignment['id']} "
-                            f"--reason REASON",
+                            f"--reason REASON" + (f". Open in CRM: {lead['crm_url']}" if lead.get("crm_url") else ""),
                     "card_update": f"[update] {lead['id']} is {assignment['status']}",
                     "remind": f"[reminder] {lead['id']} still waits for {target}",
                     "escalate": f"[escalation] {lead['id']} was not accepted in time"}[kind]

@@ -7,7 +7,7 @@ import hmac
 import json
 from pathlib import Path
 
-from tests.bot_harness import Service, sql_events
+from tests.bot_harness import RULES, Service, sql_events
 from tests.leadflow_cli import Leadflow
 
 
@@ -108,3 +108,11 @@ def test_a_bad_rule_edit_never_stops_the_running_service(tmp_path):
             time.sleep(0.05)
         health = svc.health()
         assert health["rules_version"] != good and health["rule_problems"] == []
+
+
+def test_a_console_card_carries_the_crm_link_when_the_rules_have_one(tmp_path):
+    rules = RULES + 'crm: { record_url: "https://crm.example/leads/{lead}" }\n'
+    with Service(tmp_path, None, rules=rules) as svc:
+        svc.send_events(sql_events("a b"))
+        svc.drain()
+        assert svc.console and svc.console[0].endswith("Open in CRM: https://crm.example/leads/a%20b")

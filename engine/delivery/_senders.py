@@ -133,6 +133,16 @@ def _set_header(msg: EmailMessage, header: str, value: Any) -> None:
         raise DeliveryError("bad_header", f"the {header} header is refused: {exc}") from None
 
 
+def _set_sender(msg: EmailMessage, value: str) -> None:
+    """The From header: one address with a mailbox. Python 3.11's parser raises on text such as `<`
+    while 3.13 reads it as the null sender `<>`, so the check is ours, the same on every version."""
+    _set_header(msg, "From", header_value("sender address", value))
+    addresses = getattr(msg["From"], "addresses", ())
+    if len(addresses) != 1 or "@" not in addresses[0].addr_spec:
+        raise DeliveryError("bad_header", "the From header is refused: the sender address must be one address "
+                                          "such as leadflow@example.com (LEADFLOW_SMTP_FROM)")
+
+
 class ChannelSender:
     """Delivers `email` and `webhook` outbox rows (a notifier for the outbox dispatcher)."""
 
@@ -160,7 +170,7 @@ class ChannelSender:
         address = recipient(to)
         s = self.settings
         msg = EmailMessage()
-        _set_header(msg, "From", header_value("sender address", s.smtp_from))
+        _set_sender(msg, s.smtp_from)
         _set_header(msg, "To", address)
         _set_header(msg, "Subject", header_value("subject", payload.get("subject") or "(no subject)"))
         # the same step always carries the same Message-ID: a resend after a crash is recognisably a copy

@@ -51,7 +51,11 @@ def test_one_bad_item_is_answered_alone_and_the_batch_goes_on(tmp_path):
         assert r.status_code == 422, r.text
         results = r.json()["results"]
         assert [x["status"] for x in results] == ["applied"] + ["rejected"] * 7 + ["applied"]
-        assert [x["id"] for x in results] == ["g1", "s\\ud800", "s2", None, None, "n1", None, None, "g2"]
+        ids = [x["id"] for x in results]
+        # 995 levels: Python 3.11's json gives up before the id is read, 3.13's parses it and the depth
+        # check refuses it by its id; "nested too deeply" and rejected alone either way (below)
+        assert ids[3] in (None, "d1")
+        assert ids[:3] + ids[4:] == ["g1", "s\\ud800", "s2", None, "n1", None, None, "g2"]
         fields = [x.get("field") for x in results]
         assert fields[1:3] == ["id", "data.r"] and fields[5] == "data.amount"
         reasons = [x.get("reason", "") for x in results]

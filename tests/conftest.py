@@ -6,7 +6,35 @@ from __future__ import annotations
 import pytest
 
 from tests.leadflow_cli import Leadflow, small_setup
+from tests.postgres import PostgresServer
 from tests.servers import Mailbox, Receiver, running_smtp
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One real PostgreSQL server for the session (see tests/postgres.py)."""
+    server = PostgresServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres):
+    """A fresh PostgreSQL database of its own for this test; its URL."""
+    url = postgres.new_database()
+    yield url
+    postgres.drop(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """The test's database on each backend: a SQLite file path, then a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "leadflow.db")
+    server = request.getfixturevalue("postgres")
+    url = server.new_database()
+    request.addfinalizer(lambda: server.drop(url))
+    return url
 
 
 @pytest.fixture

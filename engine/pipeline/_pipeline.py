@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import re
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -39,6 +40,7 @@ from ._history import Before, finish, settle
 from ._webhooks import queue_stage_changes
 
 BATCH = 500
+RETRIES = 5  # a transaction another process deadlocked with (PostgreSQL) is applied again, this often
 log = logging.getLogger("leadflow.pipeline")
 
 
@@ -98,6 +100,7 @@ class Pipeline:
         self.store = store
         self.compiled = compiled
         self.engine = engine or Engine()
+        self._batch_locks = threading.local()  # .held: leads this thread's batch has locked already
         self.engine.load(compiled)
         files = {os.path.basename(p): open(p, encoding="utf-8").read() for p in compiled.rules.files}
         store.note_rules(compiled.rules.version, files)
@@ -171,13 +174,34 @@ class Pipeline:
         return counts
 
     def _batch(self, batch: list, source: str, counts: Counts, intake: Intake) -> None:
-        with self.store.transaction(durable=True):  # one fsync per BATCH events: a finished ingest is on disk
-            for number, raw in batch:
-                if isinstance(raw, Unreadable):  # refused by its reader (CSV): kept as a dead letter
-                    obj, raw = raw.rejection, raw.text
-                else:
-                    obj = parse_line(raw)
-                counts.add(self._apply(obj, raw, source, number, intake), source, number)
+        items = []
+        for number, raw in batch:
+            if isinstance(raw, Unreadable):  # refused by its reader (CSV): kept as a dead letter
+                items.append((number, raw.text, raw.rejection))
+            else:
+                items.append((number, raw, parse_line(raw)))
+        leads = {obj["lead"] for _, _, obj in items if isinstance(obj, dict) and isinstance(obj.get("lead"), str)}
+        for attempt in range(1, RETRIES + 1):
+            outcomes: list[tuple[Outcome, int]] = []
+            try:
+                # one fsync per BATCH events: a finished ingest is on disk
+                with self.store.transaction(durable=True):
+                    # every lead of the batch at once, in one order: batches of other processes never wait
+                    # on this one in a circle
+                    self.store.lock_leads(leads)
+                    self._batch_locks.held = leads
+                    for number, raw, obj in items:
+                        outcomes.append((self._apply(obj, raw, source, number, intake), number))
+            except Exception as exc:
+                if attempt == RETRIES or not self.store.is_retryable(exc):
+                    raise
+                log.warning("batch of %s events rolled back (%s); applying it again", len(items), type(exc).__name__)
+                continue
+            finally:
+                self._batch_locks.held = ()
+            for outcome, number in outcomes:  # counted once committed, so a retried batch counts once
+                counts.add(outcome, source, number)
+            return
 
     # -- one event ----------------------------------------------------------------------------------
     def _apply(self, obj: object, raw: str | None, source: str, line: int | None, intake: Intake) -> Outcome:
@@ -204,6 +228,8 @@ class Pipeline:
     def _apply_valid(self, checked: Accepted, source: str, intake: Intake, raw: str | None = None,
                      line: int | None = None) -> Outcome:
         event, store = checked.event, self.store
+        if event["lead"] not in getattr(self._batch_locks, "held", ()):
+            store.lock_leads((event["lead"],))  # one event of a lead at a time, across every process
         digest = content_digest(event["lead"], event["type"], checked.at, event["data"])
         stored = store.stored_event(event["id"])
         if stored is not None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from ._sqlite import SQLiteDatabase
+from ._database import Database
 
 
 def _insert(table: str, row: dict[str, object]) -> tuple[str, list[object]]:
@@ -18,10 +18,9 @@ def _insert(table: str, row: dict[str, object]) -> tuple[str, list[object]]:
             list(row.values()))
 
 
-class DeskTables(SQLiteDatabase):
+class DeskTables(Database):
     def add_assignment(self, row: dict[str, object]) -> int:
-        cur = self.conn.execute(*_insert("assignments", row))
-        return cur.lastrowid
+        return self._insert_id(*_insert("assignments", row))
 
     def assignment(self, assignment_id: int) -> dict | None:
         return self._row("SELECT * FROM assignments WHERE id = ?", [assignment_id])
@@ -38,26 +37,26 @@ class DeskTables(SQLiteDatabase):
     def close_assignment(self, assignment_id: int, status: str, at: float, by: str | None, reason: str | None,
                          comment: str | None) -> bool:
         """Decide a pending assignment; False when someone else already did (double click, retry, race)."""
-        cur = self.conn.execute("UPDATE assignments SET status = ?, decided_at = ?, decided_by = ?, reason = ?,"
+        cur = self._exec("UPDATE assignments SET status = ?, decided_at = ?, decided_by = ?, reason = ?,"
                                 " comment = ? WHERE id = ? AND status = 'pending'",
                                 (status, at, by, reason, comment, assignment_id))
         return cur.rowcount == 1
 
     def mark_reminded(self, assignment_id: int) -> bool:
         """Clear the reminder; False when it was already sent (so it is sent once)."""
-        cur = self.conn.execute("UPDATE assignments SET remind_at = NULL WHERE id = ? AND remind_at IS NOT NULL",
+        cur = self._exec("UPDATE assignments SET remind_at = NULL WHERE id = ? AND remind_at IS NOT NULL",
                                 (assignment_id,))
         return cur.rowcount == 1
 
     def open_counts(self) -> dict[str, int]:
         """Rep -> leads they hold now (pending or accepted, lead still sales-qualified): their load."""
-        return {r["rep"]: r["n"] for r in self.db.query("SELECT rep, count(*) AS n FROM assignments a JOIN leads l ON"
+        return {r["rep"]: r["n"] for r in self._rows("SELECT rep, count(*) AS n FROM assignments a JOIN leads l ON"
                                                          " l.id = a.lead WHERE a.status IN ('pending', 'accepted') AND"
                                                          " l.stage IN ('sql', 'accepted') AND rep IS NOT NULL GROUP BY rep")}
 
     def assignment_totals(self) -> dict[str, int]:
         """Rep -> every assignment they ever had."""
-        return {r["rep"]: r["n"] for r in self.db.query("SELECT rep, count(*) AS n FROM assignments WHERE rep IS NOT NULL"
+        return {r["rep"]: r["n"] for r in self._rows("SELECT rep, count(*) AS n FROM assignments WHERE rep IS NOT NULL"
                                                          " GROUP BY rep")}
 
     def due_assignments(self, now: float) -> list[dict]:
@@ -67,12 +66,12 @@ class DeskTables(SQLiteDatabase):
 
     def set_owner(self, lead: str, owner: str | None) -> None:
         """The owner is kept in the lead row and in its state, which the rules read."""
-        row = self.conn.execute("SELECT state FROM leads WHERE id = ?", (lead,)).fetchone()
+        row = self._exec("SELECT state FROM leads WHERE id = ?", (lead,)).fetchone()
         if row is None:
             return
         state = json.loads(row[0])
         state["owner"] = owner
-        self.conn.execute("UPDATE leads SET owner = ?, state = ? WHERE id = ?", (owner, json.dumps(state), lead))
+        self._exec("UPDATE leads SET owner = ?, state = ? WHERE id = ?", (owner, json.dumps(state), lead))
 
     def add_feedback(self, row: dict[str, object]) -> None:
-        self.conn.execute(*_insert("feedback", row))
+        self._exec(*_insert("feedback", row))

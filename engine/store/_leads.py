@@ -57,29 +57,29 @@ class LeadTables(OutboxTable):
                created: bool, digest: str | None = None) -> None:
         """Write one evaluated event and everything it caused (call inside a transaction)."""
         now = time.time()
-        c = self.conn
+        c = self
         data = _json(event.get("data") or {})
-        c.execute("INSERT INTO events (id, lead, type, at, at_text, data, source, received_at, digest) VALUES"
+        c._exec("INSERT INTO events (id, lead, type, at, at_text, data, source, received_at, digest) VALUES"
                   " (?,?,?,?,?,?,?,?,?)", (event["id"], event["lead"], event["type"], at, event["at"], data, source,
                                            now, digest))
-        c.execute("INSERT INTO leads (id, stage, score, fit, engagement, owner, disqualified, created_at, updated_at,"
+        c._exec("INSERT INTO leads (id, stage, score, fit, engagement, owner, disqualified, created_at, updated_at,"
                   " rules_version, state) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET"
                   " stage=excluded.stage, score=excluded.score, fit=excluded.fit, engagement=excluded.engagement,"
                   " owner=excluded.owner, disqualified=excluded.disqualified, updated_at=excluded.updated_at,"
                   " rules_version=excluded.rules_version, state=excluded.state",
                   (state.id, state.stage, state.score, state.fit, state.engagement, state.owner, state.disqualified,
                    at, at, decision.rules_version, _json(state.to_json())))
-        c.execute("INSERT INTO decisions (event_id, lead, at, rules_version, trace) VALUES (?,?,?,?,?)",
+        c._exec("INSERT INTO decisions (event_id, lead, at, rules_version, trace) VALUES (?,?,?,?,?)",
                   (event["id"], state.id, at, decision.rules_version, _json(decision.trace())))
         if decision.added:
-            c.executemany("INSERT INTO contributions (event_id, lead, rule, points, at) VALUES (?,?,?,?,?)",
+            c._exec_many("INSERT INTO contributions (event_id, lead, rule, points, at) VALUES (?,?,?,?,?)",
                           [(event["id"], state.id, rule, points, at) for rule, points in decision.added])
         if created:
-            c.execute("INSERT INTO stage_history (lead, from_stage, to_stage, at, reason, rule, rules_version, event_id)"
+            c._exec("INSERT INTO stage_history (lead, from_stage, to_stage, at, reason, rule, rules_version, event_id)"
                       " VALUES (?,?,?,?,?,?,?,?)", (state.id, None, "new", at, "first event", None,
                                                     decision.rules_version, event["id"]))
         for t in decision.transitions:
-            c.execute("INSERT INTO stage_history (lead, from_stage, to_stage, at, reason, rule, rules_version, event_id)"
+            c._exec("INSERT INTO stage_history (lead, from_stage, to_stage, at, reason, rule, rules_version, event_id)"
                       " VALUES (?,?,?,?,?,?,?,?)", (state.id, t["from"], t["to"], state.clock, t["reason"], t["rule"],
                                                     decision.rules_version, event["id"]))
             if t["to"] == "sql":
@@ -90,7 +90,7 @@ class LeadTables(OutboxTable):
     def add_stage_entry(self, lead: str, from_stage: str | None, to_stage: str, at: float, reason: str,
                         rule: str, rules_version: str, event_id: str) -> None:
         """A stage entry recorded at its own time (imported history), not at the lead's clock."""
-        self.conn.execute("INSERT INTO stage_history (lead, from_stage, to_stage, at, reason, rule, rules_version,"
+        self._exec("INSERT INTO stage_history (lead, from_stage, to_stage, at, reason, rule, rules_version,"
                           " event_id) VALUES (?,?,?,?,?,?,?,?)",
                           (lead, from_stage, to_stage, at, reason, rule, rules_version, event_id))
 
@@ -105,34 +105,34 @@ class LeadTables(OutboxTable):
 
     def rechain_stages(self, lead: str) -> None:
         """Each entry's from_stage is the entry before it in time (after an older entry came in late)."""
-        rows = self.conn.execute("SELECT id, from_stage, to_stage FROM stage_history WHERE lead = ? ORDER BY at, id",
+        rows = self._exec("SELECT id, from_stage, to_stage FROM stage_history WHERE lead = ? ORDER BY at, id",
                                  (lead,)).fetchall()
         previous = None
         for row_id, from_stage, to_stage in rows:
             if from_stage != previous:
-                self.conn.execute("UPDATE stage_history SET from_stage = ? WHERE id = ?", (previous, row_id))
+                self._exec("UPDATE stage_history SET from_stage = ? WHERE id = ?", (previous, row_id))
             previous = to_stage
 
     def backdate_lead(self, lead: str, at: float) -> None:
         """A history import met an older time for this lead: its `new` entry and creation move back to it."""
-        self.conn.execute("UPDATE stage_history SET at = ? WHERE lead = ? AND from_stage IS NULL AND to_stage = 'new'"
+        self._exec("UPDATE stage_history SET at = ? WHERE lead = ? AND from_stage IS NULL AND to_stage = 'new'"
                           " AND at > ?", (at, lead, at))
-        self.conn.execute("UPDATE leads SET created_at = ? WHERE id = ? AND created_at > ?", (at, lead, at))
+        self._exec("UPDATE leads SET created_at = ? WHERE id = ? AND created_at > ?", (at, lead, at))
 
     def save_state(self, state: LeadState) -> None:
         """A lead changed without an event of its own (a nurture `set`, a decay tick's bookkeeping)."""
-        self.conn.execute("UPDATE leads SET state = ?, stage = ?, owner = ? WHERE id = ?",
+        self._exec("UPDATE leads SET state = ?, stage = ?, owner = ? WHERE id = ?",
                           (_json(state.to_json()), state.stage, state.owner, state.id))
 
     def dead_letter(self, raw: str, reason: str, field: str, source: str, line: int | None) -> None:
         """Keep rejected input; lone surrogates become escapes (SQLite text must be valid UTF-8)."""
-        self.conn.execute("INSERT INTO dead_letters (received_at, source, line, raw, reason, field) VALUES (?,?,?,?,?,?)",
+        self._exec("INSERT INTO dead_letters (received_at, source, line, raw, reason, field) VALUES (?,?,?,?,?,?)",
                           (time.time(), _storable(source), line, _storable(raw), _storable(reason), _storable(field)))
 
     def note_rules(self, version: str, files: dict[str, str]) -> None:
         """Keep the text of every rule version that ever decided something, so a decision can be explained."""
         with self.transaction():
-            self.conn.execute("INSERT OR IGNORE INTO rule_versions (version, loaded_at, files) VALUES (?,?,?)",
+            self._exec("INSERT OR IGNORE INTO rule_versions (version, loaded_at, files) VALUES (?,?,?)",
                               (version, time.time(), json.dumps(files)))
 
     # -- reads: one event, one lead ------------------------------------------------------------------
@@ -140,7 +140,7 @@ class LeadTables(OutboxTable):
         return self._value("SELECT 1 FROM events WHERE id = ?", (event_id,)) is not None
 
     def stored_event(self, event_id: str) -> StoredEvent | None:
-        row = self.conn.execute("SELECT digest, lead, type, at, data FROM events WHERE id = ?", (event_id,)).fetchone()
+        row = self._exec("SELECT digest, lead, type, at, data FROM events WHERE id = ?", (event_id,)).fetchone()
         return StoredEvent(*row) if row else None
 
     def latest_event_at(self) -> float | None:
@@ -153,13 +153,13 @@ class LeadTables(OutboxTable):
         if not types:
             return out
         marks = ",".join("?" for _ in types)
-        for etype, at in self.conn.execute(f"SELECT type, at FROM events WHERE lead = ? AND type IN ({marks})"
+        for etype, at in self._exec(f"SELECT type, at FROM events WHERE lead = ? AND type IN ({marks})"
                                            " ORDER BY at", [lead, *sorted(types)]):
             out.setdefault(etype, []).append(at)
         return out
 
     def load_state(self, lead_id: str) -> LeadState | None:
-        row = self.conn.execute("SELECT state FROM leads WHERE id = ?", (lead_id,)).fetchone()
+        row = self._exec("SELECT state FROM leads WHERE id = ?", (lead_id,)).fetchone()
         return LeadState.from_json(json.loads(row[0])) if row else None
 
     def lead_row(self, lead_id: str) -> dict | None:
@@ -186,16 +186,16 @@ class LeadTables(OutboxTable):
         return self._rows(sql, params)
 
     def stage_counts(self) -> dict[str, int]:
-        return {row["stage"]: row["n"] for row in self.db.query("SELECT stage, count(*) AS n FROM leads GROUP BY stage")}
+        return {row["stage"]: row["n"] for row in self._rows("SELECT stage, count(*) AS n FROM leads GROUP BY stage")}
 
     def stage_changes(self) -> Iterator[StageChange]:
         """Every stage change of every lead, in the order they were recorded."""
-        for row in self.conn.execute("SELECT lead, from_stage, to_stage, reason FROM stage_history ORDER BY id"):
+        for row in self._stream("SELECT lead, from_stage, to_stage, reason FROM stage_history ORDER BY id"):
             yield StageChange(*row)
 
     def decision_traces(self) -> Iterator[dict]:
         """The trace (rules fired, points added, transitions) of every stored decision."""
-        for (trace,) in self.conn.execute("SELECT trace FROM decisions"):
+        for (trace,) in self._stream("SELECT trace FROM decisions"):
             yield json.loads(trace)
 
     def dead_letters(self, limit: int = 100) -> list[dict]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Iterator, NamedTuple
 
-from ._sqlite import SQLiteDatabase
+from ._database import Database
 
 INVALID = "<invalid JSON>"  # a stored value the metrics cannot read as the number it should be
 
@@ -50,17 +50,17 @@ class CampaignCost(NamedTuple):
     amount: float | str | None  # as in WonDeal
 
 
-class MetricsReads(SQLiteDatabase):
+class MetricsReads(Database):
     def stage_entries(self) -> Iterator[StageEntry]:
         """Every stage change, lead by lead, oldest first."""
-        yield from map(StageEntry._make, self.conn.execute("SELECT lead, to_stage, at, rules_version FROM stage_history"
+        yield from map(StageEntry._make, self._stream("SELECT lead, to_stage, at, rules_version FROM stage_history"
                                                            " ORDER BY lead, at, id"))
 
     def lead_fields(self, field: str) -> dict[str, object]:
         """lead id -> one attribute (or 'owner'), for slicing metrics."""
         if field == "owner":
-            return dict(self.conn.execute("SELECT id, owner FROM leads"))
-        return dict(self.conn.execute("SELECT id, CASE WHEN json_valid(state) THEN json_extract(state, '$.attrs.' ||"
+            return dict(self._exec("SELECT id, owner FROM leads"))
+        return dict(self._exec("SELECT id, CASE WHEN json_valid(state) THEN json_extract(state, '$.attrs.' ||"
                                       " json_quote(?)) END FROM leads", (field,)))
 
     def funnel_rows(self, field: str | None = None) -> Iterator[FunnelRow]:
@@ -73,29 +73,29 @@ class MetricsReads(SQLiteDatabase):
         else:
             key, params = ("CASE WHEN json_valid(l.state) THEN json_extract(l.state, '$.attrs.' || json_quote(?))"
                            " END"), (field,)
-        yield from map(FunnelRow._make, self.conn.execute(
+        yield from map(FunnelRow._make, self._stream(
             f"SELECT s.lead, s.to_stage, s.at, s.rules_version, l.owner, {key} FROM stage_history s"
             " LEFT JOIN leads l ON l.id = s.lead ORDER BY s.lead, s.at, s.id", params))
 
     def has_attribute(self, field: str) -> bool:
         """Whether any lead has a value for this attribute (a --by nobody has is a mistake, not a table)."""
-        return self.conn.execute("SELECT 1 FROM leads WHERE json_valid(state) AND json_type(state, '$.attrs.' ||"
+        return self._exec("SELECT 1 FROM leads WHERE json_valid(state) AND json_type(state, '$.attrs.' ||"
                                  " json_quote(?)) IS NOT NULL LIMIT 1", (field,)).fetchone() is not None
 
     def attribute_names(self, limit: int = 500) -> list[str]:
         """Attribute names the leads have, for a did-you-mean (read only when a --by names none of them)."""
-        return [r[0] for r in self.conn.execute(
+        return [r[0] for r in self._exec(
             "SELECT DISTINCT j.key FROM leads, json_each(leads.state, '$.attrs') AS j WHERE json_valid(leads.state)"
             " AND json_type(leads.state, '$.attrs') = 'object' ORDER BY j.key LIMIT ?", (limit,))]
 
     def known_owners(self) -> list[str]:
         """Everyone who owns a lead or was assigned one."""
-        return [r[0] for r in self.conn.execute("SELECT owner FROM leads WHERE owner IS NOT NULL UNION"
+        return [r[0] for r in self._exec("SELECT owner FROM leads WHERE owner IS NOT NULL UNION"
                                                 " SELECT rep FROM assignments WHERE rep IS NOT NULL ORDER BY 1")]
 
     def event_log(self) -> Iterator[LoggedEvent]:
         """Every stored event, lead by lead in arrival order."""
-        yield from map(LoggedEvent._make, self.conn.execute("SELECT lead, type, at_text, data FROM events"
+        yield from map(LoggedEvent._make, self._stream("SELECT lead, type, at_text, data FROM events"
                                                             " ORDER BY lead, seq"))
 
     # the amount when it is a JSON number, None when absent or null, INVALID for anything else (text,
@@ -106,12 +106,12 @@ class MetricsReads(SQLiteDatabase):
 
     def won_deals(self) -> list[WonDeal]:
         """Every deal_won event, with its amount as stored."""
-        return list(map(WonDeal._make, self.conn.execute(f"SELECT lead, at, {self._AMOUNT} FROM events"
+        return list(map(WonDeal._make, self._exec(f"SELECT lead, at, {self._AMOUNT} FROM events"
                                                          " WHERE type = 'deal_won'", {"invalid": INVALID})))
 
     def campaign_costs(self) -> list[CampaignCost]:
         """Every campaign_cost event, with its campaign and amount as stored."""
-        return list(map(CampaignCost._make, self.conn.execute(
+        return list(map(CampaignCost._make, self._exec(
             "SELECT at, CASE WHEN json_valid(data) AND json_type(data, '$.campaign') = 'text'"
             f" THEN json_extract(data, '$.campaign') END, {self._AMOUNT}"
             " FROM events WHERE type = 'campaign_cost'", {"invalid": INVALID})))

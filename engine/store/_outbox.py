@@ -15,7 +15,7 @@ import math
 import time
 from typing import Any
 
-from ._sqlite import SQLiteDatabase
+from ._database import Database
 
 
 def json_text(value: Any) -> str:
@@ -49,9 +49,9 @@ def _loads(text: str | None) -> Any:
         return None
 
 
-class OutboxTable(SQLiteDatabase):
+class OutboxTable(Database):
     def add_outbox(self, key: str, kind: str, lead: str, payload: dict) -> None:
-        self.conn.execute("INSERT OR IGNORE INTO outbox (key, kind, lead, payload, created_at, status, attempts,"
+        self._exec("INSERT OR IGNORE INTO outbox (key, kind, lead, payload, created_at, status, attempts,"
                           " next_at) VALUES (?,?,?,?,?,?,?,?)",  # next_at 0: due at once, whatever the clock
                           (key, kind, lead, json_text(payload), time.time(), "pending", 0, 0.0))
 
@@ -59,34 +59,34 @@ class OutboxTable(SQLiteDatabase):
         """Pending rows due at `now`, and every `sending` row (the caller decides, by its lease and its
         holder, whether one may be taken over)."""
         marks = ",".join("?" for _ in kinds)
-        return list(self.db.query(f"SELECT * FROM outbox WHERE kind IN ({marks}) AND (status = 'sending' OR"
+        return (self._rows(f"SELECT * FROM outbox WHERE kind IN ({marks}) AND (status = 'sending' OR"
                                   " (status = 'pending' AND next_at <= ?)) ORDER BY id LIMIT ?", [*kinds, now, limit]))
 
     def outbox_sending(self, row_id: int) -> None:
-        self.conn.execute("UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id = ?", (row_id,))
+        self._exec("UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id = ?", (row_id,))
 
     def outbox_claim(self, row_id: int, status: str, attempts: int, claimed_by: str | None = None,
                      lease_until: float | None = None) -> bool:
         """Mark a row `sending`, held by `claimed_by` until `lease_until`, if nobody changed it since it
         was read: `attempts` only grows, so a second dispatcher that read the same row skips it."""
-        cur = self.conn.execute("UPDATE outbox SET status = 'sending', attempts = attempts + 1, claimed_by = ?,"
+        cur = self._exec("UPDATE outbox SET status = 'sending', attempts = attempts + 1, claimed_by = ?,"
                                 " lease_until = ? WHERE id = ? AND status = ? AND attempts = ?",
                                 (claimed_by, lease_until, row_id, status, attempts))
         return cur.rowcount == 1
 
     def outbox_done(self, row_id: int, result: dict | None = None) -> None:
         """Done, with the notifier's result kept in the payload (`$.result`) for later updates."""
-        row = self.conn.execute("SELECT payload FROM outbox WHERE id = ?", (row_id,)).fetchone()
+        row = self._exec("SELECT payload FROM outbox WHERE id = ?", (row_id,)).fetchone()
         payload = _loads(row[0]) if row else None
         if isinstance(payload, dict):
             text = json_text({**payload, "result": result or {}})
         else:  # an unreadable payload stays as it was; the row is still done
             text = row[0] if row else None
-        self.conn.execute("UPDATE outbox SET status = 'done', last_error = NULL, payload = ? WHERE id = ?",
+        self._exec("UPDATE outbox SET status = 'done', last_error = NULL, payload = ? WHERE id = ?",
                           (text, row_id))
 
     def outbox_retry(self, row_id: int, error: str, next_at: float, give_up: bool = False) -> None:
-        self.conn.execute("UPDATE outbox SET status = ?, last_error = ?, next_at = ? WHERE id = ?",
+        self._exec("UPDATE outbox SET status = ?, last_error = ?, next_at = ? WHERE id = ?",
                           ("failed" if give_up else "pending", plain_text(error), next_at, row_id))
 
     def outbox_fail(self, row_id: int, error: str) -> None:
@@ -95,32 +95,32 @@ class OutboxTable(SQLiteDatabase):
     def outbox_mark(self, row_id: int, status: str, note: str, next_at: float | None = None) -> None:
         """Set status, note (and when to try again) and nothing else (the fallback when a richer update
         was refused)."""
-        self.conn.execute("UPDATE outbox SET status = ?, last_error = ?, next_at = coalesce(?, next_at) WHERE id = ?",
+        self._exec("UPDATE outbox SET status = ?, last_error = ?, next_at = coalesce(?, next_at) WHERE id = ?",
                           (status, plain_text(note), next_at, row_id))
 
     def outbox_status(self, key: str) -> str | None:
-        row = self.conn.execute("SELECT status FROM outbox WHERE key = ?", (key,)).fetchone()
+        row = self._exec("SELECT status FROM outbox WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
     def outbox_result(self, key: str) -> dict | None:
-        row = self.conn.execute("SELECT payload FROM outbox WHERE key = ? AND status = 'done'", (key,)).fetchone()
+        row = self._exec("SELECT payload FROM outbox WHERE key = ? AND status = 'done'", (key,)).fetchone()
         payload = _loads(row[0]) if row else None
         result = payload.get("result") if isinstance(payload, dict) else None
         return result if isinstance(result, dict) else None
 
     def outbox(self, kind: str | None = None) -> list[dict]:
         if kind:
-            return list(self.db.query("SELECT * FROM outbox WHERE kind = ? ORDER BY id", [kind]))
-        return list(self.db.query("SELECT * FROM outbox ORDER BY id"))
+            return (self._rows("SELECT * FROM outbox WHERE kind = ? ORDER BY id", [kind]))
+        return (self._rows("SELECT * FROM outbox ORDER BY id"))
 
     def outbox_rows(self, statuses: tuple[str, ...] | None = None, limit: int = 100) -> list[dict]:
         """Rows in these statuses (all when None), newest first."""
         if statuses:
             marks = ",".join("?" for _ in statuses)
-            return list(self.db.query(f"SELECT * FROM outbox WHERE status IN ({marks}) ORDER BY id DESC LIMIT ?",
+            return (self._rows(f"SELECT * FROM outbox WHERE status IN ({marks}) ORDER BY id DESC LIMIT ?",
                                       [*statuses, limit]))
-        return list(self.db.query("SELECT * FROM outbox ORDER BY id DESC LIMIT ?", [limit]))
+        return (self._rows("SELECT * FROM outbox ORDER BY id DESC LIMIT ?", [limit]))
 
     def outbox_counts(self) -> dict[str, int]:
         """Rows per status, e.g. {"done": 120, "pending": 2, "failed": 1} (for /healthz)."""
-        return dict(self.conn.execute("SELECT status, count(*) FROM outbox GROUP BY status").fetchall())
+        return dict(self._exec("SELECT status, count(*) FROM outbox GROUP BY status").fetchall())

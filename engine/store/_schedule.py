@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import NamedTuple
 
-from ._sqlite import SQLiteDatabase
+from ._database import Database
 
 
 class Timer(NamedTuple):
@@ -19,12 +19,11 @@ class Timer(NamedTuple):
     due_at: float
 
 
-class ScheduleTables(SQLiteDatabase):
+class ScheduleTables(Database):
     # -- nurture enrollments -------------------------------------------------------------------------
     def enroll(self, lead: str, track: str, at: float) -> int:
-        cur = self.conn.execute("INSERT INTO nurture (lead, track, pc, status, next_at, enrolled_at, updated_at)"
-                                " VALUES (?,?,0,'active',?,?,?)", (lead, track, at, at, at))
-        return cur.lastrowid
+        return self._insert_id("INSERT INTO nurture (lead, track, pc, status, next_at, enrolled_at, updated_at)"
+                               " VALUES (?,?,0,'active',?,?,?)", (lead, track, at, at, at))
 
     def active_enrollment(self, lead: str, track: str) -> dict | None:
         return self._row("SELECT * FROM nurture WHERE lead = ? AND track = ? AND status = 'active'", [lead, track])
@@ -35,12 +34,12 @@ class ScheduleTables(SQLiteDatabase):
 
     def update_enrollment(self, enrollment_id: int, pc: int, status: str, next_at: float | None,
                           waiting_for: str | None, at: float) -> None:
-        self.conn.execute("UPDATE nurture SET pc = ?, status = ?, next_at = ?, waiting_for = ?, updated_at = ?"
+        self._exec("UPDATE nurture SET pc = ?, status = ?, next_at = ?, waiting_for = ?, updated_at = ?"
                           " WHERE id = ?", (pc, status, next_at, waiting_for, at, enrollment_id))
 
     def log_step(self, enrollment: dict, pc: int, op: str, at: float, detail: str) -> None:
         """One step an enrollment took (`enrollment` is its row, as read from `due_enrollments`)."""
-        self.conn.execute("INSERT INTO nurture_log (enrollment, lead, track, pc, op, at, detail) VALUES (?,?,?,?,?,?,?)",
+        self._exec("INSERT INTO nurture_log (enrollment, lead, track, pc, op, at, detail) VALUES (?,?,?,?,?,?,?)",
                           (enrollment["id"], enrollment["lead"], enrollment["track"], pc, op, at, detail))
 
     def nurture_steps(self, lead: str) -> list[dict]:
@@ -55,18 +54,18 @@ class ScheduleTables(SQLiteDatabase):
     def set_timer(self, lead: str, kind: str, due_at: float | None) -> None:
         """Set (or with None, clear) the lead's one timer of this kind."""
         if due_at is None:
-            self.conn.execute("DELETE FROM timers WHERE lead = ? AND kind = ?", (lead, kind))
+            self._exec("DELETE FROM timers WHERE lead = ? AND kind = ?", (lead, kind))
         else:
-            self.conn.execute("INSERT INTO timers (lead, kind, due_at) VALUES (?,?,?) ON CONFLICT(lead, kind)"
+            self._exec("INSERT INTO timers (lead, kind, due_at) VALUES (?,?,?) ON CONFLICT(lead, kind)"
                               " DO UPDATE SET due_at = excluded.due_at", (lead, kind, due_at))
 
     def due_timers(self, now: float, limit: int = 1000) -> list[Timer]:
-        return [Timer(*row) for row in self.conn.execute("SELECT lead, kind, due_at FROM timers WHERE due_at <= ?"
+        return [Timer(*row) for row in self._exec("SELECT lead, kind, due_at FROM timers WHERE due_at <= ?"
                                                         " ORDER BY due_at LIMIT ?", (now, limit))]
 
     def clear_timers(self) -> None:
         """Drop every lead's timers (the benchmark measures one kind of scheduled work at a time)."""
-        self.conn.execute("DELETE FROM timers")
+        self._exec("DELETE FROM timers")
 
     def set_timers_on_share(self, kind: str, due_at: float, every: int) -> int:
         """Replace all timers by one of `kind` due at `due_at` on every `every`-th lead (in the order
@@ -74,7 +73,7 @@ class ScheduleTables(SQLiteDatabase):
         if every < 1:
             raise ValueError(f"every must be 1 or more, not {every}")
         self.clear_timers()
-        cur = self.conn.execute("INSERT INTO timers (lead, kind, due_at) SELECT id, ?, ? FROM leads"
+        cur = self._exec("INSERT INTO timers (lead, kind, due_at) SELECT id, ?, ? FROM leads"
                                 " WHERE rowid % ? = 0", (kind, due_at, every))
         return cur.rowcount
 
@@ -92,19 +91,19 @@ class ScheduleTables(SQLiteDatabase):
         return self._value("SELECT last_at FROM schedule WHERE name = ?", (name,))
 
     def mark_run(self, name: str, at: float) -> None:
-        self.conn.execute("INSERT INTO schedule (name, last_at) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET"
+        self._exec("INSERT INTO schedule (name, last_at) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET"
                           " last_at = excluded.last_at", (name, at))
 
     # -- rule proposals ------------------------------------------------------------------------------
     def add_proposal(self, directory: str, at: float, report: dict) -> int:
-        return self.conn.execute("INSERT INTO proposals (dir, created_at, status, report) VALUES (?,?,?,?)",
-                                 (directory, at, "open", json.dumps(report))).lastrowid
+        return self._insert_id("INSERT INTO proposals (dir, created_at, status, report) VALUES (?,?,?,?)",
+                               (directory, at, "open", json.dumps(report)))
 
     def proposal(self, proposal_id: int) -> dict | None:
         return self._row("SELECT * FROM proposals WHERE id = ?", [proposal_id])
 
     def decide_proposal(self, proposal_id: int, status: str, by: str, at: float) -> bool:
         """Accept or reject an open proposal; False when it was already decided."""
-        cur = self.conn.execute("UPDATE proposals SET status = ?, decided_by = ?, decided_at = ? WHERE id = ? AND"
+        cur = self._exec("UPDATE proposals SET status = ?, decided_by = ?, decided_at = ? WHERE id = ? AND"
                                 " status = 'open'", (status, by, at, proposal_id))
         return cur.rowcount == 1

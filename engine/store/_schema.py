@@ -2,15 +2,13 @@
 
 Declared rather than written as CREATE statements so that one list says what the store holds (a
 reader looks here, not through the code), and so that opening an older database can bring it up to
-date by comparing: a column or an index this list has and the file lacks is added. Databases made
-before an event's content digest was kept, or before an outbox claim was a lease, are upgraded that
-way. Column types are Python types; the backend maps them to its own (see _sqlite.py).
+date by comparing: the ordered migrations (_migrations.py) say when each part came, and build it
+from here. Column types are Python types; each backend maps them to its own (_sqlite.py,
+_postgres.py). A test checks that a database taken through every migration has exactly this.
 """
 from __future__ import annotations
 
 from typing import NamedTuple
-
-SCHEMA_VERSION = 1
 
 
 class Index(NamedTuple):
@@ -59,8 +57,10 @@ TABLES: tuple[Table, ...] = (
     Table("feedback", {"id": int, "assignment": int, "lead": str, "rep": str, "verdict": str, "reason": str,
                        "comment": str, "by": str, "at": float}, "id", (Index(("lead",)),)),
     # nurture enrollments: where each lead is in each track
+    # a due enrolment is leased to one worker (claimed_by, until lease_until) while it runs its steps
     Table("nurture", {"id": int, "lead": str, "track": str, "pc": int, "status": str, "next_at": float,
-                      "enrolled_at": float, "waiting_for": str, "updated_at": float}, "id",
+                      "enrolled_at": float, "waiting_for": str, "updated_at": float, "claimed_by": str,
+                      "lease_until": float}, "id",
           (Index(("status", "next_at")), Index(("lead", "track")))),
     Table("nurture_log", {"id": int, "enrollment": int, "lead": str, "track": str, "pc": int, "op": str,
                           "at": float, "detail": str}, "id", (Index(("lead",)),)),
@@ -69,4 +69,7 @@ TABLES: tuple[Table, ...] = (
                         "decided_by": str, "decided_at": float}, "id"),
     # when each periodic job (digest, tuning) last ran
     Table("schedule", {"name": str, "last_at": float}, "name"),
+    # every process serving this database, with the rules it runs (for /healthz and `db status`)
+    Table("instances", {"id": str, "host": str, "pid": int, "role": str, "rules_version": str,
+                        "started_at": float, "seen_at": float}, "id"),
 )

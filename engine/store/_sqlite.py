@@ -1,10 +1,8 @@
 """The SQLite side of the store: connections, transactions, and making or upgrading the schema.
 
-Everything that knows it is talking to SQLite and not to some other database lives here or in the
-SQL text of the table modules (_leads, _desk, _schedule, _metrics, _outbox), which all build on
-`SQLiteDatabase`. Callers above the store use only its methods (`transaction`, `savepoint`,
-`in_transaction`, `is_system_failure`), never a connection, so a second backend can be put beside
-this one.
+The SQLite file is the embedded default (PostgreSQL's side is _postgres.py); both give the table
+modules the primitives of `Database`, and build the schema the migrations ask for (see
+_migrations.py) from the one declaration in _schema.py, here with sqlite-utils.
 
 One connection per thread, in WAL mode: readers never wait for the writer, and writers queue on
 `busy_timeout`. A transaction is BEGIN IMMEDIATE (the write lock is taken at once, so two writers
@@ -15,21 +13,24 @@ from __future__ import annotations
 import sqlite3
 import threading
 from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import sqlite_utils
 
-from ._schema import SCHEMA_VERSION, TABLES
+from ._database import Cursor, Database
+from ._schema import Index, Table
 
 
-class SQLiteDatabase:
+class SQLiteDatabase(Database):
+    dialect = "sqlite"
+
     def __init__(self, path: str):
         self.path = path
+        self.url = path
         self._local = threading.local()  # one connection per thread: WAL gives readers and one writer
         self._all: list[sqlite3.Connection] = []
         self.lock = threading.RLock()
         self.busy_timeout = 30.0  # seconds a connection waits for another writer; set before first use
-        self._ensure_schema()
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -56,43 +57,41 @@ class SQLiteDatabase:
         self._all.clear()
         self._local = threading.local()
 
-    # -- small helpers for the table modules -----------------------------------------------------------
-    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict]:
-        return list(self.db.query(sql, params))
+    # -- primitives ----------------------------------------------------------------------------------
+    def _exec(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        return self.conn.execute(sql, params)
 
-    def _row(self, sql: str, params: Sequence[Any] = ()) -> dict | None:
-        rows = self._rows(sql, params)
-        return rows[0] if rows else None
+    def _exec_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self.conn.executemany(sql, rows)
 
-    def _value(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        """The first column of the first row, None when there is no row."""
-        row = self.conn.execute(sql, params).fetchone()
-        return row[0] if row else None
+    def _insert_id(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return self.conn.execute(sql, params).lastrowid
 
-    def count(self, table: str) -> int:
-        """Rows in one of the store's tables (a name from _schema.TABLES)."""
-        if table not in {t.name for t in TABLES}:
-            raise ValueError(f"the store has no table {table!r}")
-        return self.db[table].count
+    def _stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple]:
+        yield from self.conn.execute(sql, params)
 
-    # -- schema ----------------------------------------------------------------------------------------
-    def _ensure_schema(self) -> None:
-        """Create what is missing: tables, then columns and indexes an older database lacks."""
-        db = self.db
-        with self.transaction():
-            existing = set(db.table_names())
-            for table in TABLES:
-                if table.name not in existing:
-                    db[table.name].create(table.columns, pk=table.pk)
-                else:
-                    have = db[table.name].columns_dict
-                    for column, kind in table.columns.items():
-                        if column not in have:  # made before this column was kept
-                            db[table.name].add_column(column, kind)
-                for index in table.indexes:
-                    db[table.name].create_index(index.columns, index_name=index.name, unique=index.unique,
-                                                if_not_exists=True)
-            self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    # -- schema (for the migrations) -------------------------------------------------------------------
+    def table_names(self) -> set[str]:
+        return set(self.db.table_names())
+
+    def column_names(self, table: str) -> set[str]:
+        return set(self.db[table].columns_dict)
+
+    def create_table(self, table: Table) -> None:
+        self.db[table.name].create(table.columns, pk=table.pk, if_not_exists=True)
+
+    def add_column(self, table: str, column: str, kind: type) -> None:
+        if column not in self.column_names(table):
+            self.db[table].add_column(column, kind)
+
+    def create_index(self, table: str, index: Index) -> None:
+        self.db[table].create_index(index.columns, index_name=index.name, unique=index.unique, if_not_exists=True)
+
+    @contextmanager
+    def schema_lock(self) -> Iterator[None]:
+        """One upgrade at a time: the IMMEDIATE transaction is SQLite's write lock (DDL is transactional)."""
+        with self.transaction(durable=True):
+            yield
 
     # -- transactions ----------------------------------------------------------------------------------
     @property

@@ -8,7 +8,7 @@ import sys
 
 from tests.leadflow_cli import ROOT, clean_env
 
-HEAVY = ("matplotlib", "sqlite_utils", "slack_bolt", "starlette", "uvicorn")
+HEAVY = ("matplotlib", "sqlite_utils", "slack_bolt", "starlette", "uvicorn", "psycopg", "psycopg_pool")
 
 
 def loaded_after(code: str) -> set[str]:

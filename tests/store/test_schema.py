@@ -10,6 +10,7 @@ import sqlite3
 from contextlib import closing
 
 from leadflow.store import Store
+from leadflow.store._migrations import LATEST
 from leadflow.store._schema import TABLES
 
 OLD = [  # as leadflow made these tables before digests and leases
@@ -63,10 +64,11 @@ def test_an_old_database_gets_the_digest_the_lease_and_the_missing_tables_and_ke
 
 def test_a_new_database_has_every_declared_table_and_index(tmp_path):
     path = str(tmp_path / "new.db")
-    Store(path).close()
+    store = Store(path)
+    assert store.schema_status().version == LATEST and not store.schema_status().pending
+    store.close()
     with closing(sqlite3.connect(path)) as conn:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
     assert {t.name for t in TABLES} <= tables
     named = {index.name for table in TABLES for index in table.indexes if index.name}
     assert named <= indexes(path)

@@ -43,7 +43,7 @@ def csv_option(f: Callable) -> Callable:
 
 def db_option(f: Callable) -> Callable:
     return click.option("--db", "db_path", envvar="LEADFLOW_DB", default=DEFAULT_DB, show_default=True,
-                        help="SQLite database file (env LEADFLOW_DB).")(f)
+                        help="Database: a SQLite file, or postgresql://user:pass@host:port/dbname (env LEADFLOW_DB).")(f)
 
 
 def rules_option(f: Callable) -> Callable:
@@ -62,8 +62,10 @@ def settings(ctx: click.Context, db_path: str | None = None, rules_dir: str | No
 
 def existing_db(ctx: click.Context, db_path: str | None) -> str:
     """The database a reading command opens; a mistyped --db is a usage error, never a new empty file."""
+    from leadflow.store import is_postgres_url, sqlite_path  # here: the store loads sqlite_utils
+
     db, _ = settings(ctx, db_path, None)
-    if not os.path.isfile(db):
+    if not is_postgres_url(db) and not os.path.isfile(sqlite_path(db)):
         raise click.UsageError(f"no database at {db} (ingest events first, or pass --db)")
     return db
 

@@ -3,7 +3,10 @@ from ._leads import Evaluation, StageChange, StoredEvent
 from ._metrics import CampaignCost, FunnelRow, LoggedEvent, StageEntry, WonDeal
 from ._outbox import plain_text
 from ._schedule import Timer
-from ._store import Store
+from ._migrations import Migration, SchemaStatus
+from ._postgres import is_postgres_url, masked
+from ._store import Store, sqlite_path
 
-__all__ = ["CampaignCost", "Evaluation", "FunnelRow", "LoggedEvent", "StageChange", "StageEntry", "Store",
-           "StoredEvent", "Timer", "WonDeal", "plain_text"]
+__all__ = ["CampaignCost", "Evaluation", "FunnelRow", "LoggedEvent", "Migration", "SchemaStatus", "StageChange",
+           "StageEntry", "Store", "StoredEvent", "Timer", "WonDeal", "is_postgres_url", "masked", "plain_text",
+           "sqlite_path"]

@@ -8,7 +8,6 @@ from click.core import ParameterSource
 
 from ._shared import DEFAULT_RULES, emit, json_option, reports_problems, rules_option, settings
 
-
 DEMO_DB = "leadflow-demo.db"
 
 
@@ -57,26 +56,31 @@ def _given(ctx: click.Context, name: str, *more: ParameterSource) -> bool:
 @click.option("--leads", "n_leads", default=100_000, show_default=True)
 @click.option("--events-per-lead", default=10, show_default=True)
 @click.option("--seed", default=1, show_default=True)
-@click.option("--db", "db_path", default=None, help="Database file (default: a temporary file, removed after).")
+@click.option("--db", "db_path", default=None, help="Database: a file or a postgresql:// URL (default: a temporary "
+                                                    "file, removed after). With --jobs on PostgreSQL, scratch schemas "
+                                                    "of this database, dropped after.")
+@click.option("--jobs", type=click.IntRange(1, 64), default=None,
+              help="Also ingest with this many processes on one database, against one process, in the same run.")
 @click.option("--scheduler", is_flag=True, help="Instead: time a decay tick (1% of leads) and nurture steps on the "
                                                  "existing database given by --db (it is changed).")
 @rules_option
 @json_option
 @click.pass_context
 @reports_problems
-def bench(ctx: click.Context, n_leads: int, events_per_lead: int, seed: int, db_path: str | None, scheduler: bool,
-          rules_dir: str, as_json: bool) -> None:
+def bench(ctx: click.Context, n_leads: int, events_per_lead: int, seed: int, db_path: str | None,
+          jobs: int | None, scheduler: bool, rules_dir: str, as_json: bool) -> None:
     """Benchmark the full ingest path against plain durable_rules (or the scheduler)."""
     from leadflow.demo import run_bench, run_scheduler_bench
+    from leadflow.store import is_postgres_url
 
     _, rules_path = settings(ctx, None, rules_dir)
     if scheduler:
-        if not db_path or not os.path.exists(db_path):
+        if not db_path or not (is_postgres_url(db_path) or os.path.exists(db_path)):
             raise click.UsageError("--scheduler needs --db with an existing (benchmark) database")
         emit(run_scheduler_bench(rules_path, db_path))
         return
     result = run_bench(rules_path, n_leads, events_per_lead, seed, db_path,
-                       progress=None if as_json else lambda msg: click.echo(msg, err=True))
+                       progress=None if as_json else lambda msg: click.echo(msg, err=True), jobs=jobs)
     if as_json:
         emit(result)
     else:

@@ -20,8 +20,9 @@ from leadflow.core import parse_time
 from leadflow.pipeline import Pipeline
 from leadflow.rules import Compiled, LeadState, load_compiled, merge_attributes
 from leadflow.runtime import durable_rules_rate
-from leadflow.store import Store
+from leadflow.store import Store, is_postgres_url
 
+from ._parallel import parallel_bench
 from ._synthetic import bench_events
 
 
@@ -30,7 +31,9 @@ def peak_rss_mb() -> float:
 
 
 def run_bench(rules_dir: str, n_leads: int, per_lead: int, seed: int = 1, db_path: str | None = None,
-              progress: Callable[[str], None] | None = None) -> dict:
+              progress: Callable[[str], None] | None = None, jobs: int | None = None) -> dict:
+    """The full path in this process (into `db_path`, or a temporary file); with `jobs`, also one
+    process against `jobs` processes on scratch databases (see _parallel.py) in the same run."""
     compiled = load_compiled(rules_dir)
     tmp = None
     if db_path is None:
@@ -54,10 +57,17 @@ def run_bench(rules_dir: str, n_leads: int, per_lead: int, seed: int = 1, db_pat
         elapsed = time.perf_counter() - start
         raw = _raw_rate(compiled, min(total, 20000), seed)
         rate = counts.applied / elapsed if elapsed else 0.0
-        return {"events": counts.applied, "leads": n_leads, "rejected": counts.rejected,
-                "seconds": round(elapsed, 1), "events_per_s": round(rate), "raw_engine_events_per_s": round(raw),
-                "ratio": round(rate / raw, 3) if raw else None, "peak_rss_mb": peak_rss_mb(),
-                "db_mb": round(os.path.getsize(db_path) / 1e6, 1), "rules_version": compiled.rules.version}
+        pipeline.store.close()
+        result = {"events": counts.applied, "leads": n_leads, "rejected": counts.rejected,
+                  "seconds": round(elapsed, 1), "events_per_s": round(rate), "raw_engine_events_per_s": round(raw),
+                  "ratio": round(rate / raw, 3) if raw else None, "peak_rss_mb": peak_rss_mb(),
+                  "db_mb": round(os.path.getsize(db_path) / 1e6, 1) if os.path.isfile(db_path) else None,
+                  "backend": "postgresql" if is_postgres_url(db_path) else "sqlite",
+                  "rules_version": compiled.rules.version}
+        if jobs:
+            result["parallel"] = parallel_bench(rules_dir, db_path if is_postgres_url(db_path) else None, n_leads,
+                                                per_lead, seed, jobs)
+        return result
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)

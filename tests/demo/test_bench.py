@@ -33,3 +33,31 @@ def test_scheduler_bench_small_run(tmp_path):
     assert result["leads"] == 400 and result["timers_due"] == 4 and result["ticks"] == 4
     assert result["nurture_steps"] > 0 and result["steps_per_s"] > 0
     assert result["ticks_per_s"] > 0  # the figures themselves are measured and written in the README
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_bench_jobs_compares_n_processes_with_one_in_the_same_run_and_leaves_nothing_behind(backend, request):
+    """`--jobs 2`: the same events ingested by one process and by two, each on a fresh scratch database
+    (on PostgreSQL a schema of the database given, dropped after)."""
+    args = ["bench", "--leads", "200", "--events-per-lead", "5", "--jobs", "2", "--json"]
+    url = None
+    if backend == "postgresql":
+        url = request.getfixturevalue("pg_url")
+        args += ["--db", url]
+    result = json.loads(leadflow(*args, check=True, timeout=600).stdout)
+    parallel = result["parallel"]
+    assert result["backend"] == parallel["backend"] == backend
+    assert parallel["jobs"] == 2 and parallel["events"] == 1000 == result["events"]
+    assert parallel["speedup"] == pytest.approx(parallel["events_per_s"] / parallel["one_process_events_per_s"],
+                                                abs=0.01)
+    if url:
+        from leadflow.store import Store
+
+        store = Store(url, upgrade=False)
+        try:
+            left = store.sql("SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE ?",
+                             ("leadflow_bench%",))
+            assert left == []
+            assert store.count("events") == 1000  # the in-process run wrote into the database given
+        finally:
+            store.close()

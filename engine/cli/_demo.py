@@ -13,8 +13,9 @@ DEMO_DB = "leadflow-demo.db"
 
 @click.command()
 @click.option("--db", "--out", "db_path", default=None,
-              help=f"SQLite file for the demo, replaced when the demo succeeds [default: {DEMO_DB}]. Only "
-                   "--db on the command line counts: the demo never replaces the database LEADFLOW_DB names.")
+              help=f"SQLite file for the demo, replaced when the demo succeeds [default: {DEMO_DB}], or an empty "
+                   "PostgreSQL database (postgresql://...). Only --db on the command line counts: the demo never "
+                   "replaces the database LEADFLOW_DB names.")
 @click.option("--leads", "n_leads", default=60, show_default=True)
 @click.option("--seed", default=7, show_default=True)
 @rules_option
@@ -26,6 +27,7 @@ def demo(ctx: click.Context, db_path: str | None, n_leads: int, seed: int, rules
 
     Uses ./rules (or --rules); in a folder without rules, the bundled example rules."""
     from leadflow.demo import bundled_rules_dir, run_demo
+    from leadflow.store import is_postgres_url
 
     _, rules_path = settings(ctx, None, rules_dir)
     if not _given(ctx, "rules_dir", ParameterSource.ENVIRONMENT) and not os.path.isdir(rules_path):
@@ -36,7 +38,7 @@ def demo(ctx: click.Context, db_path: str | None, n_leads: int, seed: int, rules
         click.echo(f"leadflow demo: rules from {rules_path}", err=True)
     db = settings(ctx, db_path, None)[0] if _given(ctx, "db_path") else DEMO_DB
     folder = os.path.dirname(os.path.abspath(db))
-    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+    if not is_postgres_url(db) and (not os.path.isdir(folder) or not os.access(folder, os.W_OK)):
         raise click.UsageError(f"--db {db}: {os.path.dirname(db) or '.'} is not a folder the demo can write in")
     report = run_demo(db, rules_path, n_leads, seed)
     if as_json:

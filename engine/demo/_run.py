@@ -4,16 +4,20 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from leadflow.core import format_time, parse_time
+from leadflow.core import LeadflowError, Location, Problem, format_time, parse_time
 from leadflow.desk import SalesDesk
 from leadflow.intake import parse_line
 from leadflow.nurture import Scheduler
 from leadflow.pipeline import Counts, Pipeline
 from leadflow.reports import story
-from leadflow.store import Store
+from leadflow.store import Store, is_postgres_url
 
 from ._synthetic import demo_leads
+
+if TYPE_CHECKING:
+    from leadflow.rules import Compiled
 
 
 @dataclass
@@ -96,6 +100,8 @@ def run_demo(db_path: str, rules_dir: str, n_leads: int = 60, seed: int = 7) -> 
     moved into place only when the whole run succeeded: a failing demo leaves no stray file behind and
     the previous demo database as it was."""
     compiled = _compiled(rules_dir)
+    if is_postgres_url(db_path):
+        return _demo_in_postgres(db_path, compiled, n_leads, seed)
     folder, name = os.path.split(os.path.abspath(db_path))
     building = os.path.join(folder, f".{name}.{os.getpid()}.building")  # SQLite creates it, with the usual mode
     _remove(building)
@@ -113,6 +119,22 @@ def run_demo(db_path: str, rules_dir: str, n_leads: int = 60, seed: int = 7) -> 
     os.replace(building, db_path)
     _remove(building, main=False)
     report.db = db_path
+    return report
+
+
+def _demo_in_postgres(url: str, compiled: "Compiled", n_leads: int, seed: int) -> DemoReport:
+    """A PostgreSQL database is not a file to build aside and swap in: the demo fills an empty one and
+    refuses one that holds events (it never mixes generated leads into real ones)."""
+    store = Store(url)
+    try:
+        if store.count("events"):
+            raise LeadflowError([Problem("DEMO_DB_NOT_EMPTY", f"the database holds {store.count('events')} events;"
+                                         " the demo fills only an empty database", Location(store.where),
+                                         "create one for it (createdb leadflow_demo) and pass its URL with --db")])
+        report = _play(Pipeline(store, compiled), n_leads, seed)
+    finally:
+        store.close()
+    report.db = store.where
     return report
 
 

@@ -26,3 +26,14 @@ def test_the_demo_report_is_what_its_database_holds_and_the_same_every_run(tmp_p
     assert report["rejected"] == rejected == 2  # the demo feeds two broken lines on purpose
     assert {lead for lead, *_ in report["routed"]} == assigned  # every routed SQL has its assignment
     assert report["applied"] > 0 and report["sqls"]
+
+
+def test_the_demo_on_postgresql_tells_the_same_story_as_on_sqlite_and_never_fills_a_used_database(tmp_path, pg_url):
+    on_file = json.loads(leadflow("demo", "--db", str(tmp_path / "d.db"), "--json", check=True).stdout)
+    on_server = json.loads(leadflow("demo", "--db", pg_url, "--json", check=True).stdout)
+    assert on_file.pop("db") != on_server.pop("db")
+    assert on_server == on_file and on_server["applied"] > 0
+    again = leadflow("demo", "--db", pg_url)
+    assert again.returncode == 1 and "DEMO_DB_NOT_EMPTY" in again.stderr and "Traceback" not in again.stderr
+    listed = leadflow("--db", pg_url, "leads", "list", "--json", check=True).stdout
+    assert len(json.loads(listed)) == sum(on_file["stages"].values())  # the refused run added nothing

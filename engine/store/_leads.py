@@ -186,7 +186,8 @@ class LeadTables(OutboxTable):
         return self._rows(sql, params)
 
     def stage_counts(self) -> dict[str, int]:
-        return {row["stage"]: row["n"] for row in self._rows("SELECT stage, count(*) AS n FROM leads GROUP BY stage")}
+        return {row["stage"]: row["n"] for row in self._rows("SELECT stage, count(*) AS n FROM leads GROUP BY stage"
+                                                             " ORDER BY stage")}
 
     def stage_changes(self) -> Iterator[StageChange]:
         """Every stage change of every lead, in the order they were recorded."""

@@ -41,7 +41,7 @@ def is_postgres_url(url: str) -> bool:
 def masked(url: str) -> str:
     """The URL without its password, for messages and /healthz."""
     parts = urlsplit(url)
-    if parts.password is None:
+    if not parts.password:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return urlunsplit(parts._replace(netloc=netloc))

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from leadflow.core import SIGNATURE_HEADER, TIMESTAMP_HEADER, TOLERANCE, verify
+from leadflow.core import SIGNATURE_HEADER, TIMESTAMP_HEADER, TOLERANCE, format_time, verify
 from leadflow.delivery import (
     NETWORK_TIMEOUT,
     ChannelSender,
@@ -36,7 +36,8 @@ from leadflow.delivery import (
 )
 from leadflow.intake import Intake, decode_body, split_body
 from leadflow.pipeline import GroupCommit
-from leadflow.service import LeadService
+from leadflow.service import LeadService, Presence
+from leadflow.store import Instance
 
 from .app import build_app
 from .config import Settings, is_loopback
@@ -77,6 +78,7 @@ def build_asgi(settings: Settings, service: LeadService, client: WebClient | Non
     stop = threading.Event()
 
     writer = GroupCommit(service.store)
+    presence = Presence(service.store, "serve")  # registered when the app starts, removed when it stops
     intake = Intake(clock=time.time, max_future=settings.max_future)
 
     async def events(request: Request) -> Response:
@@ -145,7 +147,9 @@ def build_asgi(settings: Settings, service: LeadService, client: WebClient | Non
         """Anyone may ask whether the service is well (load balancers, uptime checks); only callers
         with the webhook credentials see the details (rule problems name files and lines). Without
         credentials, a request that came through a proxy is refused outright: the operator learns
-        that the open, loopback-only mode is reachable from elsewhere."""
+        that the open, loopback-only mode is reachable from elsewhere. The details include every
+        instance on the database seen lately with the rule version it runs, and whether the versions
+        differ (normal for a moment while a rule change reaches each instance; not while it lasts)."""
         problem = _authenticate(settings, request, b"")
         if problem and not settings.webhook_protected:
             return JSONResponse({"error": problem}, 401)
@@ -155,7 +159,11 @@ def build_asgi(settings: Settings, service: LeadService, client: WebClient | Non
         if problem:
             return JSONResponse({"ok": ok})
         counts = await run_in_threadpool(service.store.outbox_counts)
-        return JSONResponse({"ok": ok, "rules_version": service.pipeline.version,
+        instances = await run_in_threadpool(presence.live)
+        versions = sorted({i.rules_version or "" for i in instances} | {service.pipeline.version})
+        return JSONResponse({"ok": ok, "instance": presence.id, "rules_version": service.pipeline.version,
+                             "instances": [_instance(i) for i in instances], "rules_versions": versions,
+                             "versions_differ": len(versions) > 1,
                              "outbox_pending": counts.get("pending", 0) + counts.get("sending", 0),
                              "outbox_failed": counts.get("failed", 0), "worker": worker_alive if run_worker else None,
                              "slack": bolt is not None,
@@ -164,6 +172,8 @@ def build_asgi(settings: Settings, service: LeadService, client: WebClient | Non
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):  # noqa: ANN202
         worker = None
+        await run_in_threadpool(presence.register, service.pipeline.version)
+        service.presence = presence  # the work loop beats with the version it runs
         if run_worker:
             worker = threading.Thread(target=service.run, args=(stop, interval), name="leadflow-worker", daemon=True)
             worker.start()
@@ -175,6 +185,7 @@ def build_asgi(settings: Settings, service: LeadService, client: WebClient | Non
             service.wake.set()
             if worker:
                 worker.join(timeout=5)
+            await run_in_threadpool(presence.stop)
             writer.close()  # what was submitted is committed and answered before the store closes
 
     app = Starlette(routes=[Route("/v1/events", events, methods=["POST"]),
@@ -182,6 +193,12 @@ def build_asgi(settings: Settings, service: LeadService, client: WebClient | Non
                             Route("/healthz", health, methods=["GET"])], lifespan=lifespan)
     app.state.writer = writer  # the webhook's group commit (its counters show how requests were grouped)
     return app
+
+
+def _instance(instance: Instance) -> dict:
+    """An instance as /healthz shows it."""
+    return {"id": instance.id, "role": instance.role, "rules_version": instance.rules_version,
+            "started_at": format_time(instance.started_at), "seen_at": format_time(instance.seen_at)}
 
 
 def _authenticate(settings: Settings, request: Request, body: bytes) -> str | None:

@@ -12,6 +12,8 @@ import click
 from leadflow.cli import db_option, emit, interrupted, json_option, rules_option, settings
 
 if TYPE_CHECKING:
+    from leadflow.service import LeadService
+
     from .config import Settings
 
 
@@ -58,26 +60,37 @@ def worker(ctx: click.Context, once: bool, until: str | None, db_path: str, rule
     import time
 
     from leadflow.core import parse_time
-    from leadflow.service import ManualClock
+    from leadflow.service import ManualClock, Presence
 
     from .asgi import build_service
 
     db, rules = settings(ctx, db_path, rules_dir)
     config = _from_env(db=db, rules=rules)
+    end = None
     if until:
         try:
             end = parse_time(until)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--until") from None
-        clock = ManualClock(0.0)
-        service, _ = build_service(config, clock=clock)
-        clock.now = min(service.store.next_due() or end, end, time.time())
-        _done(service.run_until(end, clock), as_json)
-        return
-    service, _ = build_service(config)
-    if once:
-        _done(service.work_once(), as_json)
-        return
+    clock = ManualClock(0.0) if end is not None else None
+    service, _ = build_service(config, clock=clock)
+    presence = Presence(service.store, "worker")  # listed in every instance's /healthz while it runs
+    presence.register(service.pipeline.version)
+    service.presence = presence
+    try:
+        if clock is not None and end is not None:
+            clock.now = min(service.store.next_due() or end, end, time.time())
+            _done(service.run_until(end, clock), as_json)
+        elif once:
+            _done(service.work_once(), as_json)
+        else:
+            _run(service)
+    finally:
+        presence.stop()
+
+
+def _run(service: LeadService) -> None:
+    """Work until SIGTERM or Ctrl-C."""
     stop = threading.Event()
     asked: list[int] = []
 
@@ -95,7 +108,6 @@ def worker(ctx: click.Context, once: bool, until: str | None, db_path: str, rule
     service.run(stop)
     if signal.SIGINT in asked:
         interrupted()
-
 
 
 def _done(counts: dict, as_json: bool) -> None:

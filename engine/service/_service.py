@@ -25,6 +25,7 @@ from leadflow.rules import MAX_FILE_BYTES, load_compiled, rule_files
 from leadflow.runtime import Engine
 from leadflow.store import Store
 
+from ._presence import Presence
 from ._view import DeliveryView
 
 log = logging.getLogger("leadflow.service")
@@ -55,6 +56,7 @@ class LeadService:
         self.dispatcher: Dispatcher | None = None  # set by deliver_through; without it rows wait in the outbox
         self.scheduler = _scheduler(self.pipeline)
         self.wake = threading.Event()
+        self.presence: Presence | None = None  # this process in the instances table (serve and worker set it)
         self.rule_problems: list = []
         self._stamp = self._rules_stamp()
         self._failed_stamp: tuple | None = None  # the files of the last failed load, retried as below
@@ -193,6 +195,8 @@ class LeadService:
         while not stop.is_set():
             try:
                 self.reload_rules()
+                if self.presence:  # the heartbeat comes from this loop: a hung loop stops showing as live
+                    self.presence.beat(self.pipeline.version)
                 self.work_once()
             except Exception:  # noqa: BLE001 - the loop must outlive any single failure
                 log.exception("background work failed; retrying")

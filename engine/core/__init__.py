@@ -1,6 +1,8 @@
 """Foundations every step shares: errors as values, durations and timestamps, working hours,
-size limits, positioned YAML and request signing. Imports nothing else from the engine."""
+size limits, positioned YAML, request signing and who holds a claim. Imports nothing else from the
+engine."""
 from ._errors import EngineError, LeadflowError, Location, Problem, did_you_mean, excerpt, printable
+from ._holders import Claimer, holder_gone
 from ._limits import (
     DEFAULT_MAX_FUTURE,
     GROUP_MAX_EVENTS,
@@ -17,10 +19,10 @@ from ._worktime import Hours, add_working_time, is_working, parse_hours, rep_hou
 from ._yamlfile import MAX_ALIAS_NODES, MAX_ALIASES, MAX_INTEGER, MAX_YAML_DEPTH, Document, load_bytes, load_file
 
 __all__ = [
-    "DEFAULT_MAX_FUTURE", "Document", "EngineError", "GROUP_MAX_EVENTS", "Hours", "LeadflowError",
+    "Claimer", "DEFAULT_MAX_FUTURE", "Document", "EngineError", "GROUP_MAX_EVENTS", "Hours", "LeadflowError",
     "Location", "MAX_ALIASES", "MAX_ALIAS_NODES", "MAX_ATTRIBUTES", "MAX_ATTRIBUTES_BYTES", "MAX_DEPTH",
     "MAX_EVENT_BYTES", "MAX_ID", "MAX_YAML_DEPTH", "MAX_INTEGER", "MIN_TIME", "Problem", "SIGNATURE_HEADER",
     "TIMESTAMP_HEADER", "TOLERANCE", "add_working_time", "did_you_mean", "excerpt", "format_duration",
-    "format_time", "is_working", "load_bytes", "load_file", "parse_duration", "parse_hours", "parse_time",
+    "format_time", "holder_gone", "is_working", "load_bytes", "load_file", "parse_duration", "parse_hours", "parse_time",
     "printable", "rep_hours_problems", "sign", "verify",
 ]

@@ -4,17 +4,27 @@ Everything here is a transaction on the store plus outbox rows (`card`, `card_up
 `escalate`) that a notifier delivers later; the desk knows nothing about Slack. Rep feedback goes back
 into the lead's event log as ordinary events (`sql_accepted`, `sql_rejected`, ...), so the rules and
 stages react to it by forward chaining like to any other event.
+
+Several processes may run the desk on one database. Each transaction here takes the lead's lock
+first (as an event does: they change the lead's state and owner), then claims its work inside the
+transaction: a `route_sql` row by `claim_route`, an SLA action and a decision by the compare-and-set
+`close_assignment` / `mark_reminded`, so each is done once and a crash rolls the claim back with the
+work. Choosing a rep also holds the routing lock, so two processes never both give the last seat of
+a rep at capacity. A transaction that deadlocked with another process is left for the next pass.
 """
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from leadflow.core import EngineError, add_working_time, format_time, parse_duration
 from leadflow.pipeline import Pipeline, queue_webhook
 
 from ._routing import RoutingTable, build_routing, choose
+
+log = logging.getLogger("leadflow.desk")
 
 
 @dataclass
@@ -36,24 +46,35 @@ class SalesDesk:
         """Turn `route_sql` outbox rows (written with the SQL transition) into assignments."""
         done = 0
         for row in self.store.due_outbox(float("inf"), ("route_sql",)):
-            with self.store.transaction():
-                if self.store.outbox_status(row["key"]) == "done":  # another worker routed it since the read
-                    continue
-                if self.store.assignments(lead=row["lead"], status="pending"):
-                    self.store.outbox_done(row["id"], {"skipped": "already assigned"})
-                    continue
-                state = self.store.load_state(row["lead"])
-                if state is None or state.stage != "sql":  # it moved on before a rep was found
-                    self.store.outbox_done(row["id"], {"skipped": f"lead is {state.stage if state else 'gone'}"})
-                    continue
-                assignment = self.assign(row["lead"])
-                self.store.outbox_done(row["id"], {"assignment": assignment["id"]})
-                done += 1
+            try:
+                done += self._route(row)
+            except Exception as exc:
+                if not self.store.is_retryable(exc):
+                    raise
+                log.warning("routing %s deadlocked with another process; it is routed on the next pass", row["lead"])
         return done
+
+    def _route(self, row: dict) -> int:
+        with self.store.transaction():
+            self.store.lock_leads((row["lead"],))
+            if not self.store.claim_route(row["id"]):  # another process routed it since the read
+                return 0
+            if self.store.assignments(lead=row["lead"], status="pending"):
+                self.store.outbox_done(row["id"], {"skipped": "already assigned"})
+                return 0
+            state = self.store.load_state(row["lead"])
+            if state is None or state.stage != "sql":  # it moved on before a rep was found
+                self.store.outbox_done(row["id"], {"skipped": f"lead is {state.stage if state else 'gone'}"})
+                return 0
+            assignment = self.assign(row["lead"])
+            self.store.outbox_done(row["id"], {"assignment": assignment["id"]})
+            return 1
 
     def assign(self, lead: str, exclude: set = frozenset(), attempt: int = 0) -> dict:
         now = self.clock()
         with self.store.transaction():
+            self.store.lock_leads((lead,))
+            self.store.lock_routing()  # the loads and shares read below stay true until this commits
             state = self.store.load_state(lead)
             attrs = state.attrs if state else {}
             choice = choose(self.routing, attrs, now, self.store.open_counts(), self.store.assignment_totals(),
@@ -105,6 +126,7 @@ class SalesDesk:
         then = self.routing.reasons.get(reason or "", {}).get("then") if verdict == "reject" else None
         status = "accepted" if verdict == "accept" else ("reassigned" if then == "reassign" else "rejected")
         with self.store.transaction(durable=True):  # the rep is told it is done: it must survive a power loss
+            self.store.lock_leads((assignment["lead"],))  # before the assignment's row, like the SLA tick
             if not self.store.close_assignment(assignment_id, status, now, by, reason, comment):
                 current = self.store.assignment(assignment_id)
                 return Verdict("already", f"{current['lead']} was already {current['status']} by "
@@ -155,19 +177,31 @@ class SalesDesk:
         now = self.clock()
         counts = {"reminded": 0, "reassigned": 0, "escalated": 0}
         for a in self.store.due_assignments(now):
-            with self.store.transaction():
-                state = self.store.load_state(a["lead"])
-                if state is not None and state.stage != "sql":  # disqualified, won or lost meanwhile
-                    if self.store.close_assignment(a["id"], "closed", now, None, f"lead is {state.stage}", None):
-                        self.store.add_outbox(f"card_update:{a['id']}", "card_update", a["lead"], {"assignment": a["id"]})
-                    continue
-                if a["due_at"] is not None and a["due_at"] <= now:
-                    for outcome in self._timeout(a, now):
-                        counts[outcome] += 1
-                elif a["remind_at"] is not None and self.store.mark_reminded(a["id"]):
-                    self.store.add_outbox(f"remind:{a['id']}", "remind", a["lead"], {"assignment": a["id"]})
-                    counts["reminded"] += 1
+            try:
+                for outcome in self._due(a, now):
+                    counts[outcome] += 1
+            except Exception as exc:
+                if not self.store.is_retryable(exc):
+                    raise
+                log.warning("the SLA of assignment %s deadlocked with another process; next pass", a["id"])
         return counts
+
+    def _due(self, a: dict, now: float) -> list[str]:
+        """One due assignment, in one transaction; what was done (the compare-and-set updates make a
+        second process that read the same row do nothing)."""
+        with self.store.transaction():
+            self.store.lock_leads((a["lead"],))
+            state = self.store.load_state(a["lead"])
+            if state is not None and state.stage != "sql":  # disqualified, won or lost meanwhile
+                if self.store.close_assignment(a["id"], "closed", now, None, f"lead is {state.stage}", None):
+                    self.store.add_outbox(f"card_update:{a['id']}", "card_update", a["lead"], {"assignment": a["id"]})
+                return []
+            if a["due_at"] is not None and a["due_at"] <= now:
+                return self._timeout(a, now)
+            if a["remind_at"] is not None and self.store.mark_reminded(a["id"]):
+                self.store.add_outbox(f"remind:{a['id']}", "remind", a["lead"], {"assignment": a["id"]})
+                return ["reminded"]
+            return []
 
     def _timeout(self, a: dict, now: float) -> list[str]:
         """Expire an assignment; reassign and/or escalate as the SLA says. Returns what was done."""

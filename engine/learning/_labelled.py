@@ -16,8 +16,9 @@ def leads_from_csv(data_path: str, mapping_path: str) -> list[LabelledLead]:
     return readable(labelled_leads(load_mapping(mapping_path, header), rows))
 
 
-def leads_from_store(db_path: str) -> list[LabelledLead]:
-    store = Store(db_path)
+def leads_from_store(db: Store | str) -> list[LabelledLead]:
+    """From an open store (a running service's: no second connection pool), or a database's address."""
+    store = db if isinstance(db, Store) else Store(db)
     out: dict[str, LabelledLead] = {}
     for lead, etype, at_text, data in store.event_log():
         item = out.setdefault(lead, LabelledLead(lead, []))

@@ -1,6 +1,12 @@
 """Scheduled rule tuning proposals: tune on the stored feedback and outcomes, keep the proposal as a
-directory next to the database, and apply it over the live rules only when a person says so (the
+directory (see `proposals_dir`), and apply it over the live rules only when a person says so (the
 approval is recorded with who and when).
+
+One proposal per period across every instance on the database: the period is claimed by
+compare-and-set on the `schedule` row before tuning starts (a claimed row rather than an advisory
+lock: the claim outlives the transaction, so a second instance arriving after the first finished
+sees the period taken, and it works the same on SQLite). Tuning takes seconds and runs outside any
+transaction, so a crash while tuning loses that period's proposal, never makes two.
 
 These functions get what they need (the store, the rules directory, the time, and a callable that
 switches the running service to the rules just written), never the service itself: learning sits
@@ -18,23 +24,33 @@ from leadflow.store import Store
 from ._labelled import leads_from_store
 
 
-def schedule_proposal(store: Store, rules: RuleSet, rules_dir: str, now: float) -> int:
+def proposals_dir(store: Store, rules_dir: str) -> str:
+    """Where scheduled proposals go unless told: `proposals/` beside a SQLite database file, or beside
+    the rules directory when the database is a server (PostgreSQL), whose address is no place."""
+    if store.dialect == "sqlite":
+        return os.path.join(os.path.dirname(os.path.abspath(store.path)), "proposals")
+    return os.path.join(os.path.dirname(os.path.abspath(rules_dir)), "proposals")
+
+
+def schedule_proposal(store: Store, rules: RuleSet, rules_dir: str, now: float, out_dir: str | None = None) -> int:
     """Make a proposal when the live rules' `tuning:` section says one is due (the files in
-    `rules_dir` are what is tuned); returns 1 when it did."""
+    `rules_dir` are what is tuned), in `out_dir` (default: `proposals_dir`); returns 1 when it did."""
     settings = rules.section("tuning")
     if not settings:
         return 0
+    every = parse_duration(settings.get("every", "7d"))
     last = store.last_run("tuning")
-    if last is not None and now - last < parse_duration(settings.get("every", "7d")):
+    if last is not None and now - last < every:
         return 0
     with store.transaction():
-        store.mark_run("tuning", now)
-    leads = [x for x in leads_from_store(store.path) if x.label is not None]
+        if not store.claim_run("tuning", now, every):
+            return 0  # another instance has this period
+    leads = [x for x in leads_from_store(store) if x.label is not None]
     if len(leads) < int(settings.get("min_labels", 50)) or len({x.label for x in leads}) < 2:
         return 0
     from ._tune import tune
 
-    base = out = os.path.join(os.path.dirname(os.path.abspath(store.path)), "proposals", f"{int(now)}")
+    base = out = os.path.join(out_dir or proposals_dir(store, rules_dir), f"{int(now)}")
     n = 1
     while os.path.exists(out):  # a second proposal within the same second (after a stale one) gets its own
         n += 1

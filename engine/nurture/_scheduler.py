@@ -1,10 +1,18 @@
-"""The durable scheduler: nurture steps and decay ticks, kept in SQLite and run by the worker.
+"""The durable scheduler: nurture steps and decay ticks, kept in the store and run by the worker.
 
 Every step runs in its own transaction together with the move of the enrolment's program counter,
 and what a step sends is an outbox row keyed by (enrolment, step): killed at any moment, the worker
 re-runs at most the step it was in, and the key keeps that step from sending twice. Late steps run
 when the worker comes back. Time comes from the injected clock, so `worker --until` and the tests
 can fast-forward.
+
+Any number of processes may run the scheduler on one database (see leadflow.store's _claims.py): a
+due enrolment is leased to one run (`lease` seconds of wall-clock time, renewed by every step, given
+back when the run ends); each step holds the lead's lock and commits only while its run still holds
+the lease, so a run that lost its lease stops before writing. A crashed run's leases expire, or are
+taken over at once when its process is provably gone (same machine, pid no longer running). A decay
+timer is taken in the transaction that applies its tick, under the lead's lock, and put back by a
+rollback.
 
 Decay: after each event an MQL with `demote_below` gets a timer at the moment its decaying score
 will cross that line (engagement decays exponentially, so the moment can be solved for); when it is
@@ -15,15 +23,20 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
-from leadflow.core import add_working_time, format_time, parse_hours
+from leadflow.core import Claimer, add_working_time, format_time, holder_gone, parse_hours
 from leadflow.rules import LeadState, MissingFields, RuleSet, Track, TrackEntry, holds, render, rule_value
 from leadflow.store import Store
 
 log = logging.getLogger("leadflow.scheduler")
 BUSINESS = parse_hours("mon-fri 00:00-24:00", "UTC")
 MAX_STEPS_PER_RUN = 100  # a guard against a track that loops without waiting
+MAX_ENROLMENTS_PER_RUN = 500  # enrolments one run takes on (the rest wait for the next run)
+CLAIM = 25  # enrolments leased at a time: small, so that several processes share a backlog
+LEASE = 60.0  # seconds of wall-clock time a run holds an enrolment without taking a step
 
 
 class _History:
@@ -139,53 +152,112 @@ class ApplyInternal(Protocol):
 
 
 class Scheduler:
-    """Runs due nurture steps and decay ticks for one rule set; built again when the rules change."""
+    """Runs due nurture steps and decay ticks for one rule set; built again when the rules change.
+    `lease`: seconds an enrolment stays leased to a run without a step (each step renews it); `wall`:
+    the real clock leases are measured on (shared by every process, unlike a fast-forwarded one)."""
 
-    def __init__(self, store: Store, rules: RuleSet, apply_internal: ApplyInternal):
+    def __init__(self, store: Store, rules: RuleSet, apply_internal: ApplyInternal, lease: float = LEASE,
+                 wall: Callable[[], float] = time.time):
         self.store = store
         self.rules = rules
         self.apply_internal = apply_internal
+        self.lease = lease
+        self.wall = wall
 
     def run_due(self, now: float) -> dict:
         counts = {"steps": 0, "ticks": 0}
-        for row in self.store.due_enrollments(now):
-            try:
-                counts["steps"] += self._advance(row, now)
-            except Exception as exc:  # noqa: BLE001 - one broken step must not stop the others
-                pc = exc.pc if isinstance(exc, _StepFailed) else row["pc"]
-                cause = exc.__cause__ if isinstance(exc, _StepFailed) else exc
-                log.error("nurture step %s of enrolment %s failed", pc, row["id"], exc_info=cause)
+        holder = Claimer.here().to_text()  # this run, in this process
+        seen: set[int] = set()
+        while len(seen) < MAX_ENROLMENTS_PER_RUN:
+            rows = self._claim(now, holder)
+            again = [row for row in rows if row["id"] in seen]  # due again at once: left to the next run
+            if again:
                 with self.store.transaction():
+                    for row in again:
+                        self.store.release_enrollment(row["id"], holder)
+            if len(again) == len(rows):
+                break
+            for row in rows:
+                if row["id"] not in seen:
+                    seen.add(row["id"])
+                    counts["steps"] += self._run_leased(row, now, holder)
+        counts["ticks"] = self._ticks(now)
+        return counts
+
+    def _claim(self, now: float, holder: str) -> list[dict]:
+        """Lease due enrolments to this run: free ones, expired ones, and those whose holder is gone."""
+        wall = self.wall()
+        gone = [h for h in self.store.enrollment_holders(now, wall) if holder_gone(h)]
+        with self.store.transaction():
+            return self.store.claim_enrollments(now, holder, wall, wall + self.lease, CLAIM, gone)
+
+    def _run_leased(self, row: dict, now: float, holder: str) -> int:
+        """Run one leased enrolment's due steps; a step that raises fails the enrolment, not the run."""
+        try:
+            return self._advance(row, now, holder)
+        except Exception as exc:  # one broken step must not stop the others
+            pc = exc.pc if isinstance(exc, _StepFailed) else row["pc"]
+            cause = exc.__cause__ if isinstance(exc, _StepFailed) else exc
+            log.error("nurture step %s of enrolment %s failed", pc, row["id"], exc_info=cause)
+            with self.store.transaction():
+                self.store.lock_leads((row["lead"],))
+                if self.store.hold_enrollment(row["id"], holder, self.wall() + self.lease) is not None:
                     self.store.update_enrollment(row["id"], pc, "failed", None, None, now)
                     self.store.log_step(row, pc, "failed", now, f"{type(cause).__name__}: {cause}"[:300])
-        for lead, kind, due in self.store.due_timers(now):
+                    self.store.release_enrollment(row["id"], holder)
+            return 0
+
+    def _ticks(self, now: float) -> int:
+        """Apply due decay ticks, each in the transaction that takes its timer; a timer whose lead is
+        busy (an event, or another process's tick) is left for the next pass rather than waited for."""
+        ticks = 0
+        for lead, kind, _ in self.store.due_timers(now):
             with self.store.transaction():
-                self.store.set_timer(lead, kind, None)
+                if not self.store.try_lock_lead(lead):
+                    continue
+                due = self.store.take_timer(lead, kind, now)
+                if due is None:  # another process ticked it, or an event moved it later
+                    continue
                 # not strict: a tick that cannot be applied is logged and dead-lettered, the others go on
                 self.apply_internal({"id": f"tick:{lead}:{int(due)}", "lead": lead, "type": "decay_tick",
                                      "at": format_time(max(due, 0)), "data": {}}, "scheduler", strict=False)
-            counts["ticks"] += 1
-        return counts
+            ticks += 1
+        return ticks
 
-    def _advance(self, row: dict, now: float) -> int:
-        rules = self.rules
+    def _advance(self, row: dict, now: float, holder: str) -> int:
+        """Step a leased enrolment until it waits or ends, each step in its own transaction that holds
+        the lead and renews the lease first; the lease is given back with the last step."""
+        rules, store = self.rules, self.store
         track = next((t for t in rules.nurture if t.id == row["track"]), None)
         steps = 0
         when = max(row["next_at"], 0.0)  # a step is due at its own time, however late the worker runs
         for _ in range(MAX_STEPS_PER_RUN):
             try:
-                with self.store.transaction():
-                    state = self.store.load_state(row["lead"])
-                    if track is None or state is None:
-                        self.store.update_enrollment(row["id"], row["pc"], "stopped", None, None, now)
+                with store.transaction():
+                    store.lock_leads((row["lead"],))  # the step rewrites the lead's state, like an event
+                    current = store.hold_enrollment(row["id"], holder, self.wall() + self.lease)
+                    if current is None:  # the lease ran out and another run took it: it goes on from here
                         return steps
-                    pc, done = self._step(track, row, state, when, rules)
+                    row = current
+                    if row["status"] != "active" or row["next_at"] is None or row["next_at"] > now:
+                        store.release_enrollment(row["id"], holder)  # an event ended or woke it meanwhile
+                        return steps
+                    state = store.load_state(row["lead"])
+                    if track is None or state is None:
+                        store.update_enrollment(row["id"], row["pc"], "stopped", None, None, now)
+                        store.release_enrollment(row["id"], holder)
+                        return steps
+                    _, done = self._step(track, row, state, when, rules)
+                    if done:
+                        store.release_enrollment(row["id"], holder)
             except Exception as exc:  # the steps before it are committed: the failure is this step's
                 raise _StepFailed(row["pc"]) from exc
             steps += 1
             if done:
                 return steps
-            row = {**row, "pc": pc}
+        with store.transaction():  # a track that loops without waiting: the next run goes on with it
+            store.release_enrollment(row["id"], holder)
+        return steps
 
     def _step(self, track: Track, row: dict, state: LeadState, when: float, rules: RuleSet) -> tuple[int, bool]:
         """Run the instruction at row['pc']; (next pc, True when the enrolment now waits or ended)."""

@@ -6,20 +6,39 @@ that arrive while a commit is in flight queue up and the next transaction takes 
 request's work runs in its own savepoint (a request that fails is rolled back alone and gets its
 error), and every request is answered only after the COMMIT that holds it has returned. If the
 COMMIT itself fails, every request of the group gets the error and none is acknowledged.
+
+Several instances on one PostgreSQL database each run their own group transactions, and each
+request locks its leads as it goes, so two groups can wait on each other's leads in a circle. The
+server then fails one statement with a deadlock (`store.is_retryable`); that request's savepoint is
+rolled back, the rest of its group commits (releasing the locks the other instance waits for), and
+the request runs again at the head of the NEXT group, up to `RETRIES` times, instead of being
+answered with an error. A retryable failure of the whole transaction sends back every request it held.
 """
 from __future__ import annotations
 
 import logging
 import queue
 import threading
+from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any
 
 from leadflow.core import GROUP_MAX_EVENTS
 from leadflow.store import Store
 
 log = logging.getLogger("leadflow.groupcommit")
 _STOP = object()
+RETRIES = 5  # times a request that deadlocked with another instance is run again before it gets the error
+
+
+@dataclass(eq=False)  # compared by identity
+class _Request:
+    job: Callable[[], Any]
+    size: int
+    future: Future
+    tries: int = 0  # transactions it was rolled back from as retryable
 
 
 class GroupCommit:
@@ -33,6 +52,8 @@ class GroupCommit:
         self.submitted = 0  # requests handed in, commits made, and requests those held (tests, figures)
         self.groups = 0
         self.requests = 0
+        self.retried = 0  # requests sent back to the next group after a deadlock
+        self._again: deque[_Request] = deque()  # those requests, in order (touched by the writer thread only)
 
     def submit(self, job: Callable[[], Any], size: int = 1) -> Future:
         """Run `job` on the writer thread inside the next group transaction; the future resolves
@@ -44,13 +65,13 @@ class GroupCommit:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="leadflow-writer", daemon=True)
                 self._thread.start()
-            self._queue.put((job, max(size, 1), future))
+            self._queue.put(_Request(job, max(size, 1), future))
             self.submitted += 1
         return future
 
     def waiting(self) -> int:
-        """Requests queued for the next group."""
-        return self._queue.qsize()
+        """Requests queued for the next group (with those a deadlock sent back)."""
+        return self._queue.qsize() + len(self._again)
 
     def close(self, timeout: float = 10.0) -> None:
         """Finish what was submitted, then stop the writer."""
@@ -64,50 +85,77 @@ class GroupCommit:
 
     def _run(self) -> None:
         stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is _STOP:
-                break
-            group, events = [first], first[1]
-            while events < self.max_events:
+        while True:
+            group: list[_Request] = []
+            events = 0
+            while self._again and events < self.max_events:  # first, those a deadlock sent back
+                group.append(self._again.popleft())
+                events += group[-1].size
+            if not group:
+                if stopping:
+                    break
+                first = self._queue.get()
+                if first is _STOP:
+                    break
+                group, events = [first], first.size
+            while not stopping and events < self.max_events:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if item is _STOP:
-                    stopping = True
+                    stopping = True  # finish what was submitted (and sent back), then stop
                     break
                 group.append(item)
-                events += item[1]
+                events += item.size
             try:
                 self._commit(group)
             except BaseException as exc:  # noqa: BLE001 - the writer must outlive anything; nobody is left waiting
                 log.exception("group commit failed")
-                for _, _, future in group:
-                    if not future.done():
-                        future.set_exception(exc)
+                for request in group:
+                    if not request.future.done():
+                        request.future.set_exception(exc)
 
-    def _commit(self, group: list) -> None:
+    def _commit(self, group: list[_Request]) -> None:
         ran: list = []
+        again: list[_Request] = []
         try:
             with self.store.transaction(durable=True):
-                for job, _, future in group:
-                    if not future.set_running_or_notify_cancel():
+                for request in group:
+                    if not request.future.running() and not request.future.set_running_or_notify_cancel():
                         continue  # the caller went away before its turn: nothing to apply or answer
                     try:
                         with self.store.savepoint("one_request"):
-                            ran.append((future, True, job()))
+                            ran.append((request, True, request.job()))
                     except Exception as exc:  # noqa: BLE001 - this request fails alone
-                        ran.append((future, False, exc))
+                        if self._retry(request, exc):
+                            again.append(request)
+                        else:
+                            ran.append((request, False, exc))
         except Exception as exc:  # noqa: BLE001 - the COMMIT failed: nothing of this group is on disk
-            for _, _, future in group:
-                if not future.done():
-                    future.set_exception(exc)
+            for request in group:
+                if request.future.done():
+                    continue
+                if request in again or self._retry(request, exc):
+                    self._again.append(request)
+                else:
+                    request.future.set_exception(exc)
             return
         self.groups += 1
         self.requests += len(ran)
-        for future, ok, value in ran:  # answered only now, after COMMIT returned
+        self._again.extend(again)  # run again once this group's locks are released
+        for request, ok, value in ran:  # answered only now, after COMMIT returned
             if ok:
-                future.set_result(value)
+                request.future.set_result(value)
             else:
-                future.set_exception(value)
+                request.future.set_exception(value)
+
+    def _retry(self, request: _Request, exc: BaseException) -> bool:
+        """Whether a request that failed with `exc` runs again in the next group (and count it)."""
+        if not self.store.is_retryable(exc) or request.tries >= RETRIES:
+            return False
+        request.tries += 1
+        self.retried += 1
+        log.warning("a request deadlocked with another instance (%s); running it again in the next group",
+                    type(exc).__name__)
+        return True

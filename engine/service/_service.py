@@ -19,7 +19,7 @@ from leadflow.core import LeadflowError, Location, Problem, parse_duration, prin
 from leadflow.delivery import Dispatcher, Notifier
 from leadflow.desk import SalesDesk
 from leadflow.learning import apply_proposal, dismiss_proposal, schedule_proposal
-from leadflow.nurture import Scheduler
+from leadflow.nurture import LEASE, Scheduler
 from leadflow.pipeline import Pipeline
 from leadflow.rules import MAX_FILE_BYTES, load_compiled, rule_files
 from leadflow.runtime import Engine
@@ -45,16 +45,22 @@ def _stat(path: str, content: bool) -> tuple:
 
 
 class LeadService:
-    def __init__(self, db_path: str, rules_dir: str, clock: Callable[[], float] = time.time):
+    def __init__(self, db_path: str, rules_dir: str, clock: Callable[[], float] = time.time, lease: float = LEASE,
+                 proposals_dir: str | None = None):
+        """lease: seconds a nurture enrolment stays leased to this process without progress (another
+        instance takes it over after that); proposals_dir: where tuning proposals are written (default:
+        beside a SQLite database file, or beside the rules directory for PostgreSQL)."""
         self.rules_dir = rules_dir
         self.clock = clock
+        self.lease = lease
+        self.proposals_dir = proposals_dir
         self.engine = Engine()
         self.store = Store(db_path)
         self.pipeline = Pipeline(self.store, load_compiled(rules_dir), self.engine)
         self.desk = SalesDesk(self.pipeline, clock)
         self.view = DeliveryView(self.store, lambda: self.pipeline.compiled.rules, lambda: self.desk.routing)
         self.dispatcher: Dispatcher | None = None  # set by deliver_through; without it rows wait in the outbox
-        self.scheduler = _scheduler(self.pipeline)
+        self.scheduler = _scheduler(self.pipeline, lease)
         self.wake = threading.Event()
         self.presence: Presence | None = None  # this process in the instances table (serve and worker set it)
         self.rule_problems: list = []
@@ -98,7 +104,7 @@ class LeadService:
                 # build everything first: if the desk refuses the rules (bad hours), nothing is half-switched
                 pipeline = Pipeline(self.store, compiled, self.engine)
                 desk = SalesDesk(pipeline, self.clock)
-                scheduler = _scheduler(pipeline)
+                scheduler = _scheduler(pipeline, self.lease)
                 self.pipeline, self.desk, self.scheduler = pipeline, desk, scheduler
         except LeadflowError as exc:  # problems in the files: checking them again cannot help until they change
             self._failed_stamp, self._retry_at = stamp, float("inf")
@@ -133,7 +139,7 @@ class LeadService:
         routed = self.desk.route_pending()
         sla = self.desk.tick()
         digests = self.schedule_digest() + schedule_proposal(self.store, self.pipeline.compiled.rules,
-                                                             self.rules_dir, self.clock())
+                                                             self.rules_dir, self.clock(), self.proposals_dir)
         delivered = self.dispatcher.run_once() if self.dispatcher else 0
         return {**due, "routed": routed, **sla, "digests": digests, "delivered": delivered}
 
@@ -163,20 +169,23 @@ class LeadService:
         return totals
 
     def schedule_digest(self) -> int:
-        """Queue the periodic stats digest (once per period, whatever restarts happen)."""
+        """Queue the periodic stats digest: once per period, whatever restarts happen and however many
+        instances share the database (the period is claimed on its `schedule` row, compare-and-set,
+        in the transaction that queues the digest)."""
         digest = self.pipeline.compiled.rules.section("digest")
         if not digest:
             return 0
         every = parse_duration(digest.get("every", "7d"))
         now = self.clock()
+        last = self.store.last_run("digest")
+        if last is not None and now - last < every:
+            return 0  # the common case, answered without a write
         with self.store.transaction():
-            last = self.store.last_run("digest")
-            if last is not None and now - last < every:
-                return 0
+            if not self.store.claim_run("digest", now, every):
+                return 0  # another instance has this period
             since = now - every
             self.store.add_outbox(f"digest:{int(since // every)}", "digest", "", {
                 "channel": digest["channel"], "since": since, "until": now})
-            self.store.mark_run("digest", now)
         return 1
 
     def apply_proposal(self, proposal_id: int, by: str) -> tuple[str, str]:
@@ -204,9 +213,9 @@ class LeadService:
             self.wake.clear()
 
 
-def _scheduler(pipeline: Pipeline) -> Scheduler:
+def _scheduler(pipeline: Pipeline, lease: float) -> Scheduler:
     """The scheduler for a pipeline's rules; its own events go back through that pipeline."""
-    return Scheduler(pipeline.store, pipeline.compiled.rules, pipeline.apply_internal)
+    return Scheduler(pipeline.store, pipeline.compiled.rules, pipeline.apply_internal, lease)
 
 
 class ManualClock:

@@ -3,12 +3,13 @@
 It is assembled from one class per concern, each owning its tables' SQL: _leads (events, lead state,
 decisions, stage history, dead letters, rule versions), _desk (assignments, feedback, owners),
 _schedule (nurture, timers, periodic runs, proposals), _instances (the processes on the database),
-_outbox (notifications and durable work), _metrics (reads for reports); all build on a `Database`: a
-SQLite file (_sqlite.py, the default) or a PostgreSQL server (_postgres.py), chosen by the address.
-Callers see one store and never a connection.
+_outbox (notifications and durable work), _claims (which process does which background work),
+_metrics (reads for reports); all build on a `Database`: a SQLite file (_sqlite.py, the default) or a
+PostgreSQL server (_postgres.py), chosen by the address. Callers see one store and never a connection.
 """
 from __future__ import annotations
 
+from ._claims import ClaimTables
 from ._desk import DeskTables
 from ._instances import InstanceTables
 from ._leads import LeadTables
@@ -25,7 +26,7 @@ def sqlite_path(url: str) -> str:
     return url[len("sqlite:///"):] if url.startswith("sqlite:///") else url
 
 
-class Store(LeadTables, DeskTables, ScheduleTables, InstanceTables, MetricsReads):
+class Store(LeadTables, DeskTables, ScheduleTables, InstanceTables, ClaimTables, MetricsReads):
     """A leadflow database: `Store("leads.db")` (SQLite, the default) or
     `Store("postgresql://user:pass@host/db")`; made, or upgraded to this release's schema, on opening
     (upgrade=False leaves it as it is, for `db status`).

@@ -49,13 +49,14 @@ class Bundled:
 
 
 @contextmanager
-def bundled_service(directory: Path) -> Iterator[Bundled]:
-    """A Bundled on directory/db.sqlite, its clock at T0; the store is closed after."""
+def bundled_service(directory: Path, db: str | None = None) -> Iterator[Bundled]:
+    """A Bundled on `db` (a path or a postgresql:// URL; directory/db.sqlite by default), its clock at T0;
+    the store is closed after."""
     rules = directory / "rules"
     shutil.copytree(ROOT / "rules", rules,
                     ignore=shutil.ignore_patterns("tests", "examples", "REFERENCE.md", "schema.json"))
     clock, out = ManualClock(T0), io.StringIO()
-    service = LeadService(str(directory / "db.sqlite"), str(rules), clock=clock)
+    service = LeadService(db or str(directory / "db.sqlite"), str(rules), clock=clock)
     service.deliver_through([ConsoleNotifier(out, service.view), ChannelSender(ChannelSettings(), service.store, out)])
     try:
         yield Bundled(service, clock, out, rules)

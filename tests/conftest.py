@@ -66,6 +66,15 @@ def bundled(tmp_path):
 
 
 @pytest.fixture
+def bundled_db(tmp_path, db_url):
+    """`bundled` on each backend (db_url): SQLite, then PostgreSQL."""
+    from tests.bundled_service import bundled_service
+
+    with bundled_service(tmp_path, db_url) as service:
+        yield service
+
+
+@pytest.fixture
 def cli(tmp_path) -> Leadflow:
     """The shipped `leadflow` on tmp_path/t.db with a small rule set (tests.leadflow_cli.SMALL_RULES)."""
     return small_setup(tmp_path)

@@ -65,13 +65,19 @@ class DeskTables(Database):
                           " (due_at <= ? OR remind_at <= ?) ORDER BY id", [now, now])
 
     def set_owner(self, lead: str, owner: str | None) -> None:
-        """The owner is kept in the lead row and in its state, which the rules read."""
-        row = self._exec("SELECT state FROM leads WHERE id = ?", (lead,)).fetchone()
-        if row is None:
-            return
-        state = json.loads(row[0])
-        state["owner"] = owner
-        self._exec("UPDATE leads SET owner = ?, state = ? WHERE id = ?", (owner, json.dumps(state), lead))
+        """The owner is kept in the lead row and in its state, which the rules read.
+
+        The state is read, changed and written back under the lead's lock, the one an event of this lead
+        is applied under: on PostgreSQL another instance may be applying one right now, and without the
+        lock its write (of the state it read before ours) would silently drop the owner."""
+        with self.transaction():
+            self.lock_leads((lead,))
+            row = self._exec("SELECT state FROM leads WHERE id = ?", (lead,)).fetchone()
+            if row is None:
+                return
+            state = json.loads(row[0])
+            state["owner"] = owner
+            self._exec("UPDATE leads SET owner = ?, state = ? WHERE id = ?", (owner, json.dumps(state), lead))
 
     def add_feedback(self, row: dict[str, object]) -> None:
         self._exec(*_insert("feedback", row))

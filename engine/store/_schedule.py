@@ -60,8 +60,9 @@ class ScheduleTables(Database):
                               " DO UPDATE SET due_at = excluded.due_at", (lead, kind, due_at))
 
     def due_timers(self, now: float, limit: int = 1000) -> list[Timer]:
+        """Timers due by `now`, earliest first (ties by lead and kind: the same order on both databases)."""
         return [Timer(*row) for row in self._exec("SELECT lead, kind, due_at FROM timers WHERE due_at <= ?"
-                                                        " ORDER BY due_at LIMIT ?", (now, limit))]
+                                                  " ORDER BY due_at, lead, kind LIMIT ?", (now, limit))]
 
     def clear_timers(self) -> None:
         """Drop every lead's timers (the benchmark measures one kind of scheduled work at a time)."""
@@ -84,7 +85,7 @@ class ScheduleTables(Database):
         if assignments:
             sql += " UNION ALL SELECT min(coalesce(remind_at, due_at)) FROM assignments WHERE status = 'pending'" \
                    " AND rep IS NOT NULL"
-        return self._value(sql + ")")
+        return self._value(sql + ") AS due")  # PostgreSQL before 16 wants every subquery named
 
     # -- periodic runs -------------------------------------------------------------------------------
     def last_run(self, name: str) -> float | None:

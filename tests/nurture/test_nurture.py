@@ -10,7 +10,9 @@ import subprocess
 import textwrap
 import threading
 import time
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -18,8 +20,49 @@ from leadflow.core import format_time
 from leadflow.store import Store
 from tests.leadflow_cli import ROOT, T0, leadflow_command, run
 from tests.leadflow_cli import event_at as ev
-from tests.leadflow_cli import ingest_events as ingest
 from tests.leadflow_cli import mail_env as env_for
+
+
+@dataclass
+class Worker:
+    """The shipped `leadflow` on one test's database (a SQLite file or a PostgreSQL URL, see `db_url`)
+    and rule directory, with the mail environment, and the store the test reads it through."""
+    db: str
+    rules: Path
+    env: dict
+    dir: Path
+    _stores: list = field(default_factory=list)
+
+    def __call__(self, *args: str) -> subprocess.CompletedProcess:
+        return run(["--db", self.db, "--rules", str(self.rules), *args], self.env)
+
+    def ingest(self, events: list) -> None:
+        """`leadflow ingest` of `events` (dicts), which must all apply."""
+        path = self.dir / f"in-{time.time_ns()}.jsonl"
+        path.write_text("".join(json.dumps(e) + "\n" for e in events))
+        self("ingest", str(path))
+
+    @property
+    def store(self) -> Store:
+        """One store for the test's reads, opened on first use (closed by the fixture)."""
+        if not self._stores:
+            self._stores.append(Store(self.db))
+        return self._stores[0]
+
+
+@pytest.fixture
+def on_db(db_url, tmp_path):
+    """Make a Worker on this test's database: on_db(env, rules=bundled rules)."""
+    made: list[Worker] = []
+
+    def make(env: dict, rules: Path = ROOT / "rules") -> Worker:
+        made.append(Worker(db_url, rules, env, tmp_path))
+        return made[-1]
+
+    yield make
+    for worker in made:
+        for store in worker._stores:
+            store.close()
 
 
 @pytest.fixture
@@ -30,7 +73,7 @@ def hooks():
         def log_message(self, *a) -> None:
             return
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             received.append((dict(self.headers), body))
             self.send_response(200)
@@ -48,12 +91,10 @@ MANAGER = {"name": "Ann", "company": "Acme", "email": "ann@acme.example", "title
            "employees": 300, "country": "US", "industry": "saas"}
 
 
-def test_bundled_education_track_end_to_end(tmp_path, smtp, hooks):
-    db, rules = tmp_path / "n.db", ROOT / "rules"
-    env = env_for(smtp, hooks)
-    ingest(db, rules, [ev("1", "L1", "lead_updated", T0, MANAGER), ev("2", "L1", "webinar_attended", T0 + 3600)], env)
-    out = json.loads(run(["--db", str(db), "--rules", str(rules), "worker", "--until", "2026-12-31T00:00:00Z",
-                          "--json"], env).stdout)
+def test_bundled_education_track_end_to_end(on_db, smtp, hooks):
+    lf = on_db(env_for(smtp, hooks))
+    lf.ingest([ev("1", "L1", "lead_updated", T0, MANAGER), ev("2", "L1", "webinar_attended", T0 + 3600)])
+    out = json.loads(lf("worker", "--until", "2026-12-31T00:00:00Z", "--json").stdout)
     assert out["delivered"] == 3
     subjects = [m["Subject"] for _, m in smtp.messages]
     assert subjects == ["How teams like Acme qualify leads in minutes", "Join our live session on lead scoring"]
@@ -65,77 +106,70 @@ def test_bundled_education_track_end_to_end(tmp_path, smtp, hooks):
     signed = stamp.encode() + b"." + body
     assert headers["X-Leadflow-Signature"] == "sha256=" + hmac.new(b"hooksecret", signed, hashlib.sha256).hexdigest()
     assert json.loads(body)["text"] == "L1 finished the education track"
-    store = Store(str(db))
-    steps = [(r["op"], format_time(r["at"])) for r in store.nurture_steps("L1")]
+    steps = [(r["op"], format_time(r["at"])) for r in lf.store.nurture_steps("L1")]
     assert steps[:3] == [("enroll", "2026-11-02T09:00:00Z"), ("wait", "2026-11-02T09:00:00Z"),
                          ("send", "2026-11-04T09:00:00Z")]  # 2 business days later
     assert [op for op, _ in steps][-3:] == ["send", "set", "done"]
-    assert store.load_state("L1").attrs["nurtured"] is True
-    again = json.loads(run(["--db", str(db), "--rules", str(rules), "worker", "--until", "2027-01-31T00:00:00Z",
-                            "--json"], env).stdout)
+    assert lf.store.load_state("L1").attrs["nurtured"] is True
+    again = json.loads(lf("worker", "--until", "2027-01-31T00:00:00Z", "--json").stdout)
     assert again["delivered"] == 0 and len(smtp.messages) == 2  # nothing runs twice
-    story = run(["--db", str(db), "--rules", str(rules), "leads", "explain", "L1"]).stdout
+    story = lf("leads", "explain", "L1").stdout
     assert "Nurture" in story and "mql_education" in story and "Join our live session" in story
 
 
-def test_opt_out_stops_email_and_the_then_branch_runs_on_behaviour(tmp_path, smtp):
-    db, rules = tmp_path / "n.db", ROOT / "rules"
-    env = env_for(smtp)
-    ingest(db, rules, [ev("1", "L2", "lead_updated", T0, {**MANAGER, "do_not_email": "Yes"}),
-                       ev("2", "L2", "webinar_attended", T0 + 60)] +
-           [ev(f"p{i}", "L2", "page_view", T0 + 86400 + i * 3600, {"url": "/pricing"}) for i in range(3)], env)
-    r = run(["--db", str(db), "--rules", str(rules), "worker", "--until", "2026-12-31T00:00:00Z"], env)
+def test_opt_out_stops_email_and_the_then_branch_runs_on_behaviour(on_db, smtp):
+    lf = on_db(env_for(smtp))
+    lf.ingest([ev("1", "L2", "lead_updated", T0, {**MANAGER, "do_not_email": "Yes"}),
+               ev("2", "L2", "webinar_attended", T0 + 60)] +
+              [ev(f"p{i}", "L2", "page_view", T0 + 86400 + i * 3600, {"url": "/pricing"}) for i in range(3)])
+    r = lf("worker", "--until", "2026-12-31T00:00:00Z")
     assert smtp.messages == []  # do_not_email: "Yes" (a CRM export's value) stops every e-mail
-    store = Store(str(db))
-    results = [json.loads(o["payload"]).get("result") for o in store.outbox("email")]
+    results = [json.loads(o["payload"]).get("result") for o in lf.store.outbox("email")]
     assert results and all(x == {"skipped": "do_not_email is Yes"} for x in results)
-    details = [r["detail"] for r in store.nurture_steps("L2")]
+    details = [r["detail"] for r in lf.store.nurture_steps("L2")]
     assert "condition held: then" in details  # three page views within a week: the owner is told instead
     assert "[slack_owner] Ann is back on the website" in r.stderr
 
 
-def test_recycled_lead_is_nurtured_and_climbs_again(tmp_path, smtp):
-    db, rules = tmp_path / "n.db", ROOT / "rules"
-    env = env_for(smtp)
+def test_recycled_lead_is_nurtured_and_climbs_again(on_db, smtp):
+    lf = on_db(env_for(smtp))
     buyer = {**MANAGER, "title": "VP Sales", "budget": 50000, "pain": "spreadsheets"}
-    ingest(db, rules, [ev("1", "L3", "lead_updated", T0, buyer), ev("2", "L3", "demo_requested", T0 + 60)], env)
-    run(["--db", str(db), "--rules", str(rules), "sql", "reject", "1", "--reason", "not_now"], env)
-    rejected_at = Store(str(db)).assignments(lead="L3")[0]["decided_at"]
-    run(["--db", str(db), "--rules", str(rules), "worker", "--until", format_time(rejected_at + 40 * 86400)], env)
-    store = Store(str(db))
-    assert store.load_state("L3").stage == "recycled"  # a page view is not enough to come back
+    lf.ingest([ev("1", "L3", "lead_updated", T0, buyer), ev("2", "L3", "demo_requested", T0 + 60)])
+    lf("sql", "reject", "1", "--reason", "not_now")
+    rejected_at = lf.store.assignments(lead="L3")[0]["decided_at"]
+    lf("worker", "--until", format_time(rejected_at + 40 * 86400))
+    assert lf.store.load_state("L3").stage == "recycled"  # a page view is not enough to come back
     assert [m["Subject"] for _, m in smtp.messages] == ["Checking in: is the timing better now?"]
-    ingest(db, rules, [ev("3", "L3", "page_view", rejected_at + 41 * 86400, {"url": "/"})], env)
-    assert Store(str(db)).load_state("L3").stage == "recycled"
-    ingest(db, rules, [ev("4", "L3", "pricing_inquiry", rejected_at + 42 * 86400)], env)
-    state = Store(str(db)).load_state("L3")
+    lf.ingest([ev("3", "L3", "page_view", rejected_at + 41 * 86400, {"url": "/"})])
+    assert lf.store.load_state("L3").stage == "recycled"
+    lf.ingest([ev("4", "L3", "pricing_inquiry", rejected_at + 42 * 86400)])
+    state = lf.store.load_state("L3")
     assert state.stage == "sql" and state.tracks["recycle"].status == "exited"
-    assert [h["to_stage"] for h in Store(str(db)).history("L3")][-4:] == ["recycled", "new", "mql", "sql"]
-    run(["--db", str(db), "--rules", str(rules), "worker", "--once"], env)
-    assert [a["status"] for a in Store(str(db)).assignments(lead="L3")] == ["rejected", "pending"]  # routed again
+    assert [h["to_stage"] for h in lf.store.history("L3")][-4:] == ["recycled", "new", "mql", "sql"]
+    lf("worker", "--once")
+    assert [a["status"] for a in lf.store.assignments(lead="L3")] == ["rejected", "pending"]  # routed again
 
 
-def test_decay_tick_demotes_only_the_leads_that_can_change(tmp_path, smtp):
-    db, rules = tmp_path / "n.db", ROOT / "rules"
-    env = env_for(smtp)
+def test_decay_tick_demotes_only_the_leads_that_can_change(on_db, smtp):
+    lf = on_db(env_for(smtp))
     analyst = {"title": "Analyst", "employees": 60, "country": "US"}  # fit 25: engagement must carry it
-    ingest(db, rules, [ev("1", "A", "lead_updated", T0, analyst), ev("2", "A", "webinar_attended", T0 + 60),
-                       ev("3", "A", "demo_requested", T0 + 120),
-                       ev("4", "B", "lead_updated", T0, MANAGER), ev("5", "B", "webinar_attended", T0 + 60)], env)
-    store = Store(str(db))
+    lf.ingest([ev("1", "A", "lead_updated", T0, analyst), ev("2", "A", "webinar_attended", T0 + 60),
+               ev("3", "A", "demo_requested", T0 + 120),
+               ev("4", "B", "lead_updated", T0, MANAGER), ev("5", "B", "webinar_attended", T0 + 60)])
+    store = lf.store
     assert store.load_state("A").stage == "mql" and store.load_state("B").stage == "mql"
     timers = {lead: due for lead, _, due in store.due_timers(float("inf"))}
     assert set(timers) == {"A"}  # B's fit alone keeps it an MQL: no timer, never touched
-    run(["--db", str(db), "--rules", str(rules), "worker", "--until", "2027-03-01T00:00:00Z"], env)
-    store = Store(str(db))
+    lf("worker", "--until", "2027-03-01T00:00:00Z")
     a = store.load_state("A")
     assert a.stage == "new" and a.score < 40
-    ticks = store.conn.execute("SELECT lead, at FROM events WHERE type = 'decay_tick'").fetchall()
+    ticks = store.sql("SELECT lead, at FROM events WHERE type = 'decay_tick' ORDER BY seq")
     assert [t[0] for t in ticks] == ["A"] and abs(ticks[0][1] - timers["A"]) < 1
     assert "fell below the demotion threshold" in store.history("A")[-1]["reason"]
+    assert store.due_timers(float("inf")) == []  # the tick took its timer; A, demoted, has none again
 
 
-def test_a_worker_killed_mid_track_resumes_and_runs_each_step_once(tmp_path, smtp):
+def test_a_worker_killed_mid_track_resumes_and_runs_each_step_once(on_db, tmp_path, smtp):
     rules = tmp_path / "rules"
     rules.mkdir()
     steps = "\n".join(f"      - send: {{ channel: email, subject: \"step {i}\", text: \"body {i} for {{name}}\" }}\n"
@@ -148,14 +182,13 @@ def test_a_worker_killed_mid_track_resumes_and_runs_each_step_once(tmp_path, smt
             enroll: { event: signup }
             steps:
         """) + steps + "\n")
-    db = tmp_path / "n.db"
-    env = env_for(smtp)
-    ingest(db, rules, [ev("1", "L", "lead_updated", T0, {"name": "Ann", "email": "ann@acme.example"}),
-                       ev("2", "L", "signup", T0 + 60)], env)
-    cmd = leadflow_command("--db", db, "--rules", rules, "worker", "--until", "2027-01-01T00:00:00Z")
+    lf = on_db(env_for(smtp), rules)
+    lf.ingest([ev("1", "L", "lead_updated", T0, {"name": "Ann", "email": "ann@acme.example"}),
+               ev("2", "L", "signup", T0 + 60)])
+    cmd = leadflow_command("--db", lf.db, "--rules", rules, "worker", "--until", "2027-01-01T00:00:00Z")
     kills = 0
     for _ in range(3):  # kill it three times at arbitrary points
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=lf.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         target = len(smtp.messages) + 4
         deadline = time.time() + 30
         while len(smtp.messages) < target and time.time() < deadline and proc.poll() is None:
@@ -164,7 +197,7 @@ def test_a_worker_killed_mid_track_resumes_and_runs_each_step_once(tmp_path, smt
             proc.send_signal(signal.SIGKILL)
             kills += 1
         proc.wait()
-    run(["--db", str(db), "--rules", str(rules), "worker", "--until", "2027-01-01T00:00:00Z"], env)
+    lf("worker", "--until", "2027-01-01T00:00:00Z")
     assert kills >= 1
     ids = [m["Message-ID"] for _, m in smtp.messages]
     subjects = {m["Message-ID"]: m["Subject"] for _, m in smtp.messages}
@@ -173,8 +206,7 @@ def test_a_worker_killed_mid_track_resumes_and_runs_each_step_once(tmp_path, smt
     unique = list(dict.fromkeys(ids))
     assert [subjects[i] for i in unique] == [f"step {i}" for i in range(30)]
     assert len(ids) - len(unique) <= kills
-    store = Store(str(db))
-    sends = [r["pc"] for r in store.nurture_steps("L") if r["op"] == "send"]
+    sends = [r["pc"] for r in lf.store.nurture_steps("L") if r["op"] == "send"]
     assert sends == sorted(set(sends)) and len(sends) == 30  # each step ran exactly once
     assert all(m.get_payload().strip() == f"body {n} for Ann" for n, (_, m) in
                enumerate(smtp.messages[ids.index(i)] for i in unique))

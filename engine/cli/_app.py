@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from ._db import db
 from ._dead_letters import dead_letters
 from ._demo import bench, demo
 from ._eval import eval_command
@@ -26,7 +27,7 @@ from ._shared import db_option, interrupted, rules_option
 from ._sql import sql
 from ._stats import stats
 
-COMMANDS = (init, ingest, leads, demo, bench, eval_command, dead_letters, sql, outbox, rules, stats, export)
+COMMANDS = (init, ingest, leads, demo, bench, eval_command, dead_letters, sql, outbox, rules, stats, export, db)
 
 
 class _Commands(click.Group):

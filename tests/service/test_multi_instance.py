@@ -112,6 +112,11 @@ def test_healthz_lists_every_instance_with_its_rules_version_and_stats_slice_by_
                 body = json.dumps(event).encode()
                 r = httpx.post(f"http://127.0.0.1:{serve.port}/v1/events", content=body, headers=signed(body))
                 assert r.status_code == 200 and r.json()["status"] == "applied", r.text
+        # a one-pass worker on the same URL: it works, and it is off the list again when it exits
+        once = json.loads(leadflow("--db", pg_url, "--rules", old, "worker", "--once", "--json", env=env,
+                                   check=True).stdout)
+        assert set(once) >= {"routed", "delivered"}
+        assert len(health(a)["instances"]) == 3
         stats = json.loads(leadflow("--db", pg_url, "--rules", old, "stats", "--by", "rules_version", "--json",
                                     env=env, check=True).stdout)
         assert {s["value"]: s["stages"].get("sql") for s in stats["by"]} == {mine: 1, theirs: 1}

@@ -24,7 +24,7 @@ from tests.leadflow_cli import mail_env as env_for
 
 
 @dataclass
-class Worker:
+class OnDb:
     """The shipped `leadflow` on one test's database (a SQLite file or a PostgreSQL URL, see `db_url`)
     and rule directory, with the mail environment, and the store the test reads it through."""
     db: str
@@ -52,11 +52,11 @@ class Worker:
 
 @pytest.fixture
 def on_db(db_url, tmp_path):
-    """Make a Worker on this test's database: on_db(env, rules=bundled rules)."""
-    made: list[Worker] = []
+    """Make an OnDb on this test's database: on_db(env, rules=bundled rules)."""
+    made: list[OnDb] = []
 
-    def make(env: dict, rules: Path = ROOT / "rules") -> Worker:
-        made.append(Worker(db_url, rules, env, tmp_path))
+    def make(env: dict, rules: Path = ROOT / "rules") -> OnDb:
+        made.append(OnDb(db_url, rules, env, tmp_path))
         return made[-1]
 
     yield make

@@ -24,12 +24,12 @@ if TYPE_CHECKING:  # imported when a command runs, so `leadflow --help` stays qu
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
-@click.group("db")
+@click.group("db", short_help="Schema version, upgrades; copy to PostgreSQL and back.")
 def db() -> None:
     """The database: schema version, upgrades, copying between SQLite and PostgreSQL."""
 
 
-@db.command("status")
+@db.command("status", short_help="Schema version, applied and pending migrations.")
 @db_option
 @json_option
 @click.pass_context
@@ -79,7 +79,7 @@ def _status_text(where: str, found: SchemaStatus) -> str:
     return "\n".join(lines)
 
 
-@db.command("upgrade")
+@db.command("upgrade", short_help="Apply the pending migrations.")
 @db_option
 @click.option("--to", "target", type=click.IntRange(min=1), default=None,
               help="Stop after this schema version (default: the latest this leadflow knows).")
@@ -114,7 +114,7 @@ def db_upgrade(ctx: click.Context, db_path: str, target: int | None, as_json: bo
     click.echo(f"schema version {after.version}{latest}" + ("" if applied else ": nothing to apply"))
 
 
-@db.command("copy")
+@db.command("copy", short_help="Copy a database: SQLite to PostgreSQL, or back.")
 @click.argument("source")
 @click.argument("destination")
 @json_option

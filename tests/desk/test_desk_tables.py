@@ -8,7 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from leadflow.service import LeadService
+from leadflow.core import parse_time
+from leadflow.service import LeadService, ManualClock
 from leadflow.store import Store
 from tests.bot_harness import RULES, sql_events
 
@@ -176,6 +177,39 @@ def test_setting_the_owner_waits_for_an_event_of_the_lead_being_applied(pg_url, 
     finally:
         service.store.close()
         router.close()
+
+
+def test_two_instances_route_and_expire_each_sql_once(db_url, tmp_path):
+    """Two workers on one database route the same new SQLs and then check the same SLA deadlines at
+    the same moment: one assignment (and one card) per SQL, each expired once and passed on once."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "rules.yaml").write_text(RULES)
+    clock = ManualClock(parse_time("2026-11-02T09:00:00Z"))
+    one, two = LeadService(db_url, str(rules), clock=clock), LeadService(db_url, str(rules), clock=clock)
+    leads = [f"l{n}" for n in range(6)]
+    try:
+        for lead in leads:
+            for event in sql_events(lead):
+                assert one.pipeline.apply(event).status == "applied"
+        routed = race(one.desk.route_pending, two.desk.route_pending)
+        assert sum(routed) == len(leads)
+        first = one.store.assignments()
+        assert sorted(a["lead"] for a in first) == leads and {a["attempt"] for a in first} == {0}
+        assert sorted(o["key"] for o in one.store.outbox("card")) == sorted(f"card:{a['id']}" for a in first)
+        assert sorted(o["lead"] for o in one.store.outbox("route_sql") if o["status"] == "done") == leads
+        clock.now += 5 * 3600  # past the 4 h to accept (the bot rules' reps work around the clock)
+        ticks = race(one.desk.tick, two.desk.tick)
+        assert ticks[0]["reassigned"] + ticks[1]["reassigned"] == len(leads)
+        assert ticks[0]["escalated"] + ticks[1]["escalated"] == 0  # one expiry each: under escalate_after
+        for lead in leads:
+            mine = one.store.assignments(lead=lead)
+            assert [(a["status"], a["attempt"]) for a in mine] == [("expired", 0), ("pending", 1)], (lead, mine)
+            assert mine[0]["rep"] != mine[1]["rep"]  # passed on to the other rep
+        assert len(one.store.outbox("card")) == 2 * len(leads)
+    finally:
+        one.store.close()
+        two.store.close()
 
 
 def test_two_instances_deciding_one_card_record_one_decision(db_url, tmp_path):

@@ -30,6 +30,7 @@ def test_presence_registers_beats_with_its_rules_version_and_leaves(db_url):
         store.beat_instance(Instance("gone:1:cc", "gone", 1, "serve", "v0", 10.0, 10.0))  # killed a long time ago
         one, two = Presence(store, "serve", wall=lambda: now[0]), Presence(store, "worker", wall=lambda: now[0])
         one.register("v1")
+        now[0] += 1
         two.register("v1")
         assert one.id != two.id and one.id.split(":")[1] == str(one.pid)
         assert [(i.role, i.rules_version) for i in one.live()] == [("serve", "v1"), ("worker", "v1")]
@@ -38,8 +39,8 @@ def test_presence_registers_beats_with_its_rules_version_and_leaves(db_url):
         one.beat("v2")  # a new version is written at once ...
         now[0] += 1
         two.beat("v1")  # ... an unchanged one waits for the beat interval
-        assert {i.id: (i.rules_version, i.seen_at) for i in two.live()} == {one.id: ("v2", 500001.0),
-                                                                              two.id: ("v1", 500000.0)}
+        assert {i.id: (i.rules_version, i.seen_at) for i in two.live()} == {one.id: ("v2", 500002.0),
+                                                                              two.id: ("v1", 500001.0)}
         now[0] += 40  # the worker's loop stopped beating: it is no longer listed; the serve beat in time
         one.beat("v2")
         assert [i.id for i in one.live()] == [one.id]

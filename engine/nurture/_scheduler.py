@@ -7,8 +7,8 @@ when the worker comes back. Time comes from the injected clock, so `worker --unt
 can fast-forward.
 
 Any number of processes may run the scheduler on one database (see leadflow.store's _claims.py): a
-due enrolment is leased to one run (`lease` seconds of wall-clock time, renewed by every step, given
-back when the run ends); each step holds the lead's lock and commits only while its run still holds
+due enrolment is leased to one run (`lease` seconds of wall-clock time, renewed as its steps go on,
+given back when the run ends); each step holds the lead's lock and commits only while its run still holds
 the lease, so a run that lost its lease stops before writing. A crashed run's leases expire, or are
 taken over at once when its process is provably gone (same machine, pid no longer running). A decay
 timer is taken in the transaction that applies its tick, under the lead's lock, and put back by a
@@ -153,7 +153,7 @@ class ApplyInternal(Protocol):
 
 class Scheduler:
     """Runs due nurture steps and decay ticks for one rule set; built again when the rules change.
-    `lease`: seconds an enrolment stays leased to a run without a step (each step renews it); `wall`:
+    `lease`: seconds an enrolment stays leased to a run without a step (the steps renew it); `wall`:
     the real clock leases are measured on (shared by every process, unlike a fast-forwarded one)."""
 
     def __init__(self, store: Store, rules: RuleSet, apply_internal: ApplyInternal, lease: float = LEASE,
@@ -167,9 +167,11 @@ class Scheduler:
     def run_due(self, now: float) -> dict:
         counts = {"steps": 0, "ticks": 0}
         holder = Claimer.here().to_text()  # this run, in this process
+        # leases of runs whose process is provably gone are taken at once (asked once per run: rare)
+        gone = [h for h in self.store.enrollment_holders(now, self.wall()) if holder_gone(h)]
         seen: set[int] = set()
         while len(seen) < MAX_ENROLMENTS_PER_RUN:
-            rows = self._claim(now, holder)
+            rows = self._claim(now, holder, gone)
             again = [row for row in rows if row["id"] in seen]  # due again at once: left to the next run
             if again:
                 with self.store.transaction():
@@ -184,10 +186,9 @@ class Scheduler:
         counts["ticks"] = self._ticks(now)
         return counts
 
-    def _claim(self, now: float, holder: str) -> list[dict]:
+    def _claim(self, now: float, holder: str, gone: list[str]) -> list[dict]:
         """Lease due enrolments to this run: free ones, expired ones, and those whose holder is gone."""
         wall = self.wall()
-        gone = [h for h in self.store.enrollment_holders(now, wall) if holder_gone(h)]
         with self.store.transaction():
             return self.store.claim_enrollments(now, holder, wall, wall + self.lease, CLAIM, gone)
 
@@ -201,7 +202,7 @@ class Scheduler:
             log.error("nurture step %s of enrolment %s failed", pc, row["id"], exc_info=cause)
             with self.store.transaction():
                 self.store.lock_leads((row["lead"],))
-                if self.store.hold_enrollment(row["id"], holder, self.wall() + self.lease) is not None:
+                if self.store.hold_enrollment(row["id"], holder, self.wall(), self.lease) is not None:
                     self.store.update_enrollment(row["id"], pc, "failed", None, None, now)
                     self.store.log_step(row, pc, "failed", now, f"{type(cause).__name__}: {cause}"[:300])
                     self.store.release_enrollment(row["id"], holder)
@@ -235,7 +236,7 @@ class Scheduler:
             try:
                 with store.transaction():
                     store.lock_leads((row["lead"],))  # the step rewrites the lead's state, like an event
-                    current = store.hold_enrollment(row["id"], holder, self.wall() + self.lease)
+                    current = store.hold_enrollment(row["id"], holder, self.wall(), self.lease)
                     if current is None:  # the lease ran out and another run took it: it goes on from here
                         return steps
                     row = current

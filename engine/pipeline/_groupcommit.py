@@ -110,7 +110,7 @@ class GroupCommit:
                 events += item.size
             try:
                 self._commit(group)
-            except BaseException as exc:  # noqa: BLE001 - the writer must outlive anything; nobody is left waiting
+            except BaseException as exc:  # the writer must outlive anything; nobody is left waiting
                 log.exception("group commit failed")
                 for request in group:
                     if not request.future.done():

@@ -7,9 +7,10 @@ How a piece of work is claimed depends on how long it takes:
   `claim_enrollments` marks due rows with their holder and the lease's end in one statement. On
   PostgreSQL the candidates are locked `FOR UPDATE SKIP LOCKED`, so two claimers neither wait for
   nor take the same row; on SQLite the one writer at a time makes the plain UPDATE ... RETURNING
-  enough. Every step begins with `hold_enrollment`, which renews the lease and reads the row as it
-  is now, and commits only if it still holds it: a holder whose lease ran out and was taken over
-  stops before writing anything. The last step releases the lease (`release_enrollment`). A crashed
+  enough. Every step begins with `hold_enrollment`, which reads the row as it is now (locking it on
+  PostgreSQL) and renews the lease when half of it is gone; the step goes on, and commits, only if
+  its holder still holds the claim: a holder whose lease ran out and was taken over stops before
+  writing anything (one whose lease ran out unnoticed by anyone still holds it, and goes on). The last step releases the lease (`release_enrollment`). A crashed
   holder's lease runs out (or is taken at once when the holder is provably gone, see
   leadflow.core.holder_gone) and another process takes the enrolment, at the step it was at.
 - A decay timer, a `route_sql` row and an SLA deadline are done inside one transaction, so the
@@ -57,11 +58,16 @@ class ClaimTables(Database):
                                          " next_at <= ? AND lease_until >= ? AND claimed_by IS NOT NULL",
                                          (now, wall)).fetchall()]
 
-    def hold_enrollment(self, enrollment_id: int, holder: str, lease_until: float) -> dict | None:
-        """Renew `holder`'s lease and return the enrolment as it is now; None when someone else holds it
-        (call first in each step's transaction: on PostgreSQL the row stays locked until it commits)."""
-        return self._row("UPDATE nurture SET lease_until = ? WHERE id = ? AND claimed_by = ? RETURNING *",
-                         [lease_until, enrollment_id, holder])
+    def hold_enrollment(self, enrollment_id: int, holder: str, wall: float, lease: float) -> dict | None:
+        """The enrolment as it is now if `holder` still holds it, else None; call first in each step's
+        transaction (on PostgreSQL the row stays locked until it commits, so nobody takes it over
+        meanwhile). The lease is renewed to `wall + lease` once less than half of it is left."""
+        lock = " FOR UPDATE" if self.dialect == "postgresql" else ""
+        row = self._row(f"SELECT * FROM nurture WHERE id = ? AND claimed_by = ?{lock}", [enrollment_id, holder])
+        if row is not None and (row["lease_until"] or 0.0) < wall + lease / 2:
+            self._exec("UPDATE nurture SET lease_until = ? WHERE id = ?", (wall + lease, enrollment_id))
+            row["lease_until"] = wall + lease
+        return row
 
     def release_enrollment(self, enrollment_id: int, holder: str) -> bool:
         cur = self._exec("UPDATE nurture SET claimed_by = NULL, lease_until = NULL WHERE id = ? AND claimed_by = ?",

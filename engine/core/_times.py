@@ -35,6 +35,8 @@ def parse_time(text: object) -> float:
     if not isinstance(text, str):
         raise ValueError("must be an ISO-8601 string such as 2026-11-02T09:00:00Z")
     raw = text.strip()
+    if "\x00" in raw:  # CPython's fromisoformat stops reading at a trailing NUL and accepts the time
+        raise ValueError(f"'{text}' is not an ISO-8601 time such as 2026-11-02T09:00:00Z")
     if raw.endswith(("Z", "z")):
         raw = raw[:-1] + "+00:00"
     try:

@@ -47,6 +47,11 @@ class StageChange(NamedTuple):
     reason: str
 
 
+def _kept(text: str) -> str:
+    """Hostile text as both databases can hold it (see dead_letter)."""
+    return _storable(text).replace("\x00", "\\x00")
+
+
 def _json(value: object) -> str:
     return json.dumps(value, separators=(",", ":"))
 
@@ -125,9 +130,10 @@ class LeadTables(OutboxTable):
                           (_json(state.to_json()), state.stage, state.owner, state.id))
 
     def dead_letter(self, raw: str, reason: str, field: str, source: str, line: int | None) -> None:
-        """Keep rejected input; lone surrogates become escapes (SQLite text must be valid UTF-8)."""
+        """Keep rejected input, whatever it holds, alike in both databases: lone surrogates become escapes
+        (SQLite text must be valid UTF-8) and so does NUL (PostgreSQL text cannot hold it)."""
         self._exec("INSERT INTO dead_letters (received_at, source, line, raw, reason, field) VALUES (?,?,?,?,?,?)",
-                          (time.time(), _storable(source), line, _storable(raw), _storable(reason), _storable(field)))
+                   (time.time(), _kept(source), line, _kept(raw), _kept(reason), _kept(field)))
 
     def note_rules(self, version: str, files: dict[str, str]) -> None:
         """Keep the text of every rule version that ever decided something, so a decision can be explained."""

@@ -37,8 +37,9 @@ def _finite(value: Any) -> Any:
 
 
 def plain_text(text: str, limit: int = 500) -> str:
-    """Text SQLite can store: lone surrogates (from hostile input in an error message) escaped, clipped."""
-    return str(text).encode("utf-8", "backslashreplace").decode("utf-8")[:limit]
+    """Text both databases store alike: lone surrogates (from hostile input in an error message) escaped
+    (SQLite text must be valid UTF-8), NUL as \\x00 (PostgreSQL text cannot hold it), clipped."""
+    return str(text).encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")[:limit]
 
 
 def _loads(text: str | None) -> Any:

@@ -28,6 +28,7 @@ from ._schema import Index, Table
 
 LOCKS = 0x1EADF10  # the advisory-lock space of leadflow: (LOCKS, 0) the schema, (LOCKS + 1, hash) a lead
 _TYPES = {int: "BIGINT", str: "TEXT", float: "DOUBLE PRECISION"}
+_RETRYABLE = {"40P01", "40001"}  # deadlock_detected, serialization_failure: rolled back whole, may run again
 _names = itertools.count()
 
 if TYPE_CHECKING:
@@ -49,10 +50,16 @@ def masked(url: str) -> str:
 
 @functools.lru_cache(maxsize=1024)
 def translate(sql: str) -> str:
-    """The common SQL of the table modules in PostgreSQL's words (no `?` is ever inside a literal)."""
-    out = sql.replace("%", "%%").replace("?", "%s")
+    """The common SQL of the table modules in PostgreSQL's words: `?` outside string literals becomes
+    %s, every literal % is doubled (psycopg reads % everywhere), and SQLite's INSERT OR IGNORE is an
+    INSERT ... ON CONFLICT DO NOTHING (before a RETURNING, where PostgreSQL wants it)."""
+    parts = sql.replace("%", "%%").split("'")  # even parts lie outside literals ('it''s' splits evenly)
+    parts[::2] = [part.replace("?", "%s") for part in parts[::2]]
+    out = "'".join(parts)
     if out.startswith("INSERT OR IGNORE INTO"):
-        out = "INSERT INTO" + out[len("INSERT OR IGNORE INTO"):] + " ON CONFLICT DO NOTHING"
+        out = "INSERT INTO" + out[len("INSERT OR IGNORE INTO"):]
+        body, returning, tail = out.rpartition(" RETURNING ")
+        out = f"{body} ON CONFLICT DO NOTHING RETURNING {tail}" if returning else out + " ON CONFLICT DO NOTHING"
     return out
 
 
@@ -207,10 +214,14 @@ class PostgresDatabase(Database):
         return isinstance(exc, pg.Error) and not isinstance(exc, (pg.IntegrityError, pg.DataError))
 
     def is_retryable(self, exc: BaseException) -> bool:
-        return isinstance(exc, self._pg.errors.TransactionRollback)  # deadlock, serialization failure
+        # by SQLSTATE: psycopg's DeadlockDetected is not a subclass of its TransactionRollback
+        return isinstance(exc, self._pg.Error) and exc.sqlstate in _RETRYABLE
 
     def lock_leads(self, leads: Iterable[str]) -> None:
-        keys = sorted(set(leads))
+        # a batch locks its leads before they are checked: one with NUL or a lone surrogate (refused
+        # later, as a dead letter) must not fail the statement, so such text is locked escaped
+        keys = sorted({lead.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+                       for lead in leads})
         if keys:
             self._exec("SELECT pg_advisory_xact_lock(?, k) FROM (SELECT DISTINCT hashtext(l) AS k"
                        " FROM unnest(?::text[]) AS l ORDER BY 1) AS s", (LOCKS + 1, keys)).fetchall()

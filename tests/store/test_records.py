@@ -1,5 +1,5 @@
 """What the store hands back: named records instead of bare tuples, and the reads and writes the demo
-and the benchmark use instead of their own SQL."""
+and the benchmark use instead of their own SQL; the same on both backends (db_url)."""
 from __future__ import annotations
 
 import pytest
@@ -10,8 +10,8 @@ from leadflow.store import StageChange, Store, StoredEvent, Timer
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store(str(tmp_path / "s.db"))
+def store(db_url):
+    s = Store(db_url)
     yield s
     s.close()
 
@@ -78,3 +78,19 @@ def test_the_nurture_log_of_all_leads_is_in_time_order(store):
     assert [(row["lead"], row["detail"]) for row in store.nurture_log()] == [
         ("b", "early"), ("a", "late"), ("a", "same time, taken after")]
     assert [row["detail"] for row in store.nurture_steps("a")] == ["late", "same time, taken after"]
+
+
+def test_hostile_text_is_kept_escaped_alike_on_both_backends(store):
+    """PostgreSQL text cannot hold NUL and SQLite text must be valid UTF-8: a dead letter and a delivery
+    error keep whatever they quote, with NUL and lone surrogates escaped, the same on both."""
+    with store.transaction():
+        store.dead_letter('{"id": "a\x00"}\ud800', "bad \x00", "id\x00", "in\x00.jsonl", 3)
+        store.add_outbox("k", "test_only", "a", {"note": "\x00\ud800"})
+    (letter,) = store.dead_letters()
+    assert (letter["raw"], letter["reason"], letter["field"], letter["source"], letter["line"]) == \
+        ('{"id": "a\\x00"}\\ud800', "bad \\x00", "id\\x00", "in\\x00.jsonl", 3)
+    (row,) = store.outbox()
+    assert row["payload"] == '{"note": "\\u0000\\ud800"}'  # JSON escapes: read back as sent
+    with store.transaction():
+        store.outbox_retry(row["id"], "refused: \x00\udcff", 5.0)
+    assert store.outbox()[0]["last_error"] == "refused: \\x00\\udcff"

@@ -82,12 +82,13 @@ class Service:
     """A running `leadflow serve` app with its settings, service object and base URL."""
 
     def __init__(self, tmp: Path, fake, clock: Clock | None = None, rules: str = RULES, run_worker: bool = True,  # noqa: ANN001
-                 **settings):
+                 db: str | None = None, **settings):
         rules_dir = tmp / "rules"
         rules_dir.mkdir(exist_ok=True)
         (rules_dir / "rules.yaml").write_text(rules)
-        self.settings = Settings(db=str(tmp / "lf.db"), rules=str(rules_dir), bot_token=TOKEN, signing_secret=SECRET,
-                                 slack_api_url=fake.url if fake else None, webhook_token=WEBHOOK_TOKEN, **settings)
+        self.settings = Settings(db=db or str(tmp / "lf.db"), rules=str(rules_dir), bot_token=TOKEN,
+                                 signing_secret=SECRET, slack_api_url=fake.url if fake else None,
+                                 webhook_token=WEBHOOK_TOKEN, **settings)
         if fake is None:
             self.settings.bot_token = self.settings.signing_secret = None
         self.clock = clock or time.time

@@ -40,13 +40,23 @@ def db_url(request, tmp_path):
 @pytest.fixture
 def routed_sql(tmp_path):
     """A LeadService on the bot harness's rules whose lead "a" became an SQL and was routed (assignment 1)."""
+    yield from _routed_sql(tmp_path, str(tmp_path / "d.db"))
+
+
+@pytest.fixture
+def routed_sql_db(tmp_path, db_url):
+    """`routed_sql` on each backend (db_url): SQLite, then PostgreSQL."""
+    yield from _routed_sql(tmp_path, db_url)
+
+
+def _routed_sql(tmp_path, db: str):
     from leadflow.service import LeadService
     from tests.bot_harness import RULES, sql_events
 
     rules = tmp_path / "rules"
     rules.mkdir()
     (rules / "rules.yaml").write_text(RULES)
-    service = LeadService(str(tmp_path / "d.db"), str(rules))
+    service = LeadService(db, str(rules))
     try:
         for event in sql_events("a"):
             assert service.pipeline.apply(event).status == "applied"
@@ -78,6 +88,12 @@ def bundled_db(tmp_path, db_url):
 def cli(tmp_path) -> Leadflow:
     """The shipped `leadflow` on tmp_path/t.db with a small rule set (tests.leadflow_cli.SMALL_RULES)."""
     return small_setup(tmp_path)
+
+
+@pytest.fixture
+def cli_db(tmp_path, db_url) -> Leadflow:
+    """`cli` on each backend (db_url): SQLite, then PostgreSQL."""
+    return small_setup(tmp_path, db_url)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from contextlib import closing
 from pathlib import Path
 
 from leadflow.core import format_time, parse_time
+from leadflow.store import Store, is_postgres_url
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,10 +48,15 @@ def run(args: list, env: dict | None = None, check: bool = True) -> subprocess.C
 
 
 class Leadflow:
-    """`leadflow --db DB --rules RULES ARGS` on a test's own database and rule directory."""
+    """`leadflow --db DB --rules RULES ARGS` on a test's own database and rule directory. DB is a SQLite
+    path or a postgresql:// URL, passed on unchanged (a Path would fold its `//`); files the test
+    writes go beside the database, or beside the rule directory for a URL."""
 
-    def __init__(self, db: Path, rules: Path, env: dict | None = None):
-        self.db, self.rules, self.dir, self.env = Path(db), Path(rules), Path(db).parent, env
+    def __init__(self, db: Path | str, rules: Path, env: dict | None = None):
+        url = is_postgres_url(str(db))
+        self.db: Path | str = str(db) if url else Path(db)
+        self.rules, self.env = Path(rules), env
+        self.dir = Path(rules).parent if url else Path(db).parent
 
     def __call__(self, *args: object, rules_dir: Path | None = None, env: dict | None = None,
                  input: str | None = None, timeout: float = 120, check: bool = False) -> subprocess.CompletedProcess:
@@ -71,12 +77,12 @@ SMALL_RULES = r"""
     """
 
 
-def small_setup(directory: Path) -> Leadflow:
-    """`leadflow` on directory/t.db with SMALL_RULES in directory/rules."""
+def small_setup(directory: Path, db: str | None = None) -> Leadflow:
+    """`leadflow` on `db` (directory/t.db by default) with SMALL_RULES in directory/rules."""
     rules = directory / "rules"
     rules.mkdir()
     (rules / "rules.yaml").write_text(textwrap.dedent(SMALL_RULES))
-    return Leadflow(directory / "t.db", rules)
+    return Leadflow(db or directory / "t.db", rules)
 
 
 def ev(eid: str, lead: str = "L", etype: str = "page_view", at: str = AT, **data) -> dict:
@@ -100,10 +106,30 @@ def ingest(cli: Leadflow, lines: list, *flags: str) -> tuple[subprocess.Complete
     return proc, json.loads(proc.stdout)
 
 
-def rows(db: Path, sql: str, *args: object) -> list:
-    """What the database holds, read with sqlite3 (not through leadflow)."""
+def rows(db: Path | str, sql: str, *args: object) -> list:
+    """What the database holds, read with sqlite3 (not through leadflow); on PostgreSQL with the store's
+    `sql` (the common SQL with `?`), on a store that upgrades nothing."""
+    if is_postgres_url(str(db)):
+        store = Store(str(db), upgrade=False)
+        try:
+            return store.sql(sql, args)
+        finally:
+            store.close()
     with closing(sqlite3.connect(db)) as conn:
         return conn.execute(sql, args).fetchall()
+
+
+def tamper(db: Path | str, *statements: tuple) -> None:
+    """Change what the database holds past leadflow's checks, as an older release (or a hand) left it:
+    each (SQL, *args) of the common SQL (`?`), all in one transaction, with the store's `sql` on either
+    backend (a store that upgrades nothing)."""
+    store = Store(str(db), upgrade=False)
+    try:
+        with store.transaction():
+            for sql, *args in statements:
+                store.sql(sql, args)
+    finally:
+        store.close()
 
 
 def rejected_fields(proc: subprocess.CompletedProcess) -> dict:

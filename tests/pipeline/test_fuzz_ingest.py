@@ -1,7 +1,8 @@
 """Property tests: arbitrary JSON values, event-shaped junk and arbitrary bytes thrown at the webhook
-(real uvicorn on loopback) and at ingest (the library function `leadflow ingest` wraps, on a real
-SQLite file). Whatever comes in: every input gets an answer (never a 500, never an exception), a
-known-good event sent alongside is always applied, and the service stays healthy.
+(real uvicorn on loopback) and at ingest (the library function `leadflow ingest` wraps), each on
+both backends (db_url: a SQLite file, then PostgreSQL). Whatever comes in: every input gets an
+answer (never a 500, never an exception), a known-good event sent alongside is always applied, and
+the service stays healthy.
 
 The budget is fixed (derandomized, a set number of examples, no deadline) so CI time is predictable.
 """
@@ -22,8 +23,9 @@ BUDGET = settings(max_examples=150, deadline=None, derandomize=True, database=No
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 # JSON text, built as text so it can hold what Python's json would never write: overflowing
-# numbers, escaped lone surrogates, invisible characters, deep nesting.
-ODD = ["1e400", "-1e400", "1e-400", "1" + "0" * 30, "9" * 400, '"\\ud800"', '"x\\udfff"', '"\\u0000"',
+# numbers, escaped lone surrogates, NUL (escaped, and a raw one PostgreSQL text cannot hold),
+# invisible characters, deep nesting.
+ODD = ["1e400", "-1e400", "1e-400", "1" + "0" * 30, "9" * 400, '"\\ud800"', '"x\\udfff"', '"\\u0000"', '"x\x00"',
        '"\\u200b"', '" lead "', '"fb-1"', '"tick:x:1"', '"1,200"', "-0", "0.1e1", '""', '"\\n"']
 leaf = st.one_of(st.none().map(lambda _: "null"), st.booleans().map(json.dumps), st.integers().map(str),
                  st.floats(allow_nan=False, allow_infinity=False).map(json.dumps), st.text(max_size=20).map(json.dumps),
@@ -68,9 +70,9 @@ def good_event(prefix: str) -> dict:
     return {"id": f"{prefix}-{next(counter)}", "lead": "G", "type": "page_view", "at": AT, "data": {"url": "/"}}
 
 
-def test_the_webhook_answers_anything_and_never_loses_the_good_event(tmp_path):
+def test_the_webhook_answers_anything_and_never_loses_the_good_event(tmp_path, db_url):
     auth = {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
-    with Service(tmp_path, None) as svc:
+    with Service(tmp_path, None, db=db_url) as svc:
         def post(body: bytes) -> dict | None:
             r = svc.http.post("/v1/events", content=body, headers=auth)
             assert r.status_code in (200, 400, 409, 413, 422), (r.status_code, r.text, body[:300])
@@ -100,11 +102,11 @@ def test_the_webhook_answers_anything_and_never_loses_the_good_event(tmp_path):
         assert svc.health()["ok"] is True
 
 
-def test_ingest_answers_every_line_and_never_loses_the_good_ones(tmp_path):
+def test_ingest_answers_every_line_and_never_loses_the_good_ones(tmp_path, db_url):
     rules = tmp_path / "rules"
     rules.mkdir()
     (rules / "rules.yaml").write_text(RULES)
-    pipeline = Pipeline.open(str(tmp_path / "f.db"), str(rules))
+    pipeline = Pipeline.open(db_url, str(rules))
     path = tmp_path / "in.jsonl"
 
     @BUDGET

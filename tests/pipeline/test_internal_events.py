@@ -1,14 +1,15 @@
 """Leadflow's own events (decay ticks, reopenings, nurture steps, reps' decisions) are not held to the
 rules for outside input, and when one is refused the record of it survives.
 
-Real SQLite files and the bundled rules; data "from before the fix" is written with sqlite3 directly.
+The bundled rules on both backends (db_url); data "from before the fix" is written with the store's
+`sql`, past its methods, as an older release left it.
 """
 from __future__ import annotations
 
 import json
-import sqlite3
-from contextlib import closing
 from pathlib import Path
+
+import pytest
 
 from leadflow.core import parse_time
 from leadflow.nurture import Scheduler
@@ -18,6 +19,20 @@ from leadflow.pipeline._files import intake_for
 ROOT = Path(__file__).resolve().parents[2]
 AT = "2026-11-02T09:00:00Z"
 TO_MQL = [("page_view", {"url": "/docs"}), ("demo_requested", {}), ("page_view", {"url": "/pricing"})]
+
+
+@pytest.fixture
+def opened(db_url):
+    """Pipeline.open on the test's database (each backend), closed after the test."""
+    pipes: list[Pipeline] = []
+
+    def open_() -> Pipeline:
+        pipes.append(Pipeline.open(db_url, str(ROOT / "rules")))
+        return pipes[-1]
+
+    yield open_
+    for pipe in pipes:
+        pipe.store.close()
 
 
 def send(pipe: Pipeline, lead: str, events: list, prefix: str = "e") -> None:
@@ -38,10 +53,10 @@ def run_days(pipe: Pipeline, days: int) -> None:
         scheduler.run_due(now)
 
 
-def test_a_decay_tick_reaches_a_lead_whose_id_is_near_the_limit(tmp_path):
+def test_a_decay_tick_reaches_a_lead_whose_id_is_near_the_limit(opened):
     # tick:<lead>:<due> is longer than the 200 characters an outside id may have: it was dead-lettered
     # and the lead stayed an MQL for ever.
-    pipe = Pipeline.open(str(tmp_path / "lf.db"), str(ROOT / "rules"))
+    pipe = opened()
     lead = "x" * 200
     send(pipe, lead, TO_MQL)
     assert pipe.store.load_state(lead).stage == "mql"
@@ -50,16 +65,17 @@ def test_a_decay_tick_reaches_a_lead_whose_id_is_near_the_limit(tmp_path):
     assert pipe.store.count("dead_letters") == 0
 
 
-def test_a_lead_stored_with_spaces_around_its_id_still_gets_its_decay_tick(tmp_path):
-    db = tmp_path / "lf.db"
-    pipe = Pipeline.open(str(db), str(ROOT / "rules"))
+def test_a_lead_stored_with_spaces_around_its_id_still_gets_its_decay_tick(opened):
+    pipe = opened()
     send(pipe, "L", TO_MQL)
-    pipe.store.close()
-    with closing(sqlite3.connect(db)) as conn, conn:  # an older release stored the id as sent
-        conn.execute("UPDATE leads SET id = ' L ', state = json_set(state, '$.id', ' L ')")
-        conn.execute("UPDATE events SET lead = ' L '")
-        conn.execute("UPDATE timers SET lead = ' L '")
-    pipe = Pipeline.open(str(db), str(ROOT / "rules"))
+    store = pipe.store
+    with store.transaction():  # an older release stored the id as sent
+        state = json.loads(store.sql("SELECT state FROM leads WHERE id = 'L'")[0][0])
+        store.sql("UPDATE leads SET id = ' L ', state = ?", (json.dumps({**state, "id": " L "}),))
+        store.sql("UPDATE events SET lead = ' L '")
+        store.sql("UPDATE timers SET lead = ' L '")
+    store.close()
+    pipe = opened()
     scheduler_of(pipe).run_due(4e9)
     assert pipe.store.load_state(" L ").stage != "mql"
     assert pipe.store.count("dead_letters") == 0
@@ -68,44 +84,42 @@ def test_a_lead_stored_with_spaces_around_its_id_still_gets_its_decay_tick(tmp_p
     assert (outside.status, outside.field) == ("rejected", "lead")  # outside senders are still held to the rule
 
 
-def test_a_nurture_set_step_is_not_refused_by_the_attribute_cap(tmp_path):
+def test_a_nurture_set_step_is_not_refused_by_the_attribute_cap(opened):
     # A lead at the attribute limit: the bundled track's last step sets `nurtured: true`.
-    pipe = Pipeline.open(str(tmp_path / "lf.db"), str(ROOT / "rules"))
+    pipe = opened()
     attrs = {f"k{i}": i for i in range(196)}
     attrs.update({"name": "N", "email": "n@example.com", "title": "VP Marketing", "company_size": 500})
     send(pipe, "L", [("lead_updated", attrs)] + TO_MQL[1:])
     run_days(pipe, 40)
     assert pipe.store.load_state("L").attrs.get("nurtured") is True
-    ops = [r[0] for r in pipe.store.conn.execute("SELECT op FROM nurture_log ORDER BY id")]
+    ops = [r[0] for r in pipe.store.sql("SELECT op FROM nurture_log ORDER BY id")]
     assert ops[-2:] == ["set", "done"] and "failed" not in ops
     assert pipe.store.count("dead_letters") == 0
 
 
-def test_a_failing_nurture_step_is_recorded_at_its_own_step(tmp_path):
-    db = tmp_path / "lf.db"
-    pipe = Pipeline.open(str(db), str(ROOT / "rules"))
+def test_a_failing_nurture_step_is_recorded_at_its_own_step(opened):
+    pipe = opened()
     send(pipe, "L", [("lead_updated", {"name": "N", "email": "n@example.com", "title": "VP Marketing",
                                        "company_size": 500})] + TO_MQL[1:])
-    enrollment = pipe.store.conn.execute("SELECT id FROM nurture WHERE lead = 'L'").fetchone()[0]
+    (enrollment,), = pipe.store.sql("SELECT id FROM nurture WHERE lead = 'L'")
     track = next(t for t in pipe.compiled.rules.nurture if t.id == "mql_education")
     set_pc = next(pc for pc, ins in enumerate(track.program) if ins.op == "set")
     assert track.program[set_pc - 1].op == "send"  # run in the same worker pass as the step before it
-    with closing(sqlite3.connect(db)) as conn, conn:  # an outside sender used the id before ids were reserved
-        conn.execute("INSERT INTO events (id, lead, type, at, at_text, data, source, received_at) "
-                     "VALUES (?, 'other', 'page_view', 0, ?, '{}', 'old', 0)", (f"nurture:{enrollment}:{set_pc}", AT))
+    # an outside sender used the id before ids were reserved
+    pipe.store.sql("INSERT INTO events (id, lead, type, at, at_text, data, source, received_at) "
+                   "VALUES (?, 'other', 'page_view', 0, ?, '{}', 'old', 0)", (f"nurture:{enrollment}:{set_pc}", AT))
     run_days(pipe, 40)
-    status, pc = pipe.store.conn.execute("SELECT status, pc FROM nurture WHERE id = ?", (enrollment,)).fetchone()
-    failed = pipe.store.conn.execute("SELECT pc FROM nurture_log WHERE op = 'failed'").fetchall()
+    (status, pc), = pipe.store.sql("SELECT status, pc FROM nurture WHERE id = ?", (enrollment,))
+    failed = pipe.store.sql("SELECT pc FROM nurture_log WHERE op = 'failed'")
     assert (status, pc, failed) == ("failed", set_pc, [(set_pc,)])
-    sent = pipe.store.conn.execute("SELECT pc FROM nurture_log WHERE op = 'send' ORDER BY id").fetchall()
+    sent = pipe.store.sql("SELECT pc FROM nurture_log WHERE op = 'send' ORDER BY id")
     assert sent[-1] == (set_pc - 1,)  # the step before it ran and stays done
 
 
-def test_a_refused_reps_decision_leaves_the_dead_letter_its_hint_points_to(routed_sql, tmp_path):
-    service = routed_sql
-    with closing(sqlite3.connect(tmp_path / "d.db")) as conn, conn:  # fb-1 taken before ids were reserved
-        conn.execute("INSERT INTO events (id, lead, type, at, at_text, data, source, received_at) "
-                     "VALUES ('fb-1', 'other', 'page_view', 0, ?, '{}', 'old', 0)", (AT,))
+def test_a_refused_reps_decision_leaves_the_dead_letter_its_hint_points_to(routed_sql_db):
+    service = routed_sql_db
+    service.store.sql("INSERT INTO events (id, lead, type, at, at_text, data, source, received_at) "  # fb-1 taken
+                      "VALUES ('fb-1', 'other', 'page_view', 0, ?, '{}', 'old', 0)", (AT,))  # before ids were reserved
     verdict = service.desk.decide(1, "accept", "U0ALICE01", "alice")
     assert verdict.status == "error"
     letters = service.store.dead_letters()
@@ -114,10 +128,10 @@ def test_a_refused_reps_decision_leaves_the_dead_letter_its_hint_points_to(route
     assert service.store.assignment(1)["decided_by"] is None  # nothing was decided
 
 
-def test_a_reopening_id_made_of_two_long_ids_is_applied(tmp_path):
+def test_a_reopening_id_made_of_two_long_ids_is_applied(opened):
     from leadflow.nurture import reopen_event
 
-    pipe = Pipeline.open(str(tmp_path / "lf.db"), str(ROOT / "rules"))
+    pipe = opened()
     lead, cause = "L" * 200, "e" * 200
     send(pipe, lead, TO_MQL)
     outcome = pipe.apply_internal(reopen_event(lead, cause, parse_time(AT) + 60), "nurture")

@@ -1,15 +1,16 @@
-"""Stage histories written straight into a real SQLite file, as an import of CRM history leaves them:
-leads with an owner and attributes, stage entries with their dates, deal_won events with amounts. The
-tests compute their expected figures from the same `Lead` records, in plain Python, never through
-leadflow's code (leadflow only creates the empty schema)."""
+"""Stage histories written straight into a real database (a SQLite file or PostgreSQL), as an import of
+CRM history leaves them: leads with an owner and attributes, stage entries with their dates, deal_won
+events with amounts. The tests compute their expected figures from the same `Lead` records, in plain
+Python, never through leadflow's code (leadflow only creates the empty schema; the rows go in as plain
+INSERTs through the store's `sql`)."""
 from __future__ import annotations
 
 import json
 import random
-import sqlite3
-from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pytest
 
 from leadflow.store import Store
 
@@ -27,26 +28,46 @@ class Lead:
     extra: list = field(default_factory=list)  # (stage, at) entries after the first ones (re-entries)
 
 
-def write(db: Path, leads: list[Lead]) -> None:
-    Store(str(db)).close()  # the schema, as leadflow declares it
-    with closing(sqlite3.connect(db)) as conn:
-        for lead in leads:
-            last = max(lead.stages.values())
-            conn.execute("INSERT INTO leads (id, stage, score, fit, engagement, owner, created_at, updated_at, state)"
-                         " VALUES (?, ?, 0, 0, 0, ?, ?, ?, ?)",
-                         (lead.id, max(lead.stages, key=lead.stages.get), lead.owner, min(lead.stages.values()), last,
-                          json.dumps({"attrs": lead.attrs})))
-            entries = sorted(list(lead.stages.items()) + lead.extra, key=lambda e: e[1])
-            previous = None
-            for stage, at in entries:
-                conn.execute("INSERT INTO stage_history (lead, from_stage, to_stage, at, reason, rules_version)"
-                             " VALUES (?, ?, ?, ?, 'imported', 'v1')", (lead.id, previous, stage, at))
-                previous = stage
-            if "won" in lead.stages:
-                conn.execute("INSERT INTO events (id, lead, type, at, at_text, data, source, received_at) VALUES"
-                             " (?, ?, 'deal_won', ?, '', ?, 'import', 0)",
-                             (f"{lead.id}:won", lead.id, lead.stages["won"], json.dumps({"amount": lead.amount})))
-        conn.commit()
+def database(request: pytest.FixtureRequest, directory: Path) -> str:
+    """A new database for a fixture parametrised by backend ("sqlite" or "postgresql"), of any scope:
+    a file in `directory`, or a PostgreSQL database dropped when the fixture ends."""
+    if request.param == "sqlite":
+        return str(directory / "crm.db")
+    server = request.getfixturevalue("postgres")
+    url = server.new_database()
+    request.addfinalizer(lambda: server.drop(url))
+    return url
+
+
+def write(db: Path | str, leads: list[Lead]) -> None:
+    store = Store(str(db))  # the schema, as leadflow declares it
+    try:
+        with store.transaction():
+            _insert(store, "leads", ("id", "stage", "score", "fit", "engagement", "owner", "created_at", "updated_at",
+                                     "state"),
+                    [(x.id, max(x.stages, key=x.stages.get), 0, 0, 0, x.owner, min(x.stages.values()),
+                      max(x.stages.values()), json.dumps({"attrs": x.attrs})) for x in leads])
+            history = []
+            for x in leads:
+                previous = None
+                for stage, at in sorted(list(x.stages.items()) + x.extra, key=lambda e: e[1]):
+                    history.append((x.id, previous, stage, at, "imported", "v1"))
+                    previous = stage
+            _insert(store, "stage_history", ("lead", "from_stage", "to_stage", "at", "reason", "rules_version"),
+                    history)
+            _insert(store, "events", ("id", "lead", "type", "at", "at_text", "data", "source", "received_at"),
+                    [(f"{x.id}:won", x.id, "deal_won", x.stages["won"], "", json.dumps({"amount": x.amount}), "import",
+                      0) for x in leads if "won" in x.stages])
+    finally:
+        store.close()
+
+
+def _insert(store: Store, table: str, columns: tuple[str, ...], rows: list[tuple], chunk: int = 500) -> None:
+    """Plain multi-row INSERTs (a round trip per `chunk` rows, not per row)."""
+    for start in range(0, len(rows), chunk):
+        part = rows[start:start + chunk]
+        marks = ", ".join(["(" + ", ".join("?" * len(columns)) + ")"] * len(part))
+        store.sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES {marks}", [v for row in part for v in row])
 
 
 SOURCES = {"Google": 31, "Direct Traffic": 27, "Olark Chat": 19, "Organic Search": 12, "Reference": 6,

@@ -1,6 +1,6 @@
-"""The figures managers ask for first, through the shipped `leadflow stats` on a real SQLite file of CRM
-history (5,000 leads over 14 months, six SDRs): every expected figure is computed here, in plain
-Python, from the records the file was written from."""
+"""The figures managers ask for first, through the shipped `leadflow stats` on a real database of CRM
+history (5,000 leads over 14 months, six SDRs), on each backend (a SQLite file, then PostgreSQL): every
+expected figure is computed here, in plain Python, from the records the database was written from."""
 from __future__ import annotations
 
 import json
@@ -12,15 +12,15 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from tests.leadflow_cli import leadflow
-from tests.reports.funnel_history import DAY, Lead, realistic, write
+from tests.reports.funnel_history import DAY, Lead, database, realistic, write
 
 NOW = time.time()
 START = NOW - 425 * DAY
 
 
-@pytest.fixture(scope="module")
-def crm(tmp_path_factory):
-    db = tmp_path_factory.mktemp("crm") / "crm.db"
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def crm(request, tmp_path_factory):
+    db = database(request, tmp_path_factory.mktemp("crm"))
     leads = realistic(START)
     write(db, leads)
     return db, leads

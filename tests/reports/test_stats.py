@@ -1,4 +1,5 @@
-"""Metrics against figures computed by hand on a small fixed history (see the comments)."""
+"""Metrics against figures computed by hand on a small fixed history (see the comments), on each
+backend (a SQLite file, then PostgreSQL)."""
 from __future__ import annotations
 
 import json
@@ -10,6 +11,7 @@ from leadflow.reports import compute
 from leadflow.service import LeadService
 from tests.bundled_service import BUYER, T0
 from tests.leadflow_cli import leadflow
+from tests.reports.funnel_history import database
 
 D0 = parse_time("2026-10-05T09:00:00Z")  # a Monday
 H, DAY = 3600.0, 86400.0
@@ -44,13 +46,14 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(scope="module")
-def history(tmp_path_factory):
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def history(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("stats")
     (tmp / "rules").mkdir()
     (tmp / "rules" / "rules.yaml").write_text(RULES)
     clock = Clock()
-    service = LeadService(str(tmp / "s.db"), str(tmp / "rules"), clock=clock)
+    db = database(request, tmp)
+    service = LeadService(db, str(tmp / "rules"), clock=clock)
 
     def ev(lead: str, etype: str, t: float, data: dict | None = None) -> None:
         out = service.pipeline.apply({"id": f"{lead}-{etype}-{t}", "lead": lead, "type": etype, "at": format_time(t),
@@ -85,12 +88,12 @@ def history(tmp_path_factory):
     clock.now = D0 + 3 * DAY + 2 * H
     assert service.desk.decide(a["B"]["id"], "reject", "U2", "bob", reason="no_budget").status == "done"
     ev("A", "deal_won", D0 + 5 * DAY, {"amount": 1000})
-    yield service, tmp
+    yield service, tmp, db
     service.store.close()
 
 
 def test_all_time_figures(history):
-    service, _ = history
+    service, _, _ = history
     r = compute(service.store, by="source")
     assert r["stages"] == {"new": 6, "mql": 5, "sql": 3, "accepted": 1, "rejected": 1, "won": 2}
     assert r["cohorts"] == {"mql": 5, "sql": 3}
@@ -116,7 +119,7 @@ def test_all_time_figures(history):
 
 
 def test_periods_and_empty_periods(history):
-    service, _ = history
+    service, _, _ = history
     # day 1 (inclusive) to day 3 (exclusive): C's MQL, A's and D's SQL, D's new and MQL, A's acceptance
     r = compute(service.store, D0 + DAY, D0 + 3 * DAY)
     assert r["stages"] == {"new": 1, "mql": 2, "sql": 2, "accepted": 1}
@@ -128,7 +131,7 @@ def test_periods_and_empty_periods(history):
 
 
 def test_rep_view_and_rule_version_slices(history):
-    service, _ = history
+    service, _, _ = history
     mine = compute(service.store, rep="bob")
     assert mine["stages"] == {"new": 1, "mql": 1, "sql": 1, "rejected": 1} and [x["rep"] for x in mine["reps"]] == ["bob"]
     versions = compute(service.store, by="rules_version")["by"]
@@ -136,10 +139,10 @@ def test_rep_view_and_rule_version_slices(history):
 
 
 def test_cli_json_csv_and_chart(history, tmp_path):
-    _, tmp = history
+    _, tmp, db = history
     costs = tmp_path / "costs.csv"
     costs.write_text("campaign,cost\ngoogle,500\nads,300\n")
-    cmd = ["--db", tmp / "s.db", "stats"]
+    cmd = ["--db", db, "stats"]
     data = json.loads(leadflow(*cmd, "--json", "--by", "source", "--costs", costs, check=True).stdout)
     assert {"stages", "conversion", "median_hours", "by"} <= set(data)
     google = next(g for g in data["by"] if g["value"] == "google")
@@ -158,11 +161,11 @@ def test_cli_json_csv_and_chart(history, tmp_path):
     assert (width, height) == (1300, 1275)  # five panels (funnel, trend, won per owner, reps, reasons): three rows
 
 
-def test_revenue_counts_each_deal_in_its_own_period(bundled):
-    bundled.apply("a", "R", "lead_updated", T0, BUYER)
-    bundled.apply("w1", "R", "deal_won", parse_time("2027-01-03T00:00:00Z"), {"amount": 1000})
-    bundled.apply("w2", "R", "deal_won", parse_time("2027-03-02T00:00:00Z"), {"amount": 5000})
-    store = bundled.service.store
+def test_revenue_counts_each_deal_in_its_own_period(bundled_db):
+    bundled_db.apply("a", "R", "lead_updated", T0, BUYER)
+    bundled_db.apply("w1", "R", "deal_won", parse_time("2027-01-03T00:00:00Z"), {"amount": 1000})
+    bundled_db.apply("w2", "R", "deal_won", parse_time("2027-03-02T00:00:00Z"), {"amount": 5000})
+    store = bundled_db.service.store
     jan = compute(store, parse_time("2027-01-01T00:00:00Z"), parse_time("2027-03-01T00:00:00Z"))
     mar = compute(store, parse_time("2027-03-01T00:00:00Z"), parse_time("2027-04-01T00:00:00Z"))
     assert (jan["revenue"], mar["revenue"]) == (1000, 5000)

@@ -170,9 +170,8 @@ class PostgresDatabase(Database):
         with self.pool.connection() as conn:
             self._local.conn = conn
             try:
-                conn.execute("BEGIN")
-                if not durable:
-                    conn.execute("SET LOCAL synchronous_commit TO OFF")
+                # one round trip (no parameters: sent as one simple query)
+                conn.execute("BEGIN" if durable else "BEGIN; SET LOCAL synchronous_commit TO OFF")
                 try:
                     yield
                     if conn.info.transaction_status == self._pg.pq.TransactionStatus.INERROR:

@@ -61,13 +61,14 @@ def apply(db: str) -> None:
     tamper(db, *rows)
 
 
-@pytest.fixture
-def both(tmp_path, pg_url):
-    """The dataset in a SQLite file and in a PostgreSQL database: their addresses."""
-    sqlite = str(tmp_path / "same.db")
-    for db in (sqlite, pg_url):
+@pytest.fixture(scope="module")
+def both(tmp_path_factory, postgres):
+    """The dataset in a SQLite file and in a PostgreSQL database, for the module (only read): their addresses."""
+    sqlite, url = str(tmp_path_factory.mktemp("same") / "same.db"), postgres.new_database()
+    for db in (sqlite, url):
         apply(db)
-    return sqlite, pg_url
+    yield sqlite, url
+    postgres.drop(url)
 
 
 def reads(db: str) -> dict:

@@ -21,7 +21,10 @@ How a piece of work is claimed depends on how long it takes:
   `try_lock_lead` lets a timer be skipped, not waited for, while its lead is busy.
 - A periodic run (the digest, the tuning proposal) is claimed by compare-and-set on its `schedule`
   row (`claim_run`), in the transaction that queues its work: one process per period wins, and a
-  crash before the commit leaves the period unclaimed.
+  crash before the commit leaves the period unclaimed. A claimed row rather than leader election
+  with an advisory lock: the lock only keeps two runs from overlapping (the second would still have
+  to read when the first ran), a session lock needs a connection held open per process, and the
+  row works the same on SQLite.
 
 Leases are wall-clock seconds (`time.time()`), whatever clock schedules the work, so processes on
 fast-forwarded clocks and real ones share them.

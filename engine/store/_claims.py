@@ -83,7 +83,8 @@ class ClaimTables(Database):
         transaction holds it. SQLite's transactions run one at a time: always True there."""
         if self.dialect != "postgresql":
             return True
-        return bool(self._value("SELECT pg_try_advisory_xact_lock(?, hashtext(?))", (LOCKS + 1, lead)))
+        key = lead.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")  # as lock_leads
+        return bool(self._value("SELECT pg_try_advisory_xact_lock(?, hashtext(?))", (LOCKS + 1, key)))
 
     def take_timer(self, lead: str, kind: str, now: float) -> float | None:
         """Remove the lead's timer of this kind if it is due, returning when it was due; None when

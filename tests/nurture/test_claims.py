@@ -166,3 +166,40 @@ def test_a_run_that_lost_its_lease_writes_nothing(db_url, tmp_path):
             assert store.hold_enrollment(enrollment, b, wall + 40, 60)["lease_until"] == wall + 100  # renewed
     finally:
         store.close()
+
+
+def test_a_tick_whose_lead_another_instance_holds_is_left_for_the_next_pass(pg_url, tmp_path):
+    """The tick takes its lead's lock without waiting (the same lock an event's transaction holds):
+    while another instance applies an event to that lead, the timer stays, and the next pass ticks it."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "rules.yaml").write_text(TRACK)
+    service = _service(pg_url, rules, T0 + 600)
+    other = Store(pg_url)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with other.transaction():
+            other.lock_leads(["B"])
+            holding.set()
+            release.wait(30)
+
+    try:
+        outcome = service.pipeline.apply({"id": "b1", "lead": "B", "type": "lead_updated", "at": format_time(T0),
+                                          "data": {"name": "B"}})
+        assert outcome.status == "applied"
+        service.store.set_timer("B", "decay", T0 + 120)
+        thread = threading.Thread(target=hold)
+        thread.start()
+        assert holding.wait(30)
+        try:
+            assert service.scheduler.run_due(T0 + 600)["ticks"] == 0  # busy: not waited for, not taken
+            assert [t.lead for t in service.store.due_timers(T0 + 600)] == ["B"]
+        finally:
+            release.set()
+            thread.join(30)
+        assert service.scheduler.run_due(T0 + 600)["ticks"] == 1
+        assert service.store.due_timers(float("inf")) == []
+    finally:
+        other.close()
+        service.store.close()

@@ -26,6 +26,7 @@ from leadflow.intake import (
     Intake,
     Rejection,
     Unreadable,
+    check_id,
     content_digest,
     parse_line,
     storable,
@@ -180,7 +181,9 @@ class Pipeline:
                 items.append((number, raw.text, raw.rejection))
             else:
                 items.append((number, raw, parse_line(raw)))
-        leads = {obj["lead"] for _, _, obj in items if isinstance(obj, dict) and isinstance(obj.get("lead"), str)}
+        # the ids as they will be stored (NFC), which is what each event locks again as it is applied
+        leads = {lead for lead in (check_id("lead", obj.get("lead")) for _, _, obj in items if isinstance(obj, dict))
+                 if isinstance(lead, str)}
         for attempt in range(1, RETRIES + 1):
             outcomes: list[tuple[Outcome, int]] = []
             try:

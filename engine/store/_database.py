@@ -15,6 +15,16 @@ from typing import Any, Iterable, Iterator, Protocol, Sequence
 from ._schema import TABLES
 
 
+def kept(params: Sequence[Any]) -> Sequence[Any]:
+    """Parameters as both databases hold them alike: NUL in text becomes the four characters \\x00
+    (PostgreSQL text cannot hold NUL; SQLite could, and then the two would answer differently). Done
+    here, where every value passes, so a comment, a step's detail or a reason from hostile input can
+    never fail one backend only."""
+    if any(type(p) is str and "\x00" in p for p in params):
+        return [p.replace("\x00", "\\x00") if type(p) is str else p for p in params]
+    return params
+
+
 class Cursor(Protocol):
     """What a statement gives back (a DB-API cursor: sqlite3's, psycopg's, or rows already read)."""
 

@@ -23,11 +23,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 from leadflow.core import LeadflowError, Location, Problem
 
-from ._database import Cursor, Database
+from ._database import Cursor, Database, kept
 from ._schema import Index, Table
 
 LOCKS = 0x1EADF10  # the advisory-lock space of leadflow: (LOCKS, 0) the schema, (LOCKS + 1, hash) a lead
-_TYPES = {int: "BIGINT", str: "TEXT", float: "DOUBLE PRECISION"}
+# text in byte order (COLLATE "C"), as SQLite compares it: lists and ties sort alike on both backends,
+# whatever locale the server was made with
+_TYPES = {int: "BIGINT", str: 'TEXT COLLATE "C"', float: "DOUBLE PRECISION"}
 _RETRYABLE = {"40P01", "40001"}  # deadlock_detected, serialization_failure: rolled back whole, may run again
 _names = itertools.count()
 
@@ -126,17 +128,17 @@ class PostgresDatabase(Database):
     def _exec(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         conn = self._conn()
         if conn is not None:
-            return conn.execute(translate(sql), list(params))
+            return conn.execute(translate(sql), list(kept(params)))
         with self.pool.connection() as conn:
-            return _Rows(conn.execute(translate(sql), list(params)))
+            return _Rows(conn.execute(translate(sql), list(kept(params))))
 
     def _exec_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         conn = self._conn()
         if conn is not None:
-            conn.cursor().executemany(translate(sql), rows)
+            conn.cursor().executemany(translate(sql), map(kept, rows))
             return
         with self.pool.connection() as conn, conn.transaction():
-            conn.cursor().executemany(translate(sql), rows)
+            conn.cursor().executemany(translate(sql), map(kept, rows))
 
     def _insert_id(self, sql: str, params: Sequence[Any] = ()) -> int:
         return self._exec(sql + " RETURNING id", params).fetchone()[0]
@@ -146,13 +148,13 @@ class PostgresDatabase(Database):
         if conn is not None:
             with conn.cursor(name=f"leadflow_{next(_names)}") as cur:
                 cur.itersize = 2000
-                cur.execute(translate(sql), list(params))
+                cur.execute(translate(sql), list(kept(params)))
                 yield from cur
             return
         with self.pool.connection() as conn, conn.transaction():
             with conn.cursor(name=f"leadflow_{next(_names)}") as cur:
                 cur.itersize = 2000
-                cur.execute(translate(sql), list(params))
+                cur.execute(translate(sql), list(kept(params)))
                 yield from cur
 
     # -- transactions --------------------------------------------------------------------------------

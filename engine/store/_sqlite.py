@@ -17,7 +17,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import sqlite_utils
 
-from ._database import Cursor, Database
+from ._database import Cursor, Database, kept
 from ._schema import Index, Table
 
 
@@ -59,16 +59,16 @@ class SQLiteDatabase(Database):
 
     # -- primitives ----------------------------------------------------------------------------------
     def _exec(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
-        return self.conn.execute(sql, params)
+        return self.conn.execute(sql, kept(params))
 
     def _exec_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        self.conn.executemany(sql, rows)
+        self.conn.executemany(sql, map(kept, rows))
 
     def _insert_id(self, sql: str, params: Sequence[Any] = ()) -> int:
-        return self.conn.execute(sql, params).lastrowid
+        return self.conn.execute(sql, kept(params)).lastrowid
 
     def _stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple]:
-        yield from self.conn.execute(sql, params)
+        yield from self.conn.execute(sql, kept(params))
 
     # -- schema (for the migrations) -------------------------------------------------------------------
     def table_names(self) -> set[str]:

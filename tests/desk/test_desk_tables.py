@@ -70,6 +70,18 @@ def test_feedback_keeps_who_decided_in_its_by_column(store):
         store.add_feedback({"by; DROP TABLE feedback": 1})
 
 
+def test_a_nul_in_a_reps_comment_is_kept_escaped_alike_on_both_backends(store):
+    """PostgreSQL text cannot hold NUL; a comment typed (or pasted) with one is kept as the text \\x00 on
+    both backends, where it once failed the rep's decision on PostgreSQL only."""
+    store.add_feedback({"assignment": 1, "lead": "a", "rep": "alice", "verdict": "reject", "reason": "no\x00budget",
+                        "comment": "call\x00back", "by": "U0ALICE01", "at": 500})
+    with store.transaction():
+        row_id = store.add_assignment(assignment("a"))
+        assert store.close_assignment(row_id, "rejected", 600, "U0ALICE01", "no\x00budget", "x\x00")
+    assert store.sql("SELECT reason, comment FROM feedback") == [("no\\x00budget", "call\\x00back")]
+    assert store.sql("SELECT reason, comment FROM assignments") == [("no\\x00budget", "x\\x00")]
+
+
 def test_a_decision_and_a_reminder_are_taken_once(store):
     store.add_assignment(assignment("a"))
     assert store.mark_reminded(1) is True

@@ -64,25 +64,28 @@ def waiting_pid(admin: psycopg.Connection, besides: int, timeout: float = 10.0) 
 
 
 def test_a_batch_deadlocked_with_another_instance_is_rolled_back_and_applied_again_whole(setup, tmp_path, caplog):
-    """The batch locks its leads as sent ("Jose" + combining accent), then the event's lead as stored (NFC
-    "José"), which the other instance holds while it waits for the first: a circle. PostgreSQL rolls
-    the batch back; it is applied again once the other commits, and every event counts once."""
+    """The batch locks its leads up front in one order (by the lock's key). The other instance holds the
+    second of the two, waits until the batch holds the first and waits for it, then asks for the first:
+    a circle. PostgreSQL rolls the batch back; it is applied again once the other commits, and every
+    event counts once. (Leads are locked as stored, in NFC: "Jose" + combining accent is "José".)"""
     pipe, other, admin = setup
-    events = [ev("e1", lead="A"), ev("e2", lead="Jose\u0301"), ev("e3", lead="Z", etype="demo_requested")]
+    events = [ev("e1", lead="A"), ev("e2", lead="Jose\u0301"), ev("e3", lead="A", etype="demo_requested")]
+    first, second = [lead for (lead,) in other.sql("SELECT l FROM unnest(CAST(? AS text[])) AS l ORDER BY hashtext(l)",
+                                                     (["A", "Jos\u00e9"],))]
     with other.transaction():
         other.sql("SET LOCAL deadlock_timeout = '30s'")
         (mine,), = other.sql("SELECT pg_backend_pid()")
-        other.lock_leads(["Jos\u00e9"])
+        other.lock_leads([second])
         ingest = Ingest(pipe, tmp_path / "in.jsonl", events)
         with caplog.at_level(logging.WARNING, logger="leadflow.pipeline"):
             ingest.start()
-            waiting_pid(admin, mine)  # the batch waits for José
-            other.lock_leads(["Jose\u0301"])  # ... and we for what it holds: the server breaks the circle
+            waiting_pid(admin, mine)  # the batch holds `first` and waits for `second`
+            other.lock_leads([first])  # ... and we for what it holds: the server breaks the circle
     ingest.join(30)
     assert ingest.error is None, ingest.error
     assert (ingest.counts.applied, ingest.counts.rejected, ingest.counts.duplicates) == (3, 0, 0)
     assert any("applying it again" in r.getMessage() for r in caplog.records)  # retried, not rejected
-    assert other.sql("SELECT id, lead FROM events ORDER BY seq") == [("e1", "A"), ("e2", "Jos\u00e9"), ("e3", "Z")]
+    assert other.sql("SELECT id, lead FROM events ORDER BY seq") == [("e1", "A"), ("e2", "Jos\u00e9"), ("e3", "A")]
     assert other.count("dead_letters") == 0
 
 

@@ -99,7 +99,7 @@ def test_on_postgresql_a_refused_row_is_the_events_fault_a_lost_connection_is_no
     with pytest.raises(psycopg.IntegrityError) as refused:
         pg.sql("INSERT INTO schedule (name, last_at) VALUES ('x', 2)")
     with pytest.raises(psycopg.DataError) as bad_value:
-        pg.sql("INSERT INTO schedule (name, last_at) VALUES (?, 2)", ("nul\x00",))
+        pg.sql("INSERT INTO schedule (name, last_at) VALUES ('y', CAST(? AS DOUBLE PRECISION))", ("not a number",))
     assert not pg.is_system_failure(refused.value) and not pg.is_system_failure(bad_value.value)
     assert not pg.is_system_failure(ValueError("a bad value"))
     with psycopg.connect(pg_url, autocommit=True) as admin, pytest.raises(psycopg.OperationalError) as lost, \

@@ -224,9 +224,9 @@ def test_instances_upgrading_one_new_database_together_apply_each_migration_once
     failed: list[BaseException] = []
 
     def upgrade(store: Store) -> None:
-        assert store.schema_status().version == 0
-        start.wait()
         try:
+            assert store.schema_status().version == 0
+            start.wait(timeout=60)  # a thread that failed before it breaks the barrier, never hangs the rest
             applied.append([m.version for m in store.upgrade()])
         except BaseException as exc:  # noqa: BLE001 - reported below, on the test's thread
             failed.append(exc)
@@ -235,7 +235,7 @@ def test_instances_upgrading_one_new_database_together_apply_each_migration_once
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
+        t.join(120)
     try:
         assert not failed, failed
         assert sorted(applied) == [[], [], [], [1, 2, 3]]

@@ -16,7 +16,7 @@ import tempfile
 import time
 from typing import Callable
 
-from leadflow.core import parse_time
+from leadflow.core import LeadflowError, Location, Problem, parse_time
 from leadflow.pipeline import Pipeline
 from leadflow.rules import Compiled, LeadState, load_compiled, merge_attributes
 from leadflow.runtime import durable_rules_rate
@@ -40,7 +40,14 @@ def run_bench(rules_dir: str, n_leads: int, per_lead: int, seed: int = 1, db_pat
         tmp = tempfile.mkdtemp(prefix="leadflow-bench-")
         db_path = os.path.join(tmp, "bench.db")
     try:
-        pipeline = Pipeline(Store(db_path), compiled)
+        store = Store(db_path)
+        if store.count("events"):  # its events would all be duplicates: a rate of nothing
+            store.close()
+            raise LeadflowError([Problem("BENCH_DB_NOT_EMPTY", f"the database holds {store.count('events')} events; the"
+                                         " benchmark ingests into an empty one", Location(store.where),
+                                         "leave out --db (a temporary file), or give a new file or an empty "
+                                         "PostgreSQL database")])
+        pipeline = Pipeline(store, compiled)
         total = n_leads * per_lead
         done = [0]
         last = [time.perf_counter()]

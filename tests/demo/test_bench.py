@@ -61,3 +61,11 @@ def test_bench_jobs_compares_n_processes_with_one_in_the_same_run_and_leaves_not
             assert store.count("events") == 1000  # the in-process run wrote into the database given
         finally:
             store.close()
+
+
+def test_bench_refuses_a_database_that_already_holds_events(tmp_path):
+    """Its events would all be duplicates and the rate 0: an error that says so, not a figure."""
+    db = str(tmp_path / "b.db")
+    leadflow("bench", "--leads", "20", "--events-per-lead", "2", "--db", db, "--json", check=True)
+    again = leadflow("bench", "--leads", "20", "--events-per-lead", "2", "--db", db, "--json")
+    assert again.returncode == 1 and "BENCH_DB_NOT_EMPTY" in again.stderr and again.stdout == ""

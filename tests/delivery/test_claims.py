@@ -10,13 +10,13 @@ it is now (attempts went up), so it changes nothing and that dispatcher skips th
 from __future__ import annotations
 
 import dataclasses
-import threading
 import time
 from collections import Counter
 
 from leadflow.core import Claimer
 from leadflow.delivery import ChannelSender, ChannelSettings, Dispatcher
 from leadflow.store import Store
+from tests.concurrency import together
 
 ROWS = 60
 
@@ -34,27 +34,15 @@ def test_two_dispatchers_racing_deliver_every_row_once(db_url, receiver):
         with stores[0].transaction():  # its holder died mid-delivery on another machine; the lease ran out
             assert stores[0].outbox_claim(crashed["id"], "pending", 0, elsewhere.to_text(), time.time() - 1)
 
-        delivered = [0, 0]
-        start = threading.Barrier(2)
-        errors: list[BaseException] = []
+        def work(i: int) -> int:
+            delivered, deadline = 0, time.monotonic() + 120
+            while time.monotonic() < deadline:
+                delivered += dispatchers[i].run_once()
+                if set(stores[i].outbox_counts()) == {"done"}:
+                    break
+            return delivered
 
-        def work(i: int) -> None:
-            try:
-                start.wait(10)
-                deadline = time.monotonic() + 120
-                while time.monotonic() < deadline:
-                    delivered[i] += dispatchers[i].run_once()
-                    if set(stores[i].outbox_counts()) == {"done"}:
-                        return
-            except BaseException as exc:  # noqa: BLE001 - reported by the test, after join
-                errors.append(exc)
-
-        threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(180)
-        assert not any(t.is_alive() for t in threads) and not errors, errors
+        delivered = together([lambda: work(0), lambda: work(1)])
         got = Counter(receiver.leads())
         assert got == Counter([f"L{i:02d}" for i in range(ROWS)] + ["crashed"])  # each exactly once
         assert sum(delivered) == ROWS + 1

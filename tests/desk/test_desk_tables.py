@@ -12,6 +12,7 @@ from leadflow.core import parse_time
 from leadflow.service import LeadService, ManualClock
 from leadflow.store import Store
 from tests.bot_harness import RULES, sql_events
+from tests.concurrency import together
 
 
 def assignment(lead: str, **extra: object) -> dict:
@@ -28,20 +29,7 @@ def store(db_url):
 
 def race(first: Callable[[], object], second: Callable[[], object]) -> list:
     """Run both at once, from a barrier, in two threads; their results once both are done."""
-    barrier = threading.Barrier(2)
-    results: list = [None, None]
-
-    def run(i: int, call: Callable[[], object]) -> None:
-        barrier.wait()
-        results[i] = call()
-
-    threads = [threading.Thread(target=run, args=(i, call)) for i, call in enumerate((first, second))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not any(t.is_alive() for t in threads)
-    return results
+    return together([first, second], timeout=60)
 
 
 def test_ids_types_and_order_are_the_same_on_both_backends(store):

@@ -15,6 +15,7 @@ from pathlib import Path
 from leadflow.core import Claimer, format_time
 from leadflow.service import LeadService, ManualClock
 from leadflow.store import Store
+from tests.concurrency import together
 
 T0 = 1_790_000_000.0  # 2026-09-21, a Monday
 DAY = 86400.0
@@ -40,30 +41,18 @@ def _enrol(service: LeadService, leads: list[str]) -> None:
 def _race(services: list[LeadService], now: float) -> list[list[dict]]:
     """Each service's scheduler runs what is due at `now` in its own thread, all starting together,
     until nothing is due (or leased) any more; what each run did, per service."""
-    done: list[list[dict]] = [[] for _ in services]
-    start = threading.Barrier(len(services))
-    errors: list[BaseException] = []
+    def work(service: LeadService) -> list[dict]:
+        done: list[dict] = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            counts = service.scheduler.run_due(now)
+            done.append(counts)
+            due = service.store.next_due(assignments=False)
+            if not counts["steps"] and not counts["ticks"] and (due is None or due > now):
+                break
+        return done
 
-    def work(i: int) -> None:
-        try:
-            start.wait(10)
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                counts = services[i].scheduler.run_due(now)
-                done[i].append(counts)
-                due = services[i].store.next_due(assignments=False)
-                if not counts["steps"] and not counts["ticks"] and (due is None or due > now):
-                    return
-        except BaseException as exc:  # noqa: BLE001 - reported by the test, after join
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(services))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(180)
-    assert not any(t.is_alive() for t in threads) and not errors, errors
-    return done
+    return together([lambda s=service: work(s) for service in services])
 
 
 def test_two_instances_racing_run_each_nurture_step_and_each_tick_once(db_url, tmp_path):

@@ -2,31 +2,19 @@
 same due nurture steps and decay timers: together they do what one does, each step and each tick once."""
 from __future__ import annotations
 
-import threading
 from collections import Counter
 
 from leadflow.nurture import Scheduler
 from leadflow.service import LeadService
 from tests.bundled_service import BUYER, DAY, T0
+from tests.concurrency import together
 
 ANALYST = {"title": "Analyst", "employees": 60, "country": "US"}  # an MQL by engagement only: it decays
 
 
 def both(first: Scheduler, second: Scheduler, now: float) -> list[dict]:
     """first.run_due(now) and second.run_due(now) from one barrier in two threads; both counts."""
-    barrier, counts = threading.Barrier(2), [{}, {}]
-
-    def run(i: int, scheduler: Scheduler) -> None:
-        barrier.wait()
-        counts[i] = scheduler.run_due(now)
-
-    threads = [threading.Thread(target=run, args=(i, s)) for i, s in enumerate((first, second))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert not any(t.is_alive() for t in threads)
-    return counts
+    return together([lambda: first.run_due(now), lambda: second.run_due(now)], timeout=120)
 
 
 def test_two_schedulers_at_once_run_each_step_and_tick_once(bundled_db, db_url):

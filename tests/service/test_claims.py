@@ -4,7 +4,6 @@ routing the same new SQLs, on the same SLA reminders and timeouts, on the digest
 proposal, and each of these happens once (and no rep gets more leads than their capacity)."""
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +12,7 @@ from leadflow.core import format_time
 from leadflow.learning import schedule_proposal
 from leadflow.service import LeadService, ManualClock
 from tests.bot_harness import RULES
+from tests.concurrency import together
 
 T0 = 1_790_000_000.0  # 2026-09-21, a Monday
 HOUR = 3600.0
@@ -37,24 +37,7 @@ def _race(services: tuple[LeadService, ...], now: float, work: Callable[[LeadSer
     """`work` on every service at once (each in its own thread, its clock at `now`); their results."""
     for service in services:
         service.clock.now = now
-    start = threading.Barrier(len(services))
-    results: list = [None] * len(services)
-    errors: list[BaseException] = []
-
-    def run(i: int) -> None:
-        try:
-            start.wait(10)
-            results[i] = work(services[i])
-        except BaseException as exc:  # noqa: BLE001 - reported by the test, after join
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(services))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert not any(t.is_alive() for t in threads) and not errors, errors
-    return results
+    return together([lambda s=service: work(s) for service in services], timeout=120)
 
 
 def test_two_instances_route_each_sql_once_within_capacity_and_act_on_each_sla_deadline_once(db_url, tmp_path):

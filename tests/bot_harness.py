@@ -196,3 +196,18 @@ def sql_events(lead: str, country: str = "US", at: str = "2026-11-02T09:00:00Z")
              "data": {"name": f"Ann {lead}", "title": "VP Sales", "budget": 20000, "country": country,
                       "email": f"{lead}@acme.example", "company": "Acme"}},
             {"id": f"{lead}-2", "lead": lead, "type": "demo_requested", "at": at, "data": {}}]
+
+
+def load_lead_events(prefix: str, i: int) -> tuple[str, list[dict]]:
+    """Lead number i of a load test, by kind (i % 3): an SQL for a rep, an SQL for the fallback channel
+    (country DE), or an intern who stays new; its id and events, all at one time."""
+    lead, kind = f"{prefix}{i:04d}", i % 3
+    at = f"2026-11-02T{9 + i % 8:02d}:{i % 60:02d}:00Z"
+    title = "Intern" if kind == 2 else "VP Sales"
+    events = [{"id": f"{lead}-1", "lead": lead, "type": "lead_updated", "at": at,
+               "data": {"name": f"Ann {lead}", "title": title, "budget": 20000, "country": "DE" if kind == 1 else "US",
+                        "email": f"{lead.lower()}@acme.example", "company": "Acme"}},
+              {"id": f"{lead}-2", "lead": lead, "type": "page_view", "at": at, "data": {"url": "/pricing"}}]
+    if kind != 2:
+        events.append({"id": f"{lead}-3", "lead": lead, "type": "demo_requested", "at": at, "data": {}})
+    return lead, events

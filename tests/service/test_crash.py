@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from leadflow.store import Store
-from tests.bot_harness import RULES, SECRET, TOKEN, WEBHOOK_TOKEN
+from tests.bot_harness import RULES, SECRET, TOKEN, WEBHOOK_TOKEN, load_lead_events
 from tests.leadflow_cli import clean_env, leadflow
 from tests.servers import KillableServe
 from tests.slack_fake import SlackFake
@@ -38,16 +38,7 @@ COMPARED = ("stage", "score", "fit", "engagement", "attrs", "bant", "disqualifie
 
 def lead_events(i: int) -> tuple[str, list[dict]]:
     """Three kinds of lead: SQLs for a rep, SQLs for the fallback channel (DE), and leads that stay new."""
-    lead, kind = f"K{i:04d}", i % 3
-    at = f"2026-11-02T{9 + i % 8:02d}:{i % 60:02d}:00Z"
-    title = "Intern" if kind == 2 else "VP Sales"
-    events = [{"id": f"{lead}-1", "lead": lead, "type": "lead_updated", "at": at,
-               "data": {"name": f"Ann {lead}", "title": title, "budget": 20000, "country": "DE" if kind == 1 else "US",
-                        "email": f"{lead.lower()}@acme.example", "company": "Acme"}},
-              {"id": f"{lead}-2", "lead": lead, "type": "page_view", "at": at, "data": {"url": "/pricing"}}]
-    if kind != 2:
-        events.append({"id": f"{lead}-3", "lead": lead, "type": "demo_requested", "at": at, "data": {}})
-    return lead, events
+    return load_lead_events("K", i)
 
 
 class CrashFake(SlackFake):

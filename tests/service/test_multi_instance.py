@@ -25,7 +25,7 @@ from typing import Any, Callable
 import httpx
 
 from leadflow.store import Store
-from tests.bot_harness import RULES, SECRET, TOKEN
+from tests.bot_harness import RULES, SECRET, TOKEN, load_lead_events
 from tests.leadflow_cli import ROOT, clean_env, leadflow, leadflow_command
 from tests.servers import KillableServe
 from tests.slack_fake import SlackFake
@@ -143,16 +143,8 @@ def lead_events(i: int) -> tuple[str, list[dict]]:
     """Three kinds of lead: SQLs for a rep, SQLs for the fallback channel (DE: its rep is away), and
     interns who stay new. The last event (a lower budget) comes after the demo: applied before it,
     the lead would miss a BANT criterion and never be an SQL, so the order within a lead shows."""
-    lead, kind = f"M{i:04d}", i % 3
-    at = f"2026-11-02T{9 + i % 8:02d}:{i % 60:02d}:00Z"
-    title = "Intern" if kind == 2 else "VP Sales"
-    events = [{"id": f"{lead}-1", "lead": lead, "type": "lead_updated", "at": at,
-               "data": {"name": f"Ann {lead}", "title": title, "budget": 20000, "country": "DE" if kind == 1 else "US",
-                        "email": f"{lead.lower()}@acme.example", "company": "Acme"}},
-              {"id": f"{lead}-2", "lead": lead, "type": "page_view", "at": at, "data": {"url": "/pricing"}}]
-    if kind != 2:
-        events.append({"id": f"{lead}-3", "lead": lead, "type": "demo_requested", "at": at, "data": {}})
-    events.append({"id": f"{lead}-{len(events) + 1}", "lead": lead, "type": "lead_updated", "at": at,
+    lead, events = load_lead_events("M", i)
+    events.append({"id": f"{lead}-{len(events) + 1}", "lead": lead, "type": "lead_updated", "at": events[0]["at"],
                    "data": {"budget": 5000}})
     return lead, events
 

@@ -12,6 +12,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from leadflow.core import Claimer, format_time
 from leadflow.service import LeadService, ManualClock
 from leadflow.store import Store
@@ -99,62 +101,60 @@ def _sends(store: Store, lead: str) -> list[int]:
     return [r["pc"] for r in store.nurture_steps(lead) if r["op"] == "send"]
 
 
-def test_an_enrolment_leased_by_a_crashed_run_is_taken_over_and_a_live_lease_is_left_alone(db_url, tmp_path):
+@pytest.fixture
+def enrolled(db_url, tmp_path):
+    """A service on the drip track, its clock at T0 + 60, whose lead A has just enrolled."""
     rules = tmp_path / "rules"
     rules.mkdir()
     (rules / "rules.yaml").write_text(TRACK)
     service = _service(db_url, rules, T0 + 60)
-    store = service.store
     try:
         _enrol(service, ["A"])
-        enrollment = store.active_enrollment("A", "drip")["id"]
-        elsewhere = dataclasses.replace(Claimer.here(), machine="another-host|boot|ns")  # nobody here can tell
-        _lease(store, enrollment, elsewhere, time.time() + 3600)
-        assert service.scheduler.run_due(T0 + 60)["steps"] == 0  # its holder may still be working on it
-        assert _sends(store, "A") == []
-
-        _lease(store, enrollment, elsewhere, time.time() - 1)  # the holder crashed: its lease ran out
-        assert service.scheduler.run_due(T0 + 60)["steps"] == 2  # send step 0, then wait 1d
-        assert _sends(store, "A") == [0]
-        assert store.hold_enrollment(enrollment, elsewhere.to_text(), time.time(), 60) is None  # it lost it
-
-        # a run of a process on this machine that is gone: taken at once, its lease notwithstanding
-        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                              text=True, check=True)
-        gone = dataclasses.replace(Claimer.here(), pid=int(dead.stdout))
-        _lease(store, enrollment, gone, time.time() + 3600)
-        assert service.scheduler.run_due(T0 + 60 + 2 * DAY)["steps"] == 2
-        assert _sends(store, "A") == [0, 2]
-        row = store.active_enrollment("A", "drip")
-        assert row["claimed_by"] is None and row["lease_until"] is None and row["pc"] == 4
+        yield service
     finally:
-        store.close()
+        service.store.close()
 
 
-def test_a_run_that_lost_its_lease_writes_nothing(db_url, tmp_path):
+def test_an_enrolment_leased_by_a_crashed_run_is_taken_over_and_a_live_lease_is_left_alone(enrolled):
+    service, store = enrolled, enrolled.store
+    enrollment = store.active_enrollment("A", "drip")["id"]
+    elsewhere = dataclasses.replace(Claimer.here(), machine="another-host|boot|ns")  # nobody here can tell
+    _lease(store, enrollment, elsewhere, time.time() + 3600)
+    assert service.scheduler.run_due(T0 + 60)["steps"] == 0  # its holder may still be working on it
+    assert _sends(store, "A") == []
+
+    _lease(store, enrollment, elsewhere, time.time() - 1)  # the holder crashed: its lease ran out
+    assert service.scheduler.run_due(T0 + 60)["steps"] == 2  # send step 0, then wait 1d
+    assert _sends(store, "A") == [0]
+    assert store.hold_enrollment(enrollment, elsewhere.to_text(), time.time(), 60) is None  # it lost it
+
+    # a run of a process on this machine that is gone: taken at once, its lease notwithstanding
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    gone = dataclasses.replace(Claimer.here(), pid=int(dead.stdout))
+    _lease(store, enrollment, gone, time.time() + 3600)
+    assert service.scheduler.run_due(T0 + 60 + 2 * DAY)["steps"] == 2
+    assert _sends(store, "A") == [0, 2]
+    row = store.active_enrollment("A", "drip")
+    assert row["claimed_by"] is None and row["lease_until"] is None and row["pc"] == 4
+
+
+def test_a_run_that_lost_its_lease_writes_nothing(enrolled):
     """The claim and the step's check, as two processes see them: B takes an expired lease from A;
     A's next step finds it gone, while B's goes through."""
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    (rules / "rules.yaml").write_text(TRACK)
-    service = _service(db_url, rules, T0 + 60)
-    store = service.store
-    try:
-        _enrol(service, ["A"])
-        wall = time.time()
-        a, b = Claimer.here().to_text(), Claimer.here().to_text()
-        with store.transaction():
-            assert [r["lead"] for r in store.claim_enrollments(T0 + 60, a, wall, wall - 1, 10)] == ["A"]
-        with store.transaction():
-            assert store.claim_enrollments(T0 + 60, b, wall - 2, wall + 60, 10) == []  # A's lease still runs then
-            assert [r["claimed_by"] for r in store.claim_enrollments(T0 + 60, b, wall, wall + 60, 10)] == [b]
-        with store.transaction():
-            enrollment = store.active_enrollment("A", "drip")["id"]
-            assert store.hold_enrollment(enrollment, a, wall, 60) is None
-            assert store.hold_enrollment(enrollment, b, wall, 60)["lease_until"] == wall + 60  # more than half left: kept
-            assert store.hold_enrollment(enrollment, b, wall + 40, 60)["lease_until"] == wall + 100  # renewed
-    finally:
-        store.close()
+    store = enrolled.store
+    wall = time.time()
+    a, b = Claimer.here().to_text(), Claimer.here().to_text()
+    with store.transaction():
+        assert [r["lead"] for r in store.claim_enrollments(T0 + 60, a, wall, wall - 1, 10)] == ["A"]
+    with store.transaction():
+        assert store.claim_enrollments(T0 + 60, b, wall - 2, wall + 60, 10) == []  # A's lease still runs then
+        assert [r["claimed_by"] for r in store.claim_enrollments(T0 + 60, b, wall, wall + 60, 10)] == [b]
+    with store.transaction():
+        enrollment = store.active_enrollment("A", "drip")["id"]
+        assert store.hold_enrollment(enrollment, a, wall, 60) is None
+        assert store.hold_enrollment(enrollment, b, wall, 60)["lease_until"] == wall + 60  # more than half left: kept
+        assert store.hold_enrollment(enrollment, b, wall + 40, 60)["lease_until"] == wall + 100  # renewed
 
 
 def test_a_tick_whose_lead_another_instance_holds_is_left_for_the_next_pass(pg_url, tmp_path):

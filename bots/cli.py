@@ -87,6 +87,7 @@ def worker(ctx: click.Context, once: bool, until: str | None, db_path: str, rule
             _run(service)
     finally:
         presence.stop()
+        service.store.close()  # PostgreSQL: the pool's threads end here, not at interpreter exit (3.13 hangs there)
 
 
 def _run(service: LeadService) -> None:

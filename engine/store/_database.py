@@ -2,10 +2,10 @@
 
 The table modules (_leads, _desk, _schedule, _outbox, _metrics) write their SQL once, in the common
 subset both databases speak, with `?` placeholders; a backend runs it (PostgreSQL's turns `?` into
-its own placeholders and `INSERT OR IGNORE` into `ON CONFLICT DO NOTHING`, see _postgres.py). The
-few statements the two cannot share (SQLite's rowid) are overridden by the PostgreSQL store (see
-_pg_reads.py); JSON text is taken apart in Python, the same way for both (see _metrics.py). Callers above the store see neither: only `transaction`,
-`savepoint`, `in_transaction`, `is_system_failure`, `is_retryable` and `lock_leads`.
+its own placeholders and `INSERT OR IGNORE` into `ON CONFLICT DO NOTHING`, see _postgres.py). No
+statement differs by backend: JSON text is taken apart in Python, the same way for both (see
+_metrics.py). Callers above the store see neither: only `transaction`, `savepoint`,
+`in_transaction`, `is_system_failure`, `is_retryable` and `lock_leads`.
 """
 from __future__ import annotations
 

@@ -70,13 +70,14 @@ class ScheduleTables(Database):
 
     def set_timers_on_share(self, kind: str, due_at: float, every: int) -> int:
         """Replace all timers by one of `kind` due at `due_at` on every `every`-th lead (in the order
-        leads were stored): a known share of the leads becomes due, for the benchmark. Returns how many."""
+        leads were created): a known share of the leads becomes due, for the benchmark. Returns how many.
+        One statement for both backends (a window function, not SQLite's rowid)."""
         if every < 1:
             raise ValueError(f"every must be 1 or more, not {every}")
         self.clear_timers()
-        cur = self._exec("INSERT INTO timers (lead, kind, due_at) SELECT id, ?, ? FROM leads"
-                                " WHERE rowid % ? = 0", (kind, due_at, every))
-        return cur.rowcount
+        return self._exec("INSERT INTO timers (lead, kind, due_at) SELECT id, ?, ? FROM (SELECT id, row_number()"
+                          " OVER (ORDER BY created_at, id) AS n FROM leads) AS s WHERE n % ? = 0",
+                          (kind, due_at, every)).rowcount
 
     def next_due(self, assignments: bool = True) -> float | None:
         """The earliest time something scheduled is due: nurture steps, timers and (optionally) SLAs."""

@@ -15,7 +15,6 @@ from ._instances import InstanceTables
 from ._leads import LeadTables
 from ._metrics import MetricsReads
 from ._migrations import Migration, SchemaStatus, status, upgrade
-from ._pg_reads import PostgresReads
 from ._postgres import PostgresDatabase, is_postgres_url
 from ._schedule import ScheduleTables
 from ._sqlite import SQLiteDatabase
@@ -55,7 +54,7 @@ class SQLiteStore(Store, SQLiteDatabase):
             self.upgrade()
 
 
-class PostgresStore(PostgresReads, Store, PostgresDatabase):
+class PostgresStore(Store, PostgresDatabase):
     def __init__(self, url: str, upgrade: bool = True, pool_size: int = 10):
         PostgresDatabase.__init__(self, url, pool_size)
         if upgrade:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.leadflow_cli import Leadflow, small_setup
-from tests.postgres import PostgresServer
+from tests.postgres import PostgresServer, database_for
 from tests.servers import Mailbox, Receiver, running_smtp
 
 
@@ -29,12 +29,7 @@ def pg_url(postgres):
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request, tmp_path):
     """The test's database on each backend: a SQLite file path, then a PostgreSQL URL."""
-    if request.param == "sqlite":
-        return str(tmp_path / "leadflow.db")
-    server = request.getfixturevalue("postgres")
-    url = server.new_database()
-    request.addfinalizer(lambda: server.drop(url))
-    return url
+    return database_for(request, tmp_path, "leadflow.db")
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import tempfile
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+import pytest
 
 _numbers = itertools.count(1)
 
@@ -49,3 +50,14 @@ class PostgresServer:
             self._server.cleanup()
         if self._dir:
             shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def database_for(request: pytest.FixtureRequest, directory, name: str) -> str:
+    """A new database for a fixture parametrised by backend ("sqlite" or "postgresql"), of any scope:
+    the file `name` in `directory`, or a PostgreSQL database dropped when the fixture ends."""
+    if request.param == "sqlite":
+        return str(directory / name)
+    server = request.getfixturevalue("postgres")
+    url = server.new_database()
+    request.addfinalizer(lambda: server.drop(url))
+    return url

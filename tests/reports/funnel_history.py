@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from leadflow.store import Store
+from tests.postgres import database_for
 
 DAY = 86400.0
 ORDER = ("new", "mql", "sql", "won")
@@ -31,12 +32,7 @@ class Lead:
 def database(request: pytest.FixtureRequest, directory: Path) -> str:
     """A new database for a fixture parametrised by backend ("sqlite" or "postgresql"), of any scope:
     a file in `directory`, or a PostgreSQL database dropped when the fixture ends."""
-    if request.param == "sqlite":
-        return str(directory / "crm.db")
-    server = request.getfixturevalue("postgres")
-    url = server.new_database()
-    request.addfinalizer(lambda: server.drop(url))
-    return url
+    return database_for(request, directory, "crm.db")
 
 
 def write(db: Path | str, leads: list[Lead]) -> None:

@@ -16,8 +16,10 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
+from json.decoder import scanstring as _scanstring
 from typing import Any, Callable, NamedTuple
 
+import durable_rules_engine as _native
 from durable import engine as _dr
 
 from leadflow.core import EngineError, format_time
@@ -115,6 +117,8 @@ class _Evaluation:
         self.chain = 0
         self.attr_fields: dict = {}
         self.errors: list = []
+        self.handle = 0  # the C engine's ruleset
+        self.fact_text = ""  # the input fact as the engine got it, to retract it with the same text
         self.decision = Decision(event["id"], state.id, at, "")
 
 
@@ -124,20 +128,21 @@ class Engine:
     def __init__(self) -> None:
         self._host = _QuietHost()
         self._loaded: dict[str, Compiled] = {}
-        self._current: _Evaluation | None = None
+        self._handles: dict[str, int] = {}  # ruleset name -> the C engine's handle
+        self._actions: dict[str, dict[str, Callable[[_Evaluation], None]]] = {}  # ruleset -> rule -> action
         self._lock = threading.Lock()
 
     def load(self, compiled: Compiled) -> None:
         """Register a rule version (idempotent: a version is registered once, under its own name)."""
         if compiled.name in self._loaded:
             return
-        definition: dict = {}
-        for name, rule in compiled.definition.items():
-            definition[name] = {**rule, "run": self._action(compiled, compiled.roles[name])}
+        definition = {name: {**rule, "run": _never} for name, rule in compiled.definition.items()}
         try:
             self._host.register_rulesets({compiled.name: definition})
         except Exception as exc:  # the C extension rejects what it cannot compile
             raise EngineError("ENGINE_LOAD", f"durable_rules rejected the compiled rules: {exc}") from exc
+        self._handles[compiled.name] = self._host.get_ruleset(compiled.name)._handle
+        self._actions[compiled.name] = {name: self._action(compiled, role) for name, role in compiled.roles.items()}
         self._loaded[compiled.name] = compiled
 
     # -- evaluation ---------------------------------------------------------------------------------
@@ -172,22 +177,55 @@ class Engine:
         if etype != "lead_updated":
             fact.update(shape.data_fields_of(event.get("data") or {}))
         fact.update(shape.event_fields(state.counts, state.times, now))
-        self._current = ev
+        ev.handle = self._handles[compiled.name]
+        ev.fact_text = engine_json(fact, ensure_ascii=False)
+        failure: EngineError | None = None
         try:
-            result = self._host.assert_fact(compiled.name, fact)
-        except _dr.MessageNotHandledException:
-            raise EngineError("ENGINE_UNHANDLED", "the engine did not accept the event fact") from None
+            self._run_actions(ev, self._actions[compiled.name], _native.assert_fact(ev.handle, ev.fact_text))
+        except EngineError as exc:
+            failure = exc
         except Exception as exc:
-            raise _engine_error(exc) from exc
-        finally:
-            self._current = None
-        failure = ev.errors[0] if ev.errors else None
-        if failure is None and isinstance(result, dict) and result.get("exception"):
-            failure = EngineError("ENGINE_ACTION", f"an engine action failed: {result['exception']}")
+            failure = _engine_error(exc)
+        failure = failure or (ev.errors[0] if ev.errors else None)
         if failure is not None:
             self._clear_session(compiled)
             raise failure
         return ev.decision
+
+    @staticmethod
+    def _run_actions(ev: _Evaluation, actions: dict, result: tuple) -> None:
+        """Run the actions the engine schedules for one asserted fact, each as soon as it is due.
+
+        This is durable_rules' own action loop (Ruleset.do_actions) without what we never use: the
+        session state is never read or written by our actions, so it is neither parsed nor written back
+        after each action (about half the engine's cost per event), and only the rule's name is read
+        from each scheduled message, since every action works on the evaluation, not on the message.
+        """
+        code, state_handle = result
+        if code == 1:  # no rule reads this fact: the compiled rules always have one, so this is ours
+            raise EngineError("ENGINE_UNHANDLED", "the engine did not accept the event fact")
+        if code == 2:
+            raise EngineError("ENGINE_OBSERVED", "the engine had seen this event fact already")
+        handle = ev.handle
+        started = _native.start_action_for_state(handle, 0 if code == 3 else state_handle)
+        if not started:
+            return
+        message = started[1]
+        try:
+            while message:
+                actions[_scanstring(message, 2)[0]](ev)  # '{"rule name":{...}}': the name alone
+                message = _native.complete_and_start_action(handle, state_handle)
+        except BaseException:
+            _native.abandon_action(handle, state_handle)
+            raise
+
+    @staticmethod
+    def _retract_input(ev: _Evaluation) -> None:
+        _handled(_native.retract_fact(ev.handle, ev.fact_text))
+
+    @staticmethod
+    def _post(ev: _Evaluation, fact: dict) -> None:
+        _handled(_native.assert_event(ev.handle, engine_json(fact, ensure_ascii=False)))
 
     def _clear_session(self, compiled: Compiled) -> None:
         """After a failed call, retract whatever the chain left so the next event starts clean."""
@@ -200,17 +238,14 @@ class Engine:
         except Exception:  # the session is best-effort here; the store is the truth
             pass
 
-    def _action(self, compiled: Compiled, role: Role) -> Callable[[Any], None]:
+    def _action(self, compiled: Compiled, role: Role) -> Callable[[_Evaluation], None]:
         handlers = {"score": self._on_score, "bant": self._on_bant, "collect": self._on_collect,
                     "gate": self._on_gate, "gate_end": self._on_gate_end}
         handler = handlers[role.kind]
 
-        def action(c: Any) -> None:  # one positional parameter: durable_rules treats two as async
-            ev = self._current
-            if ev is None:
-                return
+        def action(ev: _Evaluation) -> None:
             try:
-                handler(c, ev, compiled, role)
+                handler(ev, compiled, role)
             except Exception as exc:  # never let durable_rules swallow it
                 ev.errors.append(exc if isinstance(exc, EngineError) else
                                  EngineError("ENGINE_ACTION", f"{role.kind} action '{role.name}' failed: {exc!r}"))
@@ -218,18 +253,18 @@ class Engine:
         return action
 
     @staticmethod
-    def _on_score(c: Any, ev: _Evaluation, compiled: Compiled, role: Role) -> None:
+    def _on_score(ev: _Evaluation, compiled: Compiled, role: Role) -> None:
         # durable_rules fires a rule once per matching branch of an `$or`; a rule counts once.
         matched = ev.matched_attr if role.rule.when is not None else ev.matched_event
         if role.rule not in matched:
             matched.append(role.rule)
 
     @staticmethod
-    def _on_bant(c: Any, ev: _Evaluation, compiled: Compiled, role: Role) -> None:
+    def _on_bant(ev: _Evaluation, compiled: Compiled, role: Role) -> None:
         ev.bant[role.name] = True
 
-    def _on_collect(self, c: Any, ev: _Evaluation, compiled: Compiled, role: Role) -> None:
-        c.retract_fact(c.m)
+    def _on_collect(self, ev: _Evaluation, compiled: Compiled, role: Role) -> None:
+        self._retract_input(ev)
         state, rules, decision = ev.state, compiled.rules, ev.decision
         dq_reason = None
         if ev.changed:
@@ -258,7 +293,7 @@ class Engine:
         if dq_reason and state.stage not in ("disqualified", "won", "lost"):
             state.disqualified = dq_reason[0]
             _transition(ev, "disqualified", f"disqualified by rule '{dq_reason[1]}': {dq_reason[0]}", dq_reason[1])
-        c.post(self._gate_event(compiled, ev))
+        self._post(ev, self._gate_event(compiled, ev))
 
     def _gate_event(self, compiled: Compiled, ev: _Evaluation) -> dict:
         state = ev.state
@@ -273,7 +308,7 @@ class Engine:
         fact.update(shape.event_fields(state.counts, state.times, state.clock))
         return fact
 
-    def _on_gate(self, c: Any, ev: _Evaluation, compiled: Compiled, role: Role) -> None:
+    def _on_gate(self, ev: _Evaluation, compiled: Compiled, role: Role) -> None:
         state = ev.state
         reason = _reason(role, state, ev)
         if role.to == "disqualified":
@@ -281,10 +316,10 @@ class Engine:
             state.disqualified = str(data.get("reason") or "disqualified")
         _transition(ev, role.to, reason, f"stages.{role.name}" if role.cond is not None else role.name)
         if role.chain and ev.chain < MAX_CHAIN:
-            c.post(self._gate_event(compiled, ev))
+            self._post(ev, self._gate_event(compiled, ev))
 
     @staticmethod
-    def _on_gate_end(c: Any, ev: _Evaluation, compiled: Compiled, role: Role) -> None:
+    def _on_gate_end(ev: _Evaluation, compiled: Compiled, role: Role) -> None:
         return None
 
 
@@ -306,6 +341,18 @@ def durable_rules_rate(compiled: Compiled, facts: list[dict]) -> float:
     for fact in facts:
         host.assert_fact(name, fact)
     return len(facts) / max(time.perf_counter() - start, 1e-9)
+
+
+def _never(c: Any) -> None:
+    """What durable_rules is told each rule runs: our own loop (Engine._run_actions) runs the actions."""
+
+
+def _handled(result: tuple) -> None:
+    """durable_rules' result codes for a retract or an assert made inside an action."""
+    if result[0] == 1:
+        raise EngineError("ENGINE_UNHANDLED", "the engine did not accept a fact of the rule chain")
+    if result[0] == 2:
+        raise EngineError("ENGINE_OBSERVED", "the engine had seen a fact of the rule chain already")
 
 
 def _typed(attrs: dict) -> str:

@@ -37,6 +37,7 @@ from leadflow.rules import Compiled, LeadState, load_compiled, merge_attributes
 from leadflow.runtime import Decision, Engine
 from leadflow.store import Store
 
+from ._cache import BatchCache
 from ._history import Before, finish, settle
 from ._webhooks import queue_stage_changes
 
@@ -184,6 +185,8 @@ class Pipeline:
         # the ids as they will be stored (NFC), which is what each event locks again as it is applied
         leads = {lead for lead in (check_id("lead", obj.get("lead")) for _, _, obj in items if isinstance(obj, dict))
                  if isinstance(lead, str)}
+        ids = {i for i in (check_id("id", obj.get("id")) for _, _, obj in items if isinstance(obj, dict))
+               if isinstance(i, str)}
         for attempt in range(1, RETRIES + 1):
             outcomes: list[tuple[Outcome, int]] = []
             try:
@@ -193,6 +196,7 @@ class Pipeline:
                     # on this one in a circle
                     self.store.lock_leads(leads)
                     self._batch_locks.held = leads
+                    self._batch_locks.cache = BatchCache(self.store, leads, ids)  # read once the leads are locked
                     for number, raw, obj in items:
                         outcomes.append((self._apply(obj, raw, source, number, intake), number))
             except Exception as exc:
@@ -202,6 +206,7 @@ class Pipeline:
                 continue
             finally:
                 self._batch_locks.held = ()
+                self._batch_locks.cache = None
             for outcome, number in outcomes:  # counted once committed, so a retried batch counts once
                 counts.add(outcome, source, number)
             return
@@ -212,6 +217,9 @@ class Pipeline:
             with self.store.savepoint():
                 return self._apply_checked(obj, raw, source, line, intake)
         except Exception as exc:  # noqa: BLE001 - one event's failure must not take others with it
+            cache = getattr(self._batch_locks, "cache", None)
+            if cache is not None:  # what the undone event changed in memory is not what the database holds
+                cache.forget()
             if _system_failure(exc, self.store):
                 raise
             reason = f"{exc.code}: {exc}" if isinstance(exc, EngineError) else \
@@ -234,18 +242,20 @@ class Pipeline:
         if event["lead"] not in getattr(self._batch_locks, "held", ()):
             store.lock_leads((event["lead"],))  # one event of a lead at a time, across every process
         digest = content_digest(event["lead"], event["type"], checked.at, event["data"])
-        stored = store.stored_event(event["id"])
+        cache: BatchCache | None = getattr(self._batch_locks, "cache", None)
+        stored = cache.stored_event(event["id"]) if cache else store.stored_event(event["id"])
         if stored is not None:
-            # a digest stored before 1.0 and 1 were one number (or none, in an old row): the stored content again
+            # a digest stored before 1.0 and 1 were one number (or none, in an old row): the stored content
+            # again (a row this batch wrote has today's digest, and no data in the cache)
             same = stored[0] == digest or \
-                content_digest(stored[1], stored[2], stored[3], json.loads(stored[4])) == digest
+                (stored[4] != "" and content_digest(stored[1], stored[2], stored[3], json.loads(stored[4])) == digest)
             if same and not intake.internal:
                 return Outcome("duplicate", event["id"], event["lead"])
             why = ("is already in the event log; leadflow's own events need new ids" if intake.internal else
                    "was already used for a different event; a changed event needs a new id")
             return self._reject(raw if raw is not None else _dump(event), Rejection("id", why), source, line, event,
                                 status="conflict")
-        state = store.load_state(event["lead"])
+        state = cache.state(event["lead"]) if cache else store.load_state(event["lead"])
         created = state is None
         state = state or LeadState(event["lead"])
         if event["type"] == "lead_updated" and not intake.internal:  # a nurture `set` is the rules' own
@@ -262,6 +272,8 @@ class Pipeline:
         if (self.compiled.rules.nurture or self.compiled.rules.demote_below is not None) and not intake.history:
             reopen = on_event(store, self.compiled.rules, state, event, checked.at)
         store.record(event, checked.at, source, state, decision, created, digest)
+        if cache:
+            cache.applied(event, checked.at, digest, state)
         finish(store, state.id, imported, checked.at, created, intake, self.version)
         # the stage webhooks in the same savepoint as the stage history they announce
         queue_stage_changes(store, self.compiled.rules, event["id"], checked.at, state, created, decision.transitions)

@@ -17,13 +17,16 @@ from ._shared import db_option, emit, json_option, progress_bar, reports_problem
                                                "verdicts, reopenings); refused otherwise. CSV with --mapping is trusted.")
 @click.option("--max-future", "max_future", default="1d", show_default=True, envvar="LEADFLOW_MAX_FUTURE",
               help="Reject events dated more than this after the wall clock (env LEADFLOW_MAX_FUTURE).")
+@click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Evaluate in N processes, each lead's events in one of them, in order (bulk imports); on SQLite "
+                   "they write scratch files merged in one transaction, at most 10.")
 @db_option
 @rules_option
 @json_option
 @click.pass_context
 @reports_problems
-def ingest(ctx: click.Context, files: tuple, mapping_path: str | None, trusted: bool, max_future: str, db_path: str,
-           rules_dir: str, as_json: bool) -> None:
+def ingest(ctx: click.Context, files: tuple, mapping_path: str | None, trusted: bool, max_future: str, jobs: int,
+           db_path: str, rules_dir: str, as_json: bool) -> None:
     """Apply JSONL events (one JSON object per line; '-' reads standard input), or CSV rows with --mapping.
 
     A bad line is rejected alone (a dead letter); an id sent again with other content is a conflict."""
@@ -44,7 +47,8 @@ def ingest(ctx: click.Context, files: tuple, mapping_path: str | None, trusted: 
         shown = f != "-" and not as_json
         with progress_bar(f"ingesting {os.path.basename(f)}", _expected(f, mapping_path) if shown else None,
                           "events", shown) as bar:
-            counts = ingest_file(pipeline, f, mapping_path, trusted, future, progress=bar and bar.advance)
+            counts = ingest_file(pipeline, f, mapping_path, trusted, future, progress=bar and bar.advance, jobs=jobs,
+                                 rules_dir=rules_path)
         per_file.append({"file": f, "applied": counts.applied, "unchanged": counts.duplicates,
                          "conflicts": counts.conflicts, "rejected": counts.rejected, "late": counts.late})
         total.merge(counts)

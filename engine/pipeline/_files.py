@@ -32,6 +32,7 @@ from typing import Callable, Iterator
 from leadflow.core import DEFAULT_MAX_FUTURE
 from leadflow.intake import CsvMapping, Intake, Unreadable, load_mapping, mapped_events, read_jsonl, read_rows
 
+from ._jobs import apply_in_jobs
 from ._pipeline import Counts, Pipeline
 
 
@@ -60,13 +61,16 @@ def _csv_lines(mapping: CsvMapping, rows: Iterator) -> Iterator[tuple[int, str |
 
 def ingest_file(pipeline: Pipeline, path: str, mapping_path: str | None = None, trusted: bool = False,
                 max_future: float = DEFAULT_MAX_FUTURE, clock: Callable[[], float] = time.time,
-                progress: Callable[[int], None] | None = None) -> Counts:
+                progress: Callable[[int], None] | None = None, jobs: int = 1, rules_dir: str | None = None) -> Counts:
     """Apply one file; see the module docstring for what it may contain. A CSV whose mapping names
-    stage dates is history (see _history.py): the rules do not move stages on its rows."""
+    stage dates is history (see _history.py): the rules do not move stages on its rows. jobs > 1
+    evaluates in that many processes (_jobs.py), which load the rules again from `rules_dir`."""
     if mapping_path and path.endswith(".csv"):
         mapping, rows = _csv(path, mapping_path)
         intake = intake_for(True, max_future, clock, history=mapping.history)
         lines = _csv_lines(mapping, rows)
     else:
         intake, lines = intake_for(trusted, max_future, clock), read_jsonl(path)
+    if jobs > 1 and rules_dir is not None:
+        return apply_in_jobs(pipeline, rules_dir, lines, path, jobs, progress, intake)
     return pipeline.apply_lines(lines, source=path, progress=progress, intake=intake)

@@ -187,7 +187,12 @@ class Pipeline:
                  if isinstance(lead, str)}
         ids = {i for i in (check_id("id", obj.get("id")) for _, _, obj in items if isinstance(obj, dict))
                if isinstance(i, str)}
-        for attempt in range(1, RETRIES + 1):
+        # Fast: the batch's reads and lead rows once (BatchCache), no savepoint per event. An event that
+        # raises undoes the batch, which runs again the careful way: each event in its own savepoint, so
+        # only that one is refused. History imports always go the careful way (they rewrite lead rows).
+        fast = not intake.history
+        attempt = 1
+        while True:
             outcomes: list[tuple[Outcome, int]] = []
             try:
                 # one fsync per BATCH events: a finished ingest is on disk
@@ -196,14 +201,21 @@ class Pipeline:
                     # on this one in a circle
                     self.store.lock_leads(leads)
                     self._batch_locks.held = leads
-                    self._batch_locks.cache = BatchCache(self.store, leads, ids)  # read once the leads are locked
+                    cache = self._batch_locks.cache = BatchCache(self.store, leads, ids) if fast else None
                     for number, raw, obj in items:
                         outcomes.append((self._apply(obj, raw, source, number, intake), number))
+                    if cache is not None:
+                        cache.flush()
             except Exception as exc:
-                if attempt == RETRIES or not self.store.is_retryable(exc):
-                    raise
-                log.warning("batch of %s events rolled back (%s); applying it again", len(items), type(exc).__name__)
-                continue
+                if self.store.is_retryable(exc) and attempt < RETRIES:
+                    attempt += 1
+                    log.warning("batch of %s events rolled back (%s); applying it again", len(items),
+                                type(exc).__name__)
+                    continue
+                if fast and not self.store.is_retryable(exc) and not _system_failure(exc, self.store):
+                    fast = False  # an event failed: the batch again, event by event
+                    continue
+                raise
             finally:
                 self._batch_locks.held = ()
                 self._batch_locks.cache = None
@@ -213,13 +225,12 @@ class Pipeline:
 
     # -- one event ----------------------------------------------------------------------------------
     def _apply(self, obj: object, raw: str | None, source: str, line: int | None, intake: Intake) -> Outcome:
+        if getattr(self._batch_locks, "cache", None) is not None:  # a fast batch: it undoes itself if this raises
+            return self._apply_checked(obj, raw, source, line, intake)
         try:
             with self.store.savepoint():
                 return self._apply_checked(obj, raw, source, line, intake)
         except Exception as exc:  # noqa: BLE001 - one event's failure must not take others with it
-            cache = getattr(self._batch_locks, "cache", None)
-            if cache is not None:  # what the undone event changed in memory is not what the database holds
-                cache.forget()
             if _system_failure(exc, self.store):
                 raise
             reason = f"{exc.code}: {exc}" if isinstance(exc, EngineError) else \
@@ -271,9 +282,9 @@ class Pipeline:
         # nurture track (its steps would all be due, and the worker would mail people years later).
         if (self.compiled.rules.nurture or self.compiled.rules.demote_below is not None) and not intake.history:
             reopen = on_event(store, self.compiled.rules, state, event, checked.at)
-        store.record(event, checked.at, source, state, decision, created, digest)
+        store.record(event, checked.at, source, state, decision, created, digest, lead_row=cache is None)
         if cache:
-            cache.applied(event, checked.at, digest, state)
+            cache.applied(event, checked.at, digest, state, created, decision.rules_version)
         finish(store, state.id, imported, checked.at, created, intake, self.version)
         # the stage webhooks in the same savepoint as the stage history they announce
         queue_stage_changes(store, self.compiled.rules, event["id"], checked.at, state, created, decision.transitions)

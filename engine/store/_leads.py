@@ -62,21 +62,17 @@ def _json(value: object) -> str:
 class LeadTables(OutboxTable):
     # -- writes ------------------------------------------------------------------------------------
     def record(self, event: dict, at: float, source: str, state: LeadState, decision: Evaluation,
-               created: bool, digest: str | None = None) -> None:
-        """Write one evaluated event and everything it caused (call inside a transaction)."""
+               created: bool, digest: str | None = None, lead_row: bool = True) -> None:
+        """Write one evaluated event and everything it caused (call inside a transaction). Without
+        `lead_row` the caller writes the lead's row itself, later in the same transaction (`write_leads`)."""
         now = time.time()
         c = self
         data = _json(event.get("data") or {})
         c._exec("INSERT INTO events (id, lead, type, at, at_text, data, source, received_at, digest) VALUES"
                   " (?,?,?,?,?,?,?,?,?)", (event["id"], event["lead"], event["type"], at, event["at"], data, source,
                                            now, digest))
-        c._exec("INSERT INTO leads (id, stage, score, fit, engagement, owner, disqualified, created_at, updated_at,"
-                  " rules_version, state) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET"
-                  " stage=excluded.stage, score=excluded.score, fit=excluded.fit, engagement=excluded.engagement,"
-                  " owner=excluded.owner, disqualified=excluded.disqualified, updated_at=excluded.updated_at,"
-                  " rules_version=excluded.rules_version, state=excluded.state",
-                  (state.id, state.stage, state.score, state.fit, state.engagement, state.owner, state.disqualified,
-                   at, at, decision.rules_version, _json(state.to_json())))
+        if lead_row:
+            self.write_leads([(state, at, at, decision.rules_version)])
         c._exec("INSERT INTO decisions (event_id, lead, at, rules_version, trace) VALUES (?,?,?,?,?)",
                   (event["id"], state.id, at, decision.rules_version, _json(decision.trace())))
         if decision.added:
@@ -93,6 +89,18 @@ class LeadTables(OutboxTable):
             if t["to"] == "sql":
                 self.add_outbox(f"route:{state.id}:{event['id']}", "route_sql", state.id,
                                 {"lead": state.id, "event_id": event["id"], "score": state.score})
+
+    def write_leads(self, rows: Iterable[tuple[LeadState, float, float, str]]) -> None:
+        """Lead rows as of their state: (state, created_at if the row is new, updated_at, rules_version).
+        An ingest batch writes each of its leads once, after its last event, instead of once per event."""
+        self._exec_many(
+            "INSERT INTO leads (id, stage, score, fit, engagement, owner, disqualified, created_at, updated_at,"
+            " rules_version, state) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET"
+            " stage=excluded.stage, score=excluded.score, fit=excluded.fit, engagement=excluded.engagement,"
+            " owner=excluded.owner, disqualified=excluded.disqualified, updated_at=excluded.updated_at,"
+            " rules_version=excluded.rules_version, state=excluded.state",
+            [(s.id, s.stage, s.score, s.fit, s.engagement, s.owner, s.disqualified, created_at, updated_at, version,
+              _json(s.to_json())) for s, created_at, updated_at, version in rows])
 
     # -- imported history (see pipeline/_history.py for how it combines with the rules) ---------------
     def add_stage_entry(self, lead: str, from_stage: str | None, to_stage: str, at: float, reason: str,

@@ -3,6 +3,7 @@ statement-per-event path does, duplicates and conflicts inside the batch and und
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from leadflow.pipeline import Pipeline
 from leadflow.rules import Role, load_rules
@@ -48,3 +49,25 @@ def test_a_repeated_id_inside_one_batch_is_a_duplicate_or_a_conflict(tmp_path):
     again = pipeline.apply_lines(lines, source="t")  # a second batch finds them in the log, not in memory
     assert (again.applied, again.duplicates, again.conflicts) == (0, 3, 1)
     assert pipeline.store.load_state("L").events == 2
+
+
+def test_a_fast_batch_writes_what_one_transaction_per_event_writes(tmp_path):
+    """Lead rows written once per batch (after the lead's last event) hold what per-event rows would:
+    the same state, stage, scores, created_at (the first event) and updated_at (the last)."""
+    from leadflow.demo._synthetic import bench_events
+    from leadflow.rules import load_compiled
+
+    rules = str(Path(__file__).parents[2] / "rules")
+    lines = [(i, json.dumps(e)) for i, e in enumerate(bench_events(120, 6, 3), 1)]
+    lines.insert(40, lines[10])  # a resent event inside the batch
+    batched = Pipeline(Store(str(tmp_path / "batch.db")), load_compiled(rules))
+    batched.apply_lines(lines, source="t")
+    alone = Pipeline(Store(str(tmp_path / "alone.db")), load_compiled(rules))
+    for number, raw in lines:
+        alone.apply_text(raw, "t", number)
+    for query in ("SELECT * FROM leads ORDER BY id", "SELECT event_id, lead, at, trace FROM decisions ORDER BY event_id",
+                  "SELECT lead, from_stage, to_stage, at, reason FROM stage_history ORDER BY lead, id",
+                  "SELECT lead, track, pc, status, next_at FROM nurture ORDER BY lead, id",
+                  "SELECT lead, kind, due_at FROM timers ORDER BY lead, kind"):
+        assert batched.store.sql(query) == alone.store.sql(query), query
+    assert len(batched.store.sql("SELECT * FROM leads")) == 120

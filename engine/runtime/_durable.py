@@ -115,7 +115,7 @@ class _Evaluation:
         self.matched_event: list = []
         self.bant: dict = {}
         self.chain = 0
-        self.attr_fields: dict = {}
+        self.shared = "{}"  # JSON of the fields the input fact and the gate facts share (attributes, counts)
         self.errors: list = []
         self.handle = 0  # the C engine's ruleset
         self.fact_text = ""  # the input fact as the engine got it, to retract it with the same text
@@ -172,13 +172,14 @@ class Engine:
         fact = {"sid": SID, "id": f"{event['id']}", "k": "i", "t": etype, "u": 1 if changed else 0}
         if changed or state.text_hits is None:  # patterns run again only when their input changed
             state.text_hits = shape.attribute_tests(state.attrs)
-        ev.attr_fields = {**shape.attribute_values(state.attrs), **state.text_hits}
-        fact.update(ev.attr_fields)
         if etype != "lead_updated":
             fact.update(shape.data_fields_of(event.get("data") or {}))
-        fact.update(shape.event_fields(state.counts, state.times, now))
+        # written once as JSON for the input fact and every gate fact of the chain (the field names of
+        # attributes "a..", tests "p..", data "d.." and counts "e.." never meet the facts' own)
+        ev.shared = engine_json({**shape.attribute_values(state.attrs), **state.text_hits,
+                                 **shape.event_fields(state.counts, state.times, now)}, ensure_ascii=False)
         ev.handle = self._handles[compiled.name]
-        ev.fact_text = engine_json(fact, ensure_ascii=False)
+        ev.fact_text = _joined(engine_json(fact, ensure_ascii=False), ev.shared)
         failure: EngineError | None = None
         try:
             self._run_actions(ev, self._actions[compiled.name], _native.assert_fact(ev.handle, ev.fact_text))
@@ -224,8 +225,8 @@ class Engine:
         _handled(_native.retract_fact(ev.handle, ev.fact_text))
 
     @staticmethod
-    def _post(ev: _Evaluation, fact: dict) -> None:
-        _handled(_native.assert_event(ev.handle, engine_json(fact, ensure_ascii=False)))
+    def _post(ev: _Evaluation, fact: str) -> None:
+        _handled(_native.assert_event(ev.handle, fact))
 
     def _clear_session(self, compiled: Compiled) -> None:
         """After a failed call, retract whatever the chain left so the next event starts clean."""
@@ -295,7 +296,7 @@ class Engine:
             _transition(ev, "disqualified", f"disqualified by rule '{dq_reason[1]}': {dq_reason[0]}", dq_reason[1])
         self._post(ev, self._gate_event(compiled, ev))
 
-    def _gate_event(self, compiled: Compiled, ev: _Evaluation) -> dict:
+    def _gate_event(self, compiled: Compiled, ev: _Evaluation) -> str:
         state = ev.state
         ev.chain += 1
         fact = {"sid": SID, "id": f"{ev.event['id']}#g{ev.chain}", "k": "g", "t": ev.event["type"],
@@ -303,10 +304,7 @@ class Engine:
                 "bantc": sum(1 for v in state.bant.values() if v)}
         for name, value in state.bant.items():
             fact[f"bb_{name}"] = 1 if value else 0
-        shape = compiled.shape
-        fact.update(ev.attr_fields)
-        fact.update(shape.event_fields(state.counts, state.times, state.clock))
-        return fact
+        return _joined(engine_json(fact, ensure_ascii=False), ev.shared)
 
     def _on_gate(self, ev: _Evaluation, compiled: Compiled, role: Role) -> None:
         state = ev.state
@@ -341,6 +339,11 @@ def durable_rules_rate(compiled: Compiled, facts: list[dict]) -> float:
     for fact in facts:
         host.assert_fact(name, fact)
     return len(facts) / max(time.perf_counter() - start, 1e-9)
+
+
+def _joined(head: str, shared: str) -> str:
+    """Two JSON objects as one: `{"a":1}` and `{"b":2}` give `{"a":1,"b":2}` (their keys never overlap)."""
+    return head if shared == "{}" else f"{head[:-1]},{shared[1:]}"
 
 
 def _never(c: Any) -> None:

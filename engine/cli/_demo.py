@@ -63,6 +63,9 @@ def _given(ctx: click.Context, name: str, *more: ParameterSource) -> bool:
                                                     "of this database, dropped after.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=None,
               help="Also ingest with this many processes on one database, against one process, in the same run.")
+@click.option("--backtest", is_flag=True, help="Also time `rules backtest` of the ingested log (with --jobs "
+                                                "processes, default 1) against a copy of the rules with one "
+                                                "threshold changed.")
 @click.option("--scheduler", is_flag=True, help="Instead: time a decay tick (1% of leads) and nurture steps on the "
                                                  "existing database given by --db (it is changed).")
 @rules_option
@@ -70,7 +73,7 @@ def _given(ctx: click.Context, name: str, *more: ParameterSource) -> bool:
 @click.pass_context
 @reports_problems
 def bench(ctx: click.Context, n_leads: int, events_per_lead: int, seed: int, db_path: str | None,
-          jobs: int | None, scheduler: bool, rules_dir: str, as_json: bool) -> None:
+          jobs: int | None, backtest: bool, scheduler: bool, rules_dir: str, as_json: bool) -> None:
     """Benchmark the full ingest path against plain durable_rules (or the scheduler)."""
     from leadflow.demo import run_bench, run_scheduler_bench
     from leadflow.store import is_postgres_url
@@ -82,7 +85,8 @@ def bench(ctx: click.Context, n_leads: int, events_per_lead: int, seed: int, db_
         emit(run_scheduler_bench(rules_path, db_path))
         return
     result = run_bench(rules_path, n_leads, events_per_lead, seed, db_path,
-                       progress=None if as_json else lambda msg: click.echo(msg, err=True), jobs=jobs)
+                       progress=None if as_json else lambda msg: click.echo(msg, err=True), jobs=jobs,
+                       backtest=backtest)
     if as_json:
         emit(result)
     else:

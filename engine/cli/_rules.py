@@ -167,24 +167,31 @@ def rules_tune(ctx: click.Context, data_path: str | None, mapping_path: str | No
 @rules.command("backtest")
 @click.option("--candidate", "candidate_dir", required=True, type=click.Path(exists=True, file_okay=False),
               help="The rule directory to try.")
+@click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Processes replaying in parallel, each a share of the leads.")
+@click.option("--sample", "sample_text", help="Replay only this share of the leads, e.g. 5% (the same leads "
+                                              "every time): a quick preview.")
 @db_option
 @rules_option
 @json_option
 @click.pass_context
 @reports_problems
-def rules_backtest(ctx: click.Context, candidate_dir: str, db_path: str, rules_dir: str, as_json: bool) -> None:
+def rules_backtest(ctx: click.Context, candidate_dir: str, jobs: int, sample_text: str | None, db_path: str,
+                   rules_dir: str, as_json: bool) -> None:
     """Replay the stored event log through a candidate rule set (the database is only read)."""
     from leadflow.learning import backtest
-    from leadflow.rules import load_compiled
     from leadflow.store import Store
 
+    sample = _percent(sample_text) if sample_text is not None else 1.0
     store = Store(existing_db(ctx, db_path))
-    current, candidate = load_compiled(settings(ctx, db_path, rules_dir)[1]), load_compiled(candidate_dir)
-    with progress_bar("replaying", store.count("events"), "events", not as_json) as bar:
-        result = backtest(store, current, candidate, progress=bar and bar.reach)
+    with progress_bar("replaying", None, "events", not as_json) as bar:
+        result = backtest(store, settings(ctx, db_path, rules_dir)[1], candidate_dir, jobs, sample,
+                          progress=bar and bar.count)
     if as_json:
         emit(result)
         return
+    if result["sample"] < 1:
+        click.echo(f"a preview on {result['sample']:.2%} of the leads (the same ones every time):")
     click.echo(f"replayed {result['events']:,} events of {result['leads']:,} leads in {result['seconds']} s")
     for name in ("current", "candidate"):
         click.echo(f"  {name:>9}: " + ", ".join(f"{k} {v}" for k, v in sorted(result["stages"][name].items())))
@@ -193,6 +200,18 @@ def rules_backtest(ctx: click.Context, candidate_dir: str, db_path: str, rules_d
     fb = result["feedback"]
     click.echo(f"  accepted SQLs the candidate would lose: {fb['accepted_lost']} of {fb['accepted']}")
     click.echo(f"  rejected SQLs the candidate would filter out: {fb['rejected_filtered']} of {fb['rejected']}")
+
+
+def _percent(text: str) -> float:
+    """`--sample 5%` or `--sample 5`: a share of the leads in (0, 1]."""
+    try:
+        value = float(text.strip().removesuffix("%"))
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 100:  # NaN fails too
+        raise click.BadParameter(f"{text!r} is not a share of the leads; give a percentage above 0 and at most "
+                                 "100, such as 5% or 5", param_hint="--sample")
+    return value / 100
 
 
 @rules.command("schema")

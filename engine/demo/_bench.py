@@ -22,6 +22,7 @@ from leadflow.rules import Compiled, LeadState, load_compiled, merge_attributes
 from leadflow.runtime import durable_rules_rate
 from leadflow.store import Store, is_postgres_url
 
+from ._backtest_bench import backtest_bench
 from ._parallel import parallel_bench
 from ._synthetic import bench_events
 
@@ -31,9 +32,10 @@ def peak_rss_mb() -> float:
 
 
 def run_bench(rules_dir: str, n_leads: int, per_lead: int, seed: int = 1, db_path: str | None = None,
-              progress: Callable[[str], None] | None = None, jobs: int | None = None) -> dict:
+              progress: Callable[[str], None] | None = None, jobs: int | None = None, backtest: bool = False) -> dict:
     """The full path in this process (into `db_path`, or a temporary file); with `jobs`, also one
-    process against `jobs` processes on scratch databases (see _parallel.py) in the same run."""
+    process against `jobs` processes on scratch databases (see _parallel.py) in the same run; with
+    `backtest`, also a backtest of the ingested log with `jobs` (or 1) processes (see _backtest_bench.py)."""
     compiled = load_compiled(rules_dir)
     tmp = None
     if db_path is None:
@@ -71,6 +73,8 @@ def run_bench(rules_dir: str, n_leads: int, per_lead: int, seed: int = 1, db_pat
                   "db_mb": round(os.path.getsize(db_path) / 1e6, 1) if os.path.isfile(db_path) else None,
                   "backend": "postgresql" if is_postgres_url(db_path) else "sqlite",
                   "rules_version": compiled.rules.version}
+        if backtest:
+            result["backtest"] = backtest_bench(rules_dir, db_path, jobs or 1, raw)
         if jobs:
             result["parallel"] = parallel_bench(rules_dir, db_path if is_postgres_url(db_path) else None, n_leads,
                                                 per_lead, seed, jobs)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 from contextlib import closing
-from typing import Any, Iterator, NamedTuple
+from typing import Any, Iterator, NamedTuple, Sequence
 
 from ._database import Database
 
@@ -161,10 +161,22 @@ class MetricsReads(Database):
         return [r[0] for r in self._exec("SELECT owner FROM leads WHERE owner IS NOT NULL UNION"
                                          " SELECT rep FROM assignments WHERE rep IS NOT NULL ORDER BY 1")]
 
-    def event_log(self) -> Iterator[LoggedEvent]:
-        """Every stored event, lead by lead in arrival order."""
-        yield from map(LoggedEvent._make, self._stream("SELECT lead, type, at_text, data FROM events"
-                                                       " ORDER BY lead, seq"))
+    def event_log(self, leads: Sequence[str] | None = None, chunk: int = 500) -> Iterator[LoggedEvent]:
+        """Every stored event, lead by lead in arrival order; with `leads` (in `event_leads` order), only
+        theirs, read `chunk` leads a statement (a backtest process reads its share, not everyone's)."""
+        if leads is None:
+            yield from map(LoggedEvent._make, self._stream("SELECT lead, type, at_text, data FROM events"
+                                                           " ORDER BY lead, seq"))
+            return
+        for i in range(0, len(leads), chunk):
+            part = leads[i:i + chunk]
+            yield from map(LoggedEvent._make, self._stream(
+                f"SELECT lead, type, at_text, data FROM events WHERE lead IN ({', '.join('?' * len(part))})"
+                " ORDER BY lead, seq", part))
+
+    def event_leads(self) -> Iterator[tuple[str, int]]:
+        """(lead, its number of events) for every lead in the event log, in `event_log`'s order."""
+        yield from self._stream("SELECT lead, COUNT(*) FROM events GROUP BY lead ORDER BY lead")
 
     def won_deals(self) -> list[WonDeal]:
         """Every deal_won event, with its amount as stored."""

@@ -140,12 +140,18 @@ def _on_a_terminal(*args: object) -> tuple[int, str, str]:
     return proc.returncode, out, seen.decode("utf-8", "replace")
 
 
-def test_ingest_shows_a_progress_bar_with_a_total_on_a_terminal_only(tmp_path):
+def _sixty_leads(tmp_path) -> tuple:
+    """A rule directory and a JSONL file of 120 events (60 leads that become SQL)."""
     rules = tmp_path / "rules"
     rules.mkdir()
     (rules / "rules.yaml").write_text(RULES)
     events = tmp_path / "in.jsonl"
     events.write_text("".join(json.dumps(e) + "\n" for n in range(60) for e in sql_events(f"p{n}")))
+    return rules, events
+
+
+def test_ingest_shows_a_progress_bar_with_a_total_on_a_terminal_only(tmp_path):
+    rules, events = _sixty_leads(tmp_path)
     code, _, terminal = _on_a_terminal("--db", tmp_path / "t.db", "--rules", rules, "ingest", events)
     assert code == 0 and "/120" in terminal and "eta" in terminal  # 120 events: the total, then time left
     code, out, terminal = _on_a_terminal("--db", tmp_path / "j.db", "--rules", rules, "ingest", events, "--json")
@@ -160,3 +166,11 @@ def test_tune_shows_its_replays_against_their_total_on_a_terminal(tmp_path):
     code, _, terminal = _on_a_terminal("rules", "tune", "--rules", EXAMPLE / "start", "--data", data, "--mapping",
                                        EXAMPLE / "mapping.yaml", "--out", tmp_path / "proposal")
     assert code == 0 and "/840" in terminal and "eta" in terminal  # 120 leads replayed 7 times
+
+
+def test_backtest_in_processes_shows_its_events_against_their_total_on_a_terminal(tmp_path):
+    rules, events = _sixty_leads(tmp_path)
+    leadflow("--db", tmp_path / "t.db", "--rules", rules, "ingest", events, check=True)
+    code, out, terminal = _on_a_terminal("--db", tmp_path / "t.db", "--rules", rules, "rules", "backtest",
+                                         "--candidate", rules, "--jobs", "2")
+    assert code == 0 and "/120" in terminal and "eta" in terminal and "replayed 120 events" in out

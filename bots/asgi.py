@@ -319,4 +319,5 @@ def serve(settings: Settings) -> None:
                     "a proxy or a browser is refused): set LEADFLOW_WEBHOOK_TOKEN before putting it behind a proxy")
     if not settings.slack_enabled:
         log.warning("Slack is not configured: SQL cards go to this log; decide with `leadflow sql accept|reject`")
-    uvicorn.run(build_asgi(settings, service, client), host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(build_asgi(settings, service, client), host=settings.host, port=settings.port, log_level="info",
+                access_log=settings.access_log)

@@ -24,6 +24,7 @@ class Settings:
     max_future: float = 86400.0  # seconds an event may be dated after the wall clock (LEADFLOW_MAX_FUTURE)
     max_slack_body_bytes: int = 1_000_000  # /slack/events: Slack's own payloads are far smaller
     channels: ChannelSettings | None = None  # e-mail and outbound webhooks for nurture steps
+    access_log: bool = False  # a log line per HTTP request (LEADFLOW_ACCESS_LOG=1); costs 10% of the webhook's rate
 
     @property
     def slack_enabled(self) -> bool:
@@ -65,6 +66,7 @@ class Settings:
             "webhook_secret": env.get("LEADFLOW_WEBHOOK_SECRET") or None,
         }
         values["channels"] = ChannelSettings.from_env(env)
+        values["access_log"] = env.get("LEADFLOW_ACCESS_LOG", "").strip().lower() in ("1", "true", "yes", "on")
         if env.get("LEADFLOW_MAX_FUTURE"):
             from leadflow.core import parse_duration
 

@@ -66,6 +66,11 @@ def _given(ctx: click.Context, name: str, *more: ParameterSource) -> bool:
 @click.option("--backtest", is_flag=True, help="Also time `rules backtest` of the ingested log (with --jobs "
                                                 "processes, default 1) against a copy of the rules with one "
                                                 "threshold changed.")
+@click.option("--webhook", is_flag=True, help="Instead: the sustained rate of `leadflow serve`'s webhook, one event "
+                                              "per request from --connections connections (default 2,000 leads x 5 "
+                                              "events), on a scratch database.")
+@click.option("--connections", type=click.IntRange(1, 1000), default=32, show_default=True,
+              help="With --webhook: connections sending at once.")
 @click.option("--scheduler", is_flag=True, help="Instead: time a decay tick (1% of leads) and nurture steps on the "
                                                  "existing database given by --db (it is changed).")
 @rules_option
@@ -73,12 +78,20 @@ def _given(ctx: click.Context, name: str, *more: ParameterSource) -> bool:
 @click.pass_context
 @reports_problems
 def bench(ctx: click.Context, n_leads: int, events_per_lead: int, seed: int, db_path: str | None,
-          jobs: int | None, backtest: bool, scheduler: bool, rules_dir: str, as_json: bool) -> None:
-    """Benchmark the full ingest path against plain durable_rules (or the scheduler)."""
-    from leadflow.demo import run_bench, run_scheduler_bench
+          jobs: int | None, backtest: bool, webhook: bool, connections: int, scheduler: bool, rules_dir: str,
+          as_json: bool) -> None:
+    """Benchmark the full ingest path against plain durable_rules (or the scheduler, or the webhook)."""
+    from leadflow.demo import run_bench, run_scheduler_bench, webhook_bench
     from leadflow.store import is_postgres_url
 
     _, rules_path = settings(ctx, None, rules_dir)
+    if webhook:
+        if scheduler or backtest or jobs or db_path:
+            raise click.UsageError("--webhook runs alone, on a scratch database (no --scheduler, --backtest, "
+                                   "--jobs or --db)")
+        emit({"webhook": webhook_bench(rules_path, n_leads if _given(ctx, "n_leads") else 2000,
+                                       events_per_lead if _given(ctx, "events_per_lead") else 5, seed, connections)})
+        return
     if scheduler:
         if not db_path or not (is_postgres_url(db_path) or os.path.exists(db_path)):
             raise click.UsageError("--scheduler needs --db with an existing (benchmark) database")

@@ -317,3 +317,9 @@ def test_no_value_of_an_authentication_header_gets_a_5xx(tmp_path):
 
         check()
         assert svc.health()["ok"] is True and svc.service.store.count("events") == 0
+
+
+def test_the_access_log_is_off_unless_asked_for():
+    assert Settings.from_env({}).access_log is False
+    assert Settings.from_env({"LEADFLOW_ACCESS_LOG": "1"}).access_log is True
+    assert Settings.from_env({"LEADFLOW_ACCESS_LOG": "no"}).access_log is False

@@ -69,3 +69,19 @@ def test_bench_refuses_a_database_that_already_holds_events(tmp_path):
     leadflow("bench", "--leads", "20", "--events-per-lead", "2", "--db", db, "--json", check=True)
     again = leadflow("bench", "--leads", "20", "--events-per-lead", "2", "--db", db, "--json")
     assert again.returncode == 1 and "BENCH_DB_NOT_EMPTY" in again.stderr and again.stdout == ""
+
+
+def test_bench_webhook_drives_a_real_server_and_counts_every_acknowledged_event():
+    """`--webhook`: a real `leadflow serve` on loopback gets every event as its own request over several
+    connections; the run fails unless each answer is a 200, so the count is of acknowledged events."""
+    out = leadflow("bench", "--webhook", "--leads", "30", "--events-per-lead", "3", "--connections", "4", "--json",
+                   check=True, timeout=120)
+    result = json.loads(out.stdout)["webhook"]
+    assert result["events"] == 90 and result["connections"] == 4
+    assert result["events_per_s"] == pytest.approx(90 / result["seconds"], rel=0.05)
+
+
+def test_bench_webhook_runs_alone():
+    out = leadflow("bench", "--webhook", "--jobs", "2")
+    assert out.returncode == 2 and "--webhook runs alone" in out.stderr
+

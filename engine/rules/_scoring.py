@@ -80,6 +80,9 @@ class LeadState:
     tracks: dict = field(default_factory=dict)  # nurture track id -> TrackEntry
     decay_due: float | None = None  # when the decay timer in the store fires (saves a write per event)
     text_hits: dict | None = None  # attribute pattern/substring results ("p3": 1) for attrs at rules_version
+    # in memory only (never stored): the engine's JSON of the attribute fields, for attrs at rules_version,
+    # kept while a batch applies several events of the lead (see runtime/_durable.py)
+    _attr_json: str | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict:
         # shallow on purpose: dataclasses.asdict deep-copies and cost a quarter of the ingest time
@@ -95,7 +98,7 @@ class LeadState:
         return cls(**{**data, "tallies": tallies, "tracks": tracks})
 
 
-_FIELDS = tuple(f.name for f in fields(LeadState))
+_FIELDS = tuple(f.name for f in fields(LeadState) if not f.name.startswith("_"))  # what is stored
 
 
 def merge_attributes(attrs: dict, data: dict) -> dict:

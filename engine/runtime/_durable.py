@@ -172,12 +172,16 @@ class Engine:
         fact = {"sid": SID, "id": f"{event['id']}", "k": "i", "t": etype, "u": 1 if changed else 0}
         if changed or state.text_hits is None:  # patterns run again only when their input changed
             state.text_hits = shape.attribute_tests(state.attrs)
+            state._attr_json = None
+        if state._attr_json is None:  # attribute fields change only with the attributes or the rules
+            state._attr_json = engine_json({**shape.attribute_values(state.attrs), **state.text_hits},
+                                           ensure_ascii=False)
         if etype != "lead_updated":
             fact.update(shape.data_fields_of(event.get("data") or {}))
         # written once as JSON for the input fact and every gate fact of the chain (the field names of
         # attributes "a..", tests "p..", data "d.." and counts "e.." never meet the facts' own)
-        ev.shared = engine_json({**shape.attribute_values(state.attrs), **state.text_hits,
-                                 **shape.event_fields(state.counts, state.times, now)}, ensure_ascii=False)
+        ev.shared = _joined(state._attr_json, engine_json(shape.event_fields(state.counts, state.times, now),
+                                                          ensure_ascii=False))
         ev.handle = self._handles[compiled.name]
         ev.fact_text = _joined(engine_json(fact, ensure_ascii=False), ev.shared)
         failure: EngineError | None = None
@@ -343,7 +347,9 @@ def durable_rules_rate(compiled: Compiled, facts: list[dict]) -> float:
 
 def _joined(head: str, shared: str) -> str:
     """Two JSON objects as one: `{"a":1}` and `{"b":2}` give `{"a":1,"b":2}` (their keys never overlap)."""
-    return head if shared == "{}" else f"{head[:-1]},{shared[1:]}"
+    if shared == "{}":
+        return head
+    return shared if head == "{}" else f"{head[:-1]},{shared[1:]}"
 
 
 def _never(c: Any) -> None:

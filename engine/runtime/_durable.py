@@ -213,9 +213,7 @@ class Engine:
             raise EngineError("ENGINE_OBSERVED", "the engine had seen this event fact already")
         handle = ev.handle
         started = _native.start_action_for_state(handle, 0 if code == 3 else state_handle)
-        if not started:
-            return
-        message = started[1]
+        message = started[1] if started else None
         try:
             while message:
                 actions[_scanstring(message, 2)[0]](ev)  # '{"rule name":{...}}': the name alone

@@ -1,8 +1,10 @@
 """Foundations every step shares: errors as values, durations and timestamps, working hours,
-size limits, positioned YAML, request signing, who holds a claim and which process takes a lead.
+size limits, compact JSON, positioned YAML, request signing, who holds a claim and which process
+takes a lead.
 Imports nothing else from the engine."""
 from ._errors import EngineError, LeadflowError, Location, Problem, did_you_mean, excerpt, printable
 from ._holders import Claimer, holder_gone
+from ._json import compact_json
 from ._limits import (
     DEFAULT_MAX_FUTURE,
     GROUP_MAX_EVENTS,
@@ -23,7 +25,7 @@ __all__ = [
     "Claimer", "DEFAULT_MAX_FUTURE", "Document", "EngineError", "GROUP_MAX_EVENTS", "Hours", "LeadflowError",
     "Location", "MAX_ALIASES", "MAX_ALIAS_NODES", "MAX_ATTRIBUTES", "MAX_ATTRIBUTES_BYTES", "MAX_DEPTH",
     "MAX_EVENT_BYTES", "MAX_ID", "MAX_YAML_DEPTH", "MAX_INTEGER", "MIN_TIME", "Problem", "SIGNATURE_HEADER",
-    "TIMESTAMP_HEADER", "TOLERANCE", "add_working_time", "did_you_mean", "excerpt", "format_duration",
+    "TIMESTAMP_HEADER", "TOLERANCE", "add_working_time", "compact_json", "did_you_mean", "excerpt", "format_duration",
     "format_time", "holder_gone", "in_sample", "is_working", "lead_share", "load_bytes", "load_file",
     "parse_duration", "parse_hours", "parse_time", "printable", "rep_hours_problems", "sign", "verify",
 ]

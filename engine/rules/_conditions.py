@@ -4,22 +4,24 @@ A condition is parsed once into `Leaf`/`All`/`AnyOf`/`Not`/`EventCount` nodes. T
 tree into durable_rules expressions; pattern and substring tests are evaluated here in Python (the
 engine's own regex dialect is not Python's) and handed to the engine as 0/1 fields.
 
-Patterns run on RE2 (google-re2), not Python's backtracking `re`: a rule file's pattern is evaluated on
-every event while the engine lock is held, and `^(\\w+\\s?)*$` against 28 bytes took Python 10 s. RE2
-runs in time linear in the text, which is also capped at `PATTERN_TEXT_LIMIT` characters.
+Patterns and substring tests live in `_patterns.py`.
 """
 from __future__ import annotations
 
-import functools
 import json
 import math
-import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-import re2
-
 from leadflow.core import Problem, did_you_mean, parse_duration
+
+from ._patterns import (  # noqa: F401 - the names other modules import from here
+    MAX_PATTERN_LENGTH,
+    MAX_PROGRAM_SIZE,
+    PATTERN_TEXT_LIMIT,
+    pattern_problem,
+    text_predicate,
+)
 
 OPERATORS = ("matches", "in", "not_in", "between", "contains", "at_least", "at_most", "exists", "equals")
 BANT_NAMES = ("budget", "authority", "need", "timeline")
@@ -109,84 +111,9 @@ def canon(value: Any) -> str | None:
     return "j:" + json.dumps(value, sort_keys=True, default=str)
 
 
-PATTERN_TEXT_LIMIT = 4096  # a `matches` pattern sees the first 4,096 characters of a value
-
-_RE2_OPTIONS = re2.Options()
-_RE2_OPTIONS.log_errors = False  # RE2 would print its own error lines to stderr; we report problems
-
-
-MAX_PATTERN_LENGTH = 1000  # characters of a `matches` pattern
-MAX_PROGRAM_SIZE = 1000  # RE2 program instructions (the bundled title pattern has 33); measured worst ~10 ms
-
-
-@functools.lru_cache(maxsize=1024)
-def compile_pattern(pattern: str) -> Any:
-    """The RE2 program of a pattern (compiled once per pattern); raises re2.error."""
-    return re2.compile(pattern, _RE2_OPTIONS)
-
-
-def pattern_problem(pattern: str) -> tuple[str, str, str] | None:
-    """(code, message, hint) when a pattern cannot run, or None. RE2 decides: Python's `re` only tells a
-    malformed pattern (BAD_REGEX) from one that needs backtracking RE2 refuses (UNSAFE_REGEX). RE2 runs
-    in time linear in the text but also in the size of its program: a program of 2,000 instructions
-    took up to 100 ms per 4 KB match, one of 200,000 took 11 s, so big programs are refused too."""
-    if len(pattern) > MAX_PATTERN_LENGTH:
-        return ("UNSAFE_REGEX", f"the pattern is {len(pattern):,} characters long; at most "
-                f"{MAX_PATTERN_LENGTH:,} are allowed", "split the test into several conditions")
-    ambiguous = _ambiguous(pattern)
-    if ambiguous:
-        return ambiguous
-    try:
-        size = compile_pattern(pattern).programsize
-        if size <= MAX_PROGRAM_SIZE:
-            return None
-        return ("UNSAFE_REGEX", f"the pattern compiles to {size:,} RE2 instructions; at most {MAX_PROGRAM_SIZE:,} "
-                "keep a match within milliseconds", "bound repetitions tightly (`{0,20}`, not `{0,1000}`) "
-                "and nest them less, or split the test into several conditions")
-    except re2.error as exc:
-        reason = exc.args[0] if exc.args else exc
-        reason = reason.decode("utf-8", "replace") if isinstance(reason, bytes) else str(reason)
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        return ("BAD_REGEX", f"invalid regular expression: {exc.msg} at position {exc.pos}",
-                "patterns use RE2 syntax (Python's re without backreferences or lookaround); "
-                "escape special characters with \\\\")
-    piece = reason.rsplit(": ", 1)[-1]
-    instead = ("write `\\z` for the end of the text" if piece == "\\Z" else
-               "rewrite the pattern without it or split the test into several conditions")
-    return ("UNSAFE_REGEX", f"RE2, the linear-time pattern engine, refuses this pattern: {reason}",
-            f"RE2 does not support `{piece}`; {instead}")
-
-
-# `{,n}` is {0,n} to Python's re but the literal text "{,n}" to RE2: refused rather than silently literal.
-_OPEN_MINIMUM = re.compile(r"(?:^|[^\\])(?:\\\\)*(\{,\d+\})")
-
-
-def _ambiguous(pattern: str) -> tuple[str, str, str] | None:
-    found = _OPEN_MINIMUM.search(pattern)
-    if found is None:
-        return None
-    brace = found.group(1)
-    return ("BAD_REGEX", f"`{brace}` is a repetition in Python's re but the literal text \"{brace}\" in RE2",
-            f"write `{{0,{brace[2:]}` for the repetition, or `\\{brace}` for the text")
-
-
-def _search(program: Any, text: str) -> bool:
-    text = text[:PATTERN_TEXT_LIMIT]
-    try:
-        return program.search(text) is not None
-    except UnicodeEncodeError:  # a lone surrogate cannot be UTF-8 encoded for RE2; it matches nothing
-        return program.search(text.encode("utf-8", "replace").decode("utf-8")) is not None
-
-
 def text_test(leaf: Leaf) -> Callable[[Any], bool]:
-    """A Python predicate for the pattern/substring leaves, true only for string values."""
-    if leaf.op == "matches":
-        program = compile_pattern(leaf.arg)
-        return lambda v: isinstance(v, str) and _search(program, v)
-    needle = str(leaf.arg).casefold()
-    return lambda v: isinstance(v, str) and needle in v.casefold()
+    """The Python predicate of a `matches` or `contains` leaf (see `_patterns.py`)."""
+    return text_predicate(leaf.op, leaf.arg)
 
 
 # ---- parsing ---------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from typing import Any, Callable, NamedTuple
 import durable_rules_engine as _native
 from durable import engine as _dr
 
-from leadflow.core import EngineError, format_time
+from leadflow.core import EngineError, compact_json, format_time
 from leadflow.rules import (
     Compiled,
     LeadState,
@@ -51,7 +51,8 @@ def engine_json(value: Any, **options: Any) -> str:
     such a value. `1.0e-05` is the same double (the engine reads the digits exactly) and parses. Strings
     are matched whole first, so text that looks like a number inside a string is never touched.
     """
-    text = json.dumps(value, **options)
+    fast = options.keys() <= {"ensure_ascii"}  # every call on the event path
+    text = compact_json(value, options.get("ensure_ascii", True)) if fast else json.dumps(value, **options)
     if not _EXPONENT_HINT.search(text):  # the usual case, one fast scan (Python always signs exponents)
         return text
     return _EXPONENT_NUMBER.sub(lambda m: m.group(1) or f"{m.group(2)}.0{m.group(3)}", text)

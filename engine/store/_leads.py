@@ -11,6 +11,7 @@ import json
 import time
 from typing import Any, Iterable, Iterator, NamedTuple, Protocol, Sequence
 
+from leadflow.core import compact_json
 from leadflow.intake import storable as _storable
 from leadflow.rules import LeadState
 
@@ -55,8 +56,7 @@ def _kept(text: str) -> str:
     return _storable(text).replace("\x00", "\\x00")
 
 
-def _json(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"))
+_json = compact_json
 
 
 class LeadTables(OutboxTable):

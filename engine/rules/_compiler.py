@@ -18,6 +18,8 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any
 
+from leadflow.core import Location, Problem
+
 from ._conditions import All, AnyOf, Condition, EventCount, Leaf, Not, canon, lookup, number, text_test, walk
 from ._model import RuleSet
 
@@ -267,6 +269,17 @@ def fields_needed(rules: RuleSet) -> int:
             comp.expr(cond, ns)
     shape = comp.shape
     return 2 * (len(shape.attr_fields) + len(shape.data_fields)) + len(shape.text_tests) + len(shape.event_windows)
+
+
+def field_budget(rules: RuleSet) -> list[Problem]:
+    """TOO_MANY_FIELDS when the rules need more fields on an event than the engine handles."""
+    needed = fields_needed(rules)  # what the compiled fact really carries
+    if needed <= MAX_FIELDS:
+        return []
+    return [Problem("TOO_MANY_FIELDS", f"the rules need {needed} fields on each event (two per field tested, one "
+                    f"per pattern, substring, long list or event test); the engine handles at most {MAX_FIELDS}",
+                    Location(rules.files[0], 1, 1),
+                    "test fewer distinct fields, or merge patterns on one field into one")]
 
 
 def _member(value: str | None, values: frozenset, inside: bool) -> bool:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 
+from leadflow.core import Location, Problem
+
 MAX_FILE_BYTES = 1_000_000  # a rule file is a few KB; a bigger one is refused before it is parsed
 
 
@@ -25,6 +27,25 @@ def yaml_files(directory: str, tests: bool = False) -> list[str]:
 def rule_files(directory: str) -> list[str]:
     """The YAML files of a rule set: directly in the directory, not rule tests (`*_test.yaml`)."""
     return yaml_files(directory)
+
+
+def read_rule_files(paths: list[str]) -> tuple[list[tuple[str, bytes]], list[Problem]]:
+    """Each file's bytes, read once (the version is the hash of exactly what is checked), and a
+    problem for each file that cannot be read or is too large to parse."""
+    contents, problems = [], []
+    for path in paths:
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read(MAX_FILE_BYTES + 1)  # never more: parsing costs ~7 s and 150 MB per MB
+        except OSError as exc:
+            problems.append(Problem("FILE_UNREADABLE", f"cannot read: {exc.strerror}", Location(path)))
+            continue
+        if len(data) > MAX_FILE_BYTES:
+            problems.append(Problem("FILE_TOO_LARGE", f"the file is over {MAX_FILE_BYTES // 1_000_000} MB",
+                                    Location(path), "split it, or move data out of the rules"))
+            continue
+        contents.append((path, data))
+    return contents, problems
 
 
 def rules_version(paths: list[str]) -> str:

@@ -21,22 +21,14 @@ from leadflow.core import (
     rep_hours_problems,
 )
 
-from ._compiler import (
-    MAX_FIELDS,
-    MAX_OPERATIONS,
-    MAX_TESTS,
-    Compiled,
-    compile_rules,
-    engine_tests,
-    fields_needed,
-    operations,
-)
+from ._calibration import Calibration, is_calibration, parse_calibration
+from ._compiler import MAX_OPERATIONS, MAX_TESTS, Compiled, compile_rules, engine_tests, field_budget, operations
 from ._conditions import BANT_NAMES, ConditionParser, EventCount
 from ._crm import parse_crm
-from ._files import MAX_FILE_BYTES, rule_files, version_of
+from ._files import read_rule_files, rule_files, version_of
 from ._lint import rule_warnings
 from ._model import RuleSet, ScoringRule
-from ._schema import ID_PATTERN, TOP, Anything, Cond, Field, ListOf, MapOf, Obj, OneOf, Scalar
+from ._schema import CALIBRATION, ID_PATTERN, TOP, Anything, Cond, Field, ListOf, MapOf, Obj, OneOf, Scalar
 from ._webhooks import parse_webhooks
 
 BUILTIN_EVENTS = ("sql_accepted", "sql_rejected", "sql_reassigned", "deal_won", "deal_lost", "lead_disqualified",
@@ -52,37 +44,37 @@ def load_compiled(directory: str) -> Compiled:
 def load_rules(directory: str) -> RuleSet:
     """The checked rule set of a directory; raises LeadflowError with every problem found."""
     paths = rule_files(directory)
-    if not paths:
+    if all(is_calibration(p) for p in paths):
         raise LeadflowError([Problem("NO_RULE_FILES", f"no rule files (*.yaml) in '{directory}'",
                                      Location(directory), "create one starting with 'leadflow: 1'")])
-    problems: list[Problem] = []
-    docs: list[Document] = []
-    contents: list[tuple[str, bytes]] = []
-    for path in paths:  # each file is read once: the version is the hash of exactly what was checked
-        try:
-            with open(path, "rb") as fh:
-                data = fh.read(MAX_FILE_BYTES + 1)  # never more: parsing costs ~7 s and 150 MB per MB
-        except OSError as exc:
-            problems.append(Problem("FILE_UNREADABLE", f"cannot read: {exc.strerror}", Location(path)))
-            continue
-        if len(data) > MAX_FILE_BYTES:
-            problems.append(Problem("FILE_TOO_LARGE", f"the file is over {MAX_FILE_BYTES // 1_000_000} MB",
-                                    Location(path), "split it, or move data out of the rules"))
-            continue
-        contents.append((path, data))
-        doc, found = load_bytes(data, path)
-        problems += found
-        if doc is not None:
-            docs.append(doc)
-    builder = _Builder(problems)
-    for doc in docs:
-        builder.add(doc)
-    ruleset = builder.finish(version_of(contents), paths)
+    builder, contents = _parse(paths)
+    problems = builder.problems
+    ruleset = builder.finish(version_of(contents), sorted(paths, key=is_calibration))  # rule files first
     if problems:
         raise LeadflowError(problems)
     ruleset.warnings = sorted(rule_warnings(ruleset, builder.sections, builder.on_uses, builder.counted,
                                             BUILTIN_EVENTS + RESERVED_EVENTS), key=Problem.sort_key)
     return ruleset
+
+
+def load_calibration(directory: str) -> Calibration | None:
+    """Only the checked calibration of a rule directory (None without one; LeadflowError when it is bad),
+    for a listing of stored scores that needs nothing else of the rules."""
+    builder, _ = _parse([p for p in rule_files(directory) if is_calibration(p)])
+    if builder.problems:
+        raise LeadflowError(builder.problems)
+    return builder.calibration
+
+
+def _parse(paths: list[str]) -> tuple[_Builder, list[tuple[str, bytes]]]:
+    contents, problems = read_rule_files(paths)  # each file read once: the version is of exactly what was checked
+    builder = _Builder(problems)
+    for path, data in contents:
+        doc, found = load_bytes(data, path)
+        problems += found
+        if doc is not None:
+            builder.add(doc)
+    return builder, contents
 
 
 class _Builder:
@@ -91,6 +83,8 @@ class _Builder:
         self.sections: dict[str, tuple[Any, Document]] = {}
         self.on_uses: list[tuple[str, Location]] = []  # every `on:` event type and where it is written
         self.counted: set = set()  # event types that `event:` tests count
+        self.calibration: Calibration | None = None
+        self.calibration_file = ""
 
     def problem(self, doc: Document, code: str, message: str, path: tuple, hint: str = "",
                 key: bool = False) -> None:
@@ -98,6 +92,13 @@ class _Builder:
 
     # -- structure --------------------------------------------------------------------------------
     def add(self, doc: Document) -> None:
+        if is_calibration(doc.file):
+            if self.calibration_file:
+                self.problem(doc, "SECTION_TWICE", f"the calibration is already in {self.calibration_file}", (),
+                             "keep one calibration file")
+            self.calibration_file = doc.file
+            self.calibration = parse_calibration(doc, lambda d: self.check(CALIBRATION, d.data, (), d), self.problems)
+            return
         if doc.data is None:
             self.problem(doc, "MISSING_VERSION", "the file is empty", (), "start it with 'leadflow: 1'")
             return
@@ -193,7 +194,7 @@ class _Builder:
 
     # -- model and cross-file checks ------------------------------------------------------------------
     def finish(self, version: str, paths: list[str]) -> RuleSet:
-        rs = RuleSet(version=version, files=paths)
+        rs = RuleSet(version=version, files=paths, calibration=self.calibration)
         rs.sections = {k: v for k, (v, _) in self.sections.items()}
         events_doc = self.sections.get("events")
         rs.events = dict(events_doc[0]) if events_doc and isinstance(events_doc[0], dict) else {}
@@ -240,7 +241,7 @@ class _Builder:
             if test.type not in known:
                 self.problem(doc, "UNKNOWN_EVENT", f"unknown event type '{test.type}'", test.path,
                              did_you_mean(test.type, known) or "declare it under 'events:' or fix the spelling")
-        self._field_budget(rs)
+        self.problems += field_budget(rs)
         return rs
 
     def _cond(self, doc: Document, scope: str, data: Any, path: tuple, event_tests: list,
@@ -367,15 +368,6 @@ class _Builder:
                     if isinstance(rep, str) and rep not in ids:
                         self.problem(doc, "UNKNOWN_REP", f"unknown rep '{rep}'", ("routing", i, "pool", j),
                                      did_you_mean(rep, ids) or "reps are declared under 'reps:'")
-
-    def _field_budget(self, rs: RuleSet) -> None:
-        needed = fields_needed(rs)  # what the compiled fact really carries
-        if needed > MAX_FIELDS:
-            self.problems.append(Problem("TOO_MANY_FIELDS", f"the rules need {needed} fields on each event "
-                                         f"(two per field tested, one per pattern, substring, long list or event "
-                                         f"test); the engine handles at most {MAX_FIELDS}",
-                                         Location(rs.files[0], 1, 1),
-                                         "test fewer distinct fields, or merge patterns on one field into one"))
 
 
 def _fits(spec: Any, value: Any) -> bool:

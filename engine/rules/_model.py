@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._calibration import Calibration
 from ._conditions import Condition
 from ._crm import RecordUrl
 
@@ -42,6 +43,11 @@ class RuleSet:
     warnings: list = field(default_factory=list)  # Problems of severity "warning" (see _lint.py)
     crm: RecordUrl | None = None  # the `crm: { record_url }` template, checked (see _crm.py)
     webhooks: list = field(default_factory=list)  # Subscriptions (see _webhooks.py)
+    calibration: Calibration | None = None  # score -> probability of buying (calibration.yaml, see _calibration.py)
+
+    def likelihood(self, score: float) -> float | None:
+        """How likely a lead with this score is to buy (0 to 1), or None when the rules have no calibration."""
+        return self.calibration.probability(score) if self.calibration else None
 
     def rule(self, rule_id: str) -> ScoringRule | None:
         return next((r for r in self.rules if r.id == rule_id), None)

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ._calibration import MAX_CALIBRATION_STEPS
 from ._webhooks import KINDS as WEBHOOK_KINDS
 
 ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]*$"
@@ -162,6 +163,20 @@ SECTIONS: dict = {
 }
 TOP = Obj(SECTIONS, "a rule file")
 
+# `calibration.yaml` is not a rule file: it holds no sections, only what `rules tune` measured.
+CALIBRATION = Obj({
+    "leadflow": F(Scalar("integer", enum=(1,)), "format version; optional here"),
+    "calibration": F(Obj({
+        "method": F(Scalar("string", enum=("isotonic", "platt")), "how the probabilities were fitted", True),
+        "fitted_on": F(Scalar("integer"), "labelled leads the fit used"),
+        "positives": F(Scalar("integer"), "of those, leads that bought"),
+        "steps": F(ListOf(Obj({"score": F(Scalar("number"), "the lowest score of the step", True),
+                               "probability": F(Scalar("number"), "how likely a lead scoring from here to the next "
+                                                "step is to buy, 0 to 1", True)})),
+                   f"1 to {MAX_CALIBRATION_STEPS} steps, scores ascending, probabilities never decreasing", True),
+    }), "probability of buying by score", True),
+}, "calibration.yaml")
+
 
 # ---- JSON Schema ------------------------------------------------------------------------------
 
@@ -309,5 +324,21 @@ def render_reference() -> str:
               "  without `fallback`, or SQL gates with neither).",
               "- `UNKNOWN_ON_EVENT`: an `on:` event type that is not declared under `events:` and that",
               "  leadflow does not produce, with the closest known type. A rule set without `events:` is",
-              "  warned only about a type written once that looks like a misspelling of another.", ""]
+              "  warned only about a type written once that looks like a misspelling of another.", "",
+              "## calibration.yaml: how likely a lead is to buy", "",
+              "A rule directory may hold `calibration.yaml` beside the rule files (`leadflow rules tune` writes it",
+              "from cross-validated outcomes). It is not a rule file: it needs no `leadflow: 1` and holds only",
+              "`calibration`. It counts in the rules version, is checked by `rules check` like the rule files, and",
+              "gives `leads show`, `leads list` and the Slack card a \"likely to buy: 72%\" next to the score",
+              "(`\"likely_to_buy\": 0.72` with `--json`; null without a calibration). Each step says: a lead",
+              "scoring at least `score` buys with this `probability`; a score below the first step gets the",
+              "first step's probability.", "",
+              "```yaml", "calibration:", "  method: isotonic", "  fitted_on: 6424", "  positives: 2461", "  steps:",
+              "    - {score: -20, probability: 0.03}", "    - {score: 10, probability: 0.21}",
+              "    - {score: 35, probability: 0.72}", "```", "",
+              "| key | type | required | meaning |", "| --- | --- | --- | --- |"]
+    _rows(CALIBRATION, "", lines)
+    lines += ["", "Problems: `NO_STEPS`, `TOO_MANY_STEPS`, `BAD_PROBABILITY` (outside 0 to 1),",
+              "`SCORES_NOT_ASCENDING` (each score above the one before), `PROBABILITY_DECREASES`, and",
+              "`BAD_VALUE` for a negative count or more `positives` than `fitted_on`.", ""]
     return "\n".join(lines)

@@ -19,7 +19,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from leadflow.core import format_time
-from leadflow.rules import STALE
+from leadflow.rules import STALE, percent
 
 from .mrkdwn import code, escape, mention
 
@@ -50,6 +50,13 @@ def _reason(c: dict) -> str:
     return f"• {escape(_clip(said, 150))} {c['points']:+g}"
 
 
+def _likely(lead: dict) -> str:
+    """What follows the score on the card, " · likely to buy: 72%", when the rules have a calibration
+    (a rep reads a chance, not a number of points); nothing without one."""
+    chance = lead.get("likely_to_buy")
+    return f" · likely to buy: {percent(chance)}" if chance is not None else ""
+
+
 def lead_summary_blocks(lead: dict, activity: list[str]) -> list:
     a = lead["attributes"]
     top = lead["contributions"][:5]
@@ -62,7 +69,8 @@ def lead_summary_blocks(lead: dict, activity: list[str]) -> list:
         SectionBlock(fields=[MarkdownTextObject(text=_clip(f, 2000)) for f in facts],
                      accessory=crm_button(lead.get("crm_url"))),
         SectionBlock(text=MarkdownTextObject(text=_clip(
-            f"*Score {lead['score']:g}* (fit {lead['fit']:g}, engagement {lead['engagement']:g})\n{points}", 3000))),
+            f"*Score {lead['score']:g}*{_likely(lead)} (fit {lead['fit']:g}, engagement {lead['engagement']:g})\n{points}",
+            3000))),
         SectionBlock(text=MarkdownTextObject(text=f"*BANT*  {bant}")),
     ]
     if activity:

@@ -80,16 +80,26 @@ def leads_explain(ctx: click.Context, lead: str, db_path: str, rules_dir: str, a
 @click.option("--stage", type=click.Choice(STAGES))
 @click.option("--limit", type=int, default=None)
 @db_option
+@rules_option
 @json_option
 @csv_option
 @click.pass_context
-def leads_list(ctx: click.Context, stage: str | None, limit: int | None, db_path: str, as_json: bool,
-               as_csv: bool) -> None:
-    """Leads, best score first."""
+@reports_problems
+def leads_list(ctx: click.Context, stage: str | None, limit: int | None, db_path: str, rules_dir: str,
+               as_json: bool, as_csv: bool) -> None:
+    """Leads, best score first; with the rules' calibration (calibration.yaml), how likely each is to buy."""
+    from leadflow.rules import load_calibration, percent
     from leadflow.store import Store
 
+    calibration = load_calibration(settings(ctx, db_path, rules_dir)[1])  # only that file: scores are stored
     rows = [{"id": r["id"], "stage": r["stage"], "score": round(r["score"], 2), "owner": r["owner"]}
             for r in Store(existing_db(ctx, db_path)).list_leads(stage, limit)]
-    emit_list(rows, ("id", "stage", "score", "owner"), "{lead:<24} {stage:<13} {score:>7}  {owner}",
-              lambda r: {"lead": r["id"], "stage": r["stage"], "score": f"{r['score']:.2f}", "owner": r["owner"] or "-"},
+    fields, line = ("id", "stage", "score", "owner"), "{lead:<24} {stage:<13} {score:>7}  {owner}"
+    if calibration:  # without one nothing changes: no column, no key
+        for r in rows:
+            r["likely_to_buy"] = calibration.probability(r["score"])
+        fields, line = fields + ("likely_to_buy",), "{lead:<24} {stage:<13} {score:>7} {likely_to_buy:>13}  {owner}"
+    emit_list(rows, fields, line,
+              lambda r: {"lead": r["id"], "stage": r["stage"], "score": f"{r['score']:.2f}", "owner": r["owner"] or "-",
+                         "likely_to_buy": percent(r["likely_to_buy"]) if r.get("likely_to_buy") is not None else "-"},
               as_json, as_csv, f"no {stage} leads" if stage else "no leads")

@@ -1,11 +1,12 @@
 """What `leads show` and `leads explain` tell: the lead as JSON (stage, scores, BANT, contributions,
-history, attributes, rule version: the shape `leads show --json` promises) and as a readable story."""
+history, attributes, rule version, how likely the lead is to buy: the shape `leads show --json` promises)
+and as a readable story."""
 from __future__ import annotations
 
 import json
 
 from leadflow.core import format_time
-from leadflow.rules import LeadState, RuleSet, contributions
+from leadflow.rules import LeadState, RuleSet, contributions, percent
 from leadflow.store import Store
 
 
@@ -33,6 +34,7 @@ def lead_json(store: Store, rules: RuleSet, lead_id: str) -> dict | None:
         "events": state.events,
         "as_of": format_time(state.clock) if state.clock is not None else None,
         "crm_url": rules.record_url(state.id, state.attrs),
+        "likely_to_buy": rules.likelihood(round(state.score, 2)),  # the score shown; None without a calibration
     }
 
 
@@ -48,7 +50,8 @@ def story(store: Store, rules: RuleSet, lead_id: str) -> str | None:
     lines.append(f"{data['id']} is {data['stage'].upper()}{since}, because {because}.")
     if data["disqualified"]:
         lines.append(f"Disqualified: {data['disqualified']}.")
-    lines.append(f"Score {data['score']:g} = fit {data['fit']:g} + engagement {data['engagement']:g}"
+    likely = f", likely to buy: {percent(data['likely_to_buy'])}" if data["likely_to_buy"] is not None else ""
+    lines.append(f"Score {data['score']:g} = fit {data['fit']:g} + engagement {data['engagement']:g}{likely}"
                  f" (as of {data['as_of']}; caps {rules.caps or 'none'}).")
     bant = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in data["bant"].items())
     lines.append(f"BANT: {bant}.")

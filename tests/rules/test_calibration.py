@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from leadflow.core import LeadflowError
-from leadflow.rules import dir_version, load_calibration, load_rules
+from leadflow.rules import copy_rule_dir, dir_version, load_calibration, load_rules
 from tests.leadflow_cli import leadflow
 
 RULES = """\
@@ -87,6 +87,13 @@ def test_the_calibration_counts_in_the_rules_version(tmp_path):
     assert dir_version(str(tmp_path / "b" / "rules")) == with_it  # what the service watches
     again = load_rules(str(rule_dir(tmp_path / "d"))).version
     assert again == with_it
+
+
+def test_a_proposal_copy_keeps_the_calibration_and_the_version(tmp_path):
+    source = rule_dir(tmp_path)
+    copy_rule_dir(str(source), str(tmp_path / "copy"))
+    copied = load_rules(str(tmp_path / "copy"))
+    assert copied.version == load_rules(str(source)).version and copied.likelihood(40) == 0.72
 
 
 def test_the_rule_files_come_first_so_rule_problems_never_point_at_the_calibration(tmp_path):

@@ -44,7 +44,8 @@ HEADER = ["Prospect ID", "Lead Number", "Lead Origin", "Lead Source", "Do Not Em
           "Specialization", "How did you hear about X Education", "What is your current occupation",
           "What matters most to you in choosing a course", "Search", "Newspaper Article", "X Education Forums",
           "Digital Advertisement", "Through Recommendations", "Tags", "City",
-          "A free copy of Mastering The Interview"]
+          "A free copy of Mastering The Interview", "Last Notable Activity", "Asymmetrique Activity Index",
+          "Asymmetrique Profile Index", "Asymmetrique Activity Score", "Asymmetrique Profile Score"]
 
 # value -> effect on the log-odds of converting. The start rules get some of these right, some wrong
 # (a chat predicts *not* buying) and miss one entirely ("Converted to Lead"), so tuning has work to do.
@@ -64,6 +65,7 @@ def _pick(rng: random.Random, table: dict) -> str:
 def labelled_rows(n: int, seed: int) -> list[dict]:
     """n X Education-like leads whose conversion follows a known logistic model (deterministic)."""
     rng = random.Random(seed)
+    extra = random.Random(seed + 1)  # the columns added later draw apart, so the older ones stay as they were
     rows = []
     for i in range(n):
         origin, source = _pick(rng, ORIGIN), _pick(rng, SOURCE)
@@ -92,7 +94,12 @@ def labelled_rows(n: int, seed: int) -> list[dict]:
             "Search": "No", "Newspaper Article": "No", "X Education Forums": "No", "Digital Advertisement": "No",
             "Through Recommendations": rng.choice(["No"] * 19 + ["Yes"]), "Tags": tag,
             "City": rng.choice(["Mumbai", "Thane & Outskirts", "Select", "Other Cities"]),
-            "A free copy of Mastering The Interview": rng.choice(["No", "Yes"])})
+            "A free copy of Mastering The Interview": rng.choice(["No", "Yes"]),
+            "Last Notable Activity": activity if extra.random() < 0.6 else "Modified",
+            "Asymmetrique Activity Index": extra.choice(["01.High", "02.Medium", "03.Low", ""]),
+            "Asymmetrique Profile Index": extra.choice(["01.High", "02.Medium", ""]),
+            "Asymmetrique Activity Score": extra.choice(["", str(extra.randint(12, 18))]),
+            "Asymmetrique Profile Score": extra.choice(["", str(extra.randint(14, 20))])})
     return rows
 
 

@@ -15,26 +15,25 @@ comments, key order and layout survive and the change reads as a normal diff. Sa
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import shutil
 import tempfile
 from typing import Callable
 
-import numpy as np
-
 from leadflow.core import parse_time
 from leadflow.intake import LabelledLead
-from leadflow.rules import Compiled, LeadState, Leaf, RuleSet, copy_rule_dir, dir_version, inside, load_compiled, walk
+from leadflow.rules import Compiled, LeadState, copy_rule_dir, dir_version, inside, load_compiled
 from leadflow.runtime import Engine
 
+from ._calibrate import OutOfFold, for_model, held_out_probabilities, write_calibration
 from ._evaluate import Scored, metrics, replay
-from ._model import Candidate, Proposal
-from ._tune_yaml import edit_rule_files, write_report
+from ._fit import add_gains, fit
+from ._model import Proposal
+from ._quality import brier, ece
+from ._report import write_report
+from ._tune_yaml import edit_rule_files
 
 FOLDS = 5
-L2 = 1.0
-MAX_CANDIDATES = 8
 
 
 def _nothing() -> None:
@@ -54,99 +53,6 @@ def _features(compiled: Compiled, leads: list[LabelledLead], engine: Engine,
         rows.append(counts)
         fired_sets.append(frozenset(fired))
     return rows, fired_sets
-
-
-def _fields_of(rule) -> set:  # noqa: ANN001
-    return {n.field for cond in (rule.when, rule.where) for n in walk(cond) if isinstance(n, Leaf)}
-
-
-def find_candidates(rules: RuleSet, leads: list[LabelledLead], rows: list[dict]) -> list[Candidate]:
-    labels = np.array([item.label for item in leads], dtype=float)
-    n_all, base = len(leads), float(labels.mean())
-    groups: dict = {}
-    for i, item in enumerate(leads):
-        for key, value in item.events[0]["data"].items():
-            if isinstance(value, (str, bool)):
-                groups.setdefault((key, value, None), []).append(i)
-        for ev in item.events[1:]:
-            groups.setdefault((None, None, ev["type"]), []).append(i)
-    covered_events = {r.on for r in rules.rules if r.on}
-    out = []
-    for (fld, value, event), idx in groups.items():
-        n = len(idx)
-        if n < max(30, 0.01 * n_all) or base in (0.0, 1.0):
-            continue
-        if event is not None and event in covered_events:
-            continue
-        if fld is not None:
-            speaking = [r for r in rules.rules if r.when is not None and fld in _fields_of(r)]
-            if any(sum(1 for i in idx if r.id in rows[i]) >= 0.5 * n for r in speaking):
-                continue
-        rate = float(labels[idx].mean())
-        z = (rate - base) / math.sqrt(base * (1 - base) / n)
-        if abs(z) >= 5 and abs(rate - base) >= 0.15:
-            name = f"{fld}_{value}" if fld is not None else f"event_{event}"
-            rid = "tuned_" + "".join(ch if ch.isalnum() else "_" for ch in str(name).lower()).strip("_")[:40]
-            out.append(Candidate(rid, fld, value, event, n, rate, base, z))
-    out.sort(key=lambda c: (-abs(c.z), c.id))
-    return out[:MAX_CANDIDATES]
-
-
-def _logistic(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """L2-regularised logistic regression by Newton's method (deterministic, no intercept penalty)."""
-    xi = np.hstack([np.ones((x.shape[0], 1)), x])
-    beta = np.zeros(xi.shape[1])
-    penalty = np.full(xi.shape[1], L2)
-    penalty[0] = 0.0
-    for _ in range(50):
-        p = 1 / (1 + np.exp(-np.clip(xi @ beta, -30, 30)))
-        grad = xi.T @ (y - p) - penalty * beta
-        hess = xi.T @ (xi * (p * (1 - p))[:, None]) + np.diag(penalty)
-        step = np.linalg.solve(hess, grad)
-        beta += step
-        if np.max(np.abs(step)) < 1e-8:
-            break
-    return beta[1:]
-
-
-def fit(rules: RuleSet, leads: list[LabelledLead], rows: list[dict]) -> Proposal:
-    candidates = find_candidates(rules, leads, rows)
-    ids = rules.rule_ids
-    rule_by_id = {r.id: r for r in rules.rules}
-    scored_ids = [rid for rid in ids if not rule_by_id[rid].disqualify]
-    x = np.zeros((len(leads), len(scored_ids) + len(candidates)))
-    for i, item in enumerate(leads):
-        for j, rid in enumerate(scored_ids):
-            x[i, j] = rows[i].get(rid, 0.0)
-        attrs = item.events[0]["data"]
-        types = [ev["type"] for ev in item.events[1:]]
-        for k, c in enumerate(candidates):
-            x[i, len(scored_ids) + k] = (attrs.get(c.field) == c.value) if c.field else types.count(c.event)
-    y = np.array([item.label for item in leads], dtype=float)
-    beta = _logistic(x, y)
-    old = {rid: rule_by_id[rid].points for rid in scored_ids}
-    old_total = sum(abs(p) for p in old.values())
-    fitted_total = sum(abs(b) for b in beta[: len(scored_ids)]) or 1.0
-    scale = old_total / fitted_total if old_total else 10.0
-    points, notes = {}, {}
-    for j, rid in enumerate(scored_ids):
-        value = int(round(beta[j] * scale))
-        if rule_by_id[rid].group == "negative" and value >= 0:
-            notes[rid] = "the data says this is not a negative signal; kept at -1, consider removing the rule"
-            value = -1  # a negative rule keeps negative points
-        elif value == 0:
-            notes[rid] = "adds nothing once the other rules are known; consider removing it"
-        elif (value > 0) != (old_sign := rule_by_id[rid].points > 0):
-            notes[rid] = f"the data says this is a {'positive' if value > 0 else 'negative'} signal, not a " \
-                         f"{'positive' if old_sign else 'negative'} one"
-        points[rid] = value
-    proposed = [(c, int(round(beta[len(scored_ids) + k] * scale))) for k, c in enumerate(candidates)]
-    proposed = [(c, p) for c, p in proposed if p != 0]
-    stats = {}
-    for j, rid in enumerate(scored_ids):
-        fired = x[:, j] > 0
-        stats[rid] = (int(fired.sum()), float(y[fired].mean()) if fired.any() else None)
-    return Proposal(points, old, proposed, {}, stats, notes)
 
 
 def choose_thresholds(scored: list[Scored], target_precision: float | None, capacity: float | None) -> dict:
@@ -182,11 +88,15 @@ def _fold(lead_id: str) -> int:
 
 
 def propose(rules_dir: str, leads: list[LabelledLead], target_precision: float | None, capacity: float | None,
-            engine: Engine, workdir: str, on_lead: Callable[[], None] = _nothing) -> tuple[Proposal, str]:
-    """Fit on `leads`, write the proposal into a fresh directory under workdir, and return both."""
+            engine: Engine, workdir: str, on_lead: Callable[[], None] = _nothing,
+            gains: bool = False) -> tuple[Proposal, str]:
+    """Fit on `leads`, write the proposal into a fresh directory under workdir, and return both.
+    With `gains`, each new rule's cross-validated AUC gain is measured too (see _fit.add_gains)."""
     compiled = load_compiled(rules_dir)
     rows, _ = _features(compiled, leads, engine, on_lead)
-    proposal = fit(compiled.rules, leads, rows)
+    proposal, d, model = fit(compiled.rules, leads, rows)
+    if gains:
+        add_gains(proposal, d, model, leads, [_fold(x.id) for x in leads])
     out = tempfile.mkdtemp(dir=workdir)
     write_proposal(rules_dir, out, proposal)
     if target_precision is not None or capacity is not None:
@@ -197,17 +107,31 @@ def propose(rules_dir: str, leads: list[LabelledLead], target_precision: float |
 
 
 def cross_validate(rules_dir: str, leads: list[LabelledLead], target_precision: float | None,
-                   capacity: float | None, engine: Engine, on_lead: Callable[[], None] = _nothing) -> dict:
-    before, after = [], []
+                   capacity: float | None, engine: Engine, on_lead: Callable[[], None] = _nothing
+                   ) -> tuple[dict, list[OutOfFold]]:
+    """Before/after figures on held-out leads, and every lead's held-out score for the calibration."""
+    before, after, oof = [], [], []
     current = load_compiled(rules_dir)
     with tempfile.TemporaryDirectory() as work:
         for k in range(FOLDS):
             train = [x for x in leads if _fold(x.id) != k]
             test = [x for x in leads if _fold(x.id) == k]
-            _, out = propose(rules_dir, train, target_precision, capacity, engine, work, on_lead)
-            after += replay(load_compiled(out), test, engine, on_lead)
+            proposal, out = propose(rules_dir, train, target_precision, capacity, engine, work, on_lead)
+            held_out = replay(load_compiled(out), test, engine, on_lead)
+            after += held_out
+            oof += [OutOfFold(s.score, s.label, proposal.intercept, k) for s in held_out if s.label in (0, 1)]
             before += replay(current, test, engine, on_lead)
-    return {"before": metrics(before), "after": metrics(after), "folds": FOLDS}
+    result = {"before": metrics(before), "after": metrics(after), "folds": FOLDS}
+    rows = [s for s in before if s.label in (0, 1)]
+    cal = current.rules.calibration
+    result["before"]["brier"] = round(brier([s.label for s in rows], [cal.probability(s.score) for s in rows]), 4) \
+        if cal and rows else None
+    result["before"]["ece"] = round(ece([s.label for s in rows], [cal.probability(s.score) for s in rows]), 4) \
+        if cal and rows else None
+    labels, probs = held_out_probabilities(oof)
+    result["after"]["brier"] = None if not probs else round(brier(labels, probs), 4)
+    result["after"]["ece"] = None if not probs else round(ece(labels, probs), 4)
+    return result, oof
 
 
 def replays(leads: int, thresholds: bool) -> int:
@@ -221,7 +145,8 @@ def tune(rules_dir: str, leads: list[LabelledLead], out_dir: str, target_precisi
          capacity: float | None = None, progress: Callable[[int, int], None] | None = None) -> dict:
     """Write the proposal for `rules_dir` into `out_dir` (a directory of its own: it is replaced)
     and return the report. The report's `rules_version` is the version the proposal was made from;
-    applying it anywhere else is refused (see ruledir.overlay_rule_files)."""
+    applying it anywhere else is refused (see ruledir.overlay_rule_files). The proposal always has a
+    calibration.yaml of its own (from the cross-validated scores), never the old rules' one."""
     if inside(rules_dir, out_dir):
         raise ValueError(f"the proposal directory {out_dir} would replace the rules it is made from")
     engine = Engine()
@@ -240,17 +165,46 @@ def tune(rules_dir: str, leads: list[LabelledLead], out_dir: str, target_precisi
         base = os.path.join(work, "base")
         copy_rule_dir(rules_dir, base)
         version = dir_version(base)
-        validation = cross_validate(base, leads, target_precision, capacity, engine, on_lead)
-        proposal, proposed_dir = propose(base, leads, target_precision, capacity, engine, work, on_lead)
+        validation, oof = cross_validate(base, leads, target_precision, capacity, engine, on_lead)
+        proposal, proposed_dir = propose(base, leads, target_precision, capacity, engine, work, on_lead, gains=True)
         write_proposal(base, out_dir, proposal)
+    calibration = for_model(oof, proposal.intercept)
+    old_calibration = os.path.join(out_dir, "calibration.yaml")
+    if os.path.exists(old_calibration):
+        os.remove(old_calibration)  # the old rules' table does not describe the new points
+    if calibration is not None:
+        write_calibration(out_dir, calibration, "written by leadflow rules tune: how often leads at each score "
+                                                "bought, from cross-validated scores")
     report = {"leads": len(leads), "positives": sum(x.label for x in leads), "rules_version": version,
-              "validation": validation,
+              "validation": validation, "labels": proposal.labels,
               "rules": [{"rule": rid, "old": proposal.old[rid], "new": proposal.points[rid],
+                         "from_outcomes": proposal.from_outcomes.get(rid),
                          "fired": proposal.stats[rid][0],
                          "positive_rate_when_fired": None if proposal.stats[rid][1] is None else
                          round(proposal.stats[rid][1], 3), "note": proposal.notes.get(rid, "")}
                         for rid in proposal.points],
-              "new_rules": [{"rule": c.id, "points": p, "evidence": c.evidence()} for c, p in proposal.candidates],
-              "thresholds": proposal.thresholds}
+              "new_rules": [{"rule": c.id, "points": p, "from_outcomes": proposal.from_outcomes.get(c.id),
+                             "when": c.condition, "on": c.event, "evidence": c.evidence(), "support": c.n,
+                             "positive_rate": round(c.rate, 3), "base_rate": round(c.base, 3), "cv_gain": c.gain}
+                            for c, p in proposal.candidates],
+              "thresholds": proposal.thresholds,
+              "calibration": None if calibration is None else
+              [{"score": st.score, "probability": st.probability} for st in calibration.steps],
+              "score_bands": score_bands(oof, proposal.intercept)}
     write_report(out_dir, report)
     return report
+
+
+def score_bands(oof: list[OutOfFold], intercept: float, bands: int = 10) -> list[dict]:
+    """Held-out leads in `bands` groups of equal size by score (on the final model's scale): the score
+    range, how many leads, and how many of them bought. What TUNING.md shows a manager."""
+    ordered = sorted(oof, key=lambda o: o.score + o.intercept - intercept)
+    out = []
+    for b in range(bands):
+        part = ordered[b * len(ordered) // bands:(b + 1) * len(ordered) // bands]
+        if not part:
+            continue
+        lo, hi = (round(part[i].score + part[i].intercept - intercept, 1) for i in (0, -1))
+        out.append({"from": lo, "to": hi, "leads": len(part), "positives": sum(o.label for o in part),
+                    "rate": round(sum(o.label for o in part) / len(part), 3)})
+    return out

@@ -8,13 +8,13 @@ as a small, reviewable diff.
 from __future__ import annotations
 
 import json
-import os
 import re
 from typing import Any
 
 from leadflow.core import Document, load_file
 from leadflow.rules import rule_files
 
+from ._atoms import flow
 from ._model import Proposal
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
@@ -75,10 +75,10 @@ def _new_rules(proposal: Proposal, existing: set) -> dict:
     for cand, points in proposal.candidates:
         if cand.id in existing:
             continue
-        group = "negative" if points < 0 else ("fit" if cand.field is not None else "engagement")
+        group = "negative" if points < 0 else ("fit" if cand.term else "engagement")
         body = [f"id: {cand.id}", f"description: {json.dumps('proposed by rules tune: ' + cand.evidence())}"]
-        if cand.field is not None:
-            body.append(f"when: {{ {json.dumps(cand.field)}: {json.dumps(cand.value)} }}")
+        if cand.term:
+            body.append(f"when: {flow(cand.condition)}")
         else:
             body.append(f"on: {cand.event}")
         body.append(f"points: {points}")
@@ -149,34 +149,3 @@ def _score_path(node: Any, path: tuple) -> tuple | None:
             if found:
                 return found
     return None
-
-
-def write_report(directory: str, report: dict) -> None:
-    b, a = report["validation"]["before"], report["validation"]["after"]
-
-    def f(x: Any) -> str:
-        return "—" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
-
-    lines = ["# Tuning report", "",
-             f"Learnt from {report['leads']} labelled leads ({report['positives']} positive). Figures are "
-             f"{report['validation']['folds']}-fold cross-validated: each proposal is measured on leads it was "
-             "not fitted on.", "",
-             "| measure | current rules | proposal |", "| --- | --- | --- |",
-             f"| AUC | {f(b['auc'])} | {f(a['auc'])} |",
-             f"| precision, top 10% | {f(b['precision_at']['0.1'])} | {f(a['precision_at']['0.1'])} |",
-             f"| precision, top 30% | {f(b['precision_at']['0.3'])} | {f(a['precision_at']['0.3'])} |",
-             f"| SQL precision | {f(b['sql_precision'])} | {f(a['sql_precision'])} |",
-             f"| SQL recall | {f(b['sql_recall'])} | {f(a['sql_recall'])} |", "",
-             "## Points", "", "| rule | old | new | fired on | positive when fired |", "| --- | --- | --- | --- | --- |"]
-    for r in report["rules"]:
-        rate = "—" if r["positive_rate_when_fired"] is None else f"{r['positive_rate_when_fired']:.0%}"
-        mark = " (changed)" if r["old"] != r["new"] else ""
-        note = f" {r['note']}" if r.get("note") else ""
-        lines.append(f"| `{r['rule']}` | {r['old']:g} | {r['new']}{mark}{note} | {r['fired']} | {rate} |")
-    lines += ["", "## New rules", ""]
-    lines += [f"- `{r['rule']}` ({r['points']:+d}): {r['evidence']}" for r in report["new_rules"]] or ["- none"]
-    lines += ["", "## Thresholds", ""]
-    lines += [f"- {stage.upper()} gate: score at least {value:g}" for stage, value in report["thresholds"].items()] or [
-        "- unchanged (pass --target-precision or --capacity)"]
-    with open(os.path.join(directory, "TUNING.md"), "w", encoding="utf-8") as fh:
-        fh.write("\n".join(lines) + "\n")

@@ -18,6 +18,7 @@ import os
 import shutil
 import tempfile
 
+from ._calibration import FILES as CALIBRATION_FILES
 from ._files import rule_files, rules_version, yaml_files
 from ._load import load_compiled
 
@@ -107,7 +108,14 @@ def overlay_rule_files(proposal_dir: str, live_dir: str, base_version: str | Non
             if not (os.path.exists(target) and filecmp.cmp(path, target, shallow=False)):
                 shutil.copyfile(path, target)
                 changed.append(name)
+        # A calibration describes the points it was fitted with: the live one goes when the proposal has none.
+        dropped = [name for name in CALIBRATION_FILES
+                   if os.path.exists(os.path.join(stage, name)) and not os.path.exists(os.path.join(proposal_dir, name))]
+        for name in dropped:
+            os.remove(os.path.join(stage, name))
         load_compiled(stage)
+        for name in dropped:
+            os.remove(os.path.join(live_dir, name))
         for name in changed:
             fd, tmp = tempfile.mkstemp(dir=live_dir, prefix=f".{name}.", suffix=".tmp")
             os.close(fd)
@@ -122,4 +130,4 @@ def overlay_rule_files(proposal_dir: str, live_dir: str, base_version: str | Non
             finally:
                 if os.path.exists(tmp):
                     os.remove(tmp)
-    return "done", changed
+    return "done", changed + dropped

@@ -25,6 +25,7 @@ from ._calibration import Calibration, is_calibration, parse_calibration
 from ._compiler import MAX_OPERATIONS, MAX_TESTS, Compiled, compile_rules, engine_tests, field_budget, operations
 from ._conditions import BANT_NAMES, ConditionParser, EventCount
 from ._crm import parse_crm
+from ._feedback import parse_label_weights
 from ._files import read_rule_files, rule_files, version_of
 from ._lint import rule_warnings
 from ._model import RuleSet, ScoringRule
@@ -218,6 +219,9 @@ class _Builder:
         self._routing(rs)
         if "crm" in self.sections:
             rs.crm = parse_crm(self.sections["crm"][0], self.sections["crm"][1].at, self.problems)
+        if "feedback" in self.sections:
+            value, doc = self.sections["feedback"]
+            rs.label_weights = parse_label_weights(value, lambda code, msg, path, hint: self.problem(doc, code, msg, path, hint))
         if "webhooks" in self.sections:
             value, doc = self.sections["webhooks"]
             rs.webhooks = parse_webhooks(value, lambda code, msg, path, hint: self.problem(doc, code, msg, path, hint))

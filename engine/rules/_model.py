@@ -8,6 +8,8 @@ from ._calibration import Calibration
 from ._conditions import Condition
 from ._crm import RecordUrl
 
+DEFAULT_WEIGHTS = {"outcome": 1.0, "accept": 0.5, "reject": 0.5}  # feedback.weights when not given
+
 
 @dataclass
 class ScoringRule:
@@ -38,6 +40,7 @@ class RuleSet:
     sql: Condition | None = None
     events: dict = field(default_factory=dict)
     sections: dict = field(default_factory=dict)  # raw validated sections, for routing/nurture/feedback
+    label_weights: dict = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))  # feedback.weights, for rules tune
     nurture: list = field(default_factory=list)  # nurture.Track
     template_dir: str = ""
     warnings: list = field(default_factory=list)  # Problems of severity "warning" (see _lint.py)

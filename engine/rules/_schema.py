@@ -132,7 +132,10 @@ SECTIONS: dict = {
                   "escalate_after": F(Scalar("integer")), "escalate_to": F(Scalar("string"))})),
     "feedback": F(Obj({"reject_reasons": F(ListOf(Obj({"id": F(Scalar("id"), "", True),
                                                        "label": F(Scalar("string"), "", True),
-                                                       "then": F(Anything())})))})),
+                                                       "then": F(Anything())}))),
+                       "weights": F(MapOf(Scalar("number")), "how much each label counts for rules tune (0-100): "
+                                    "outcome (won/lost, default 1), accept and reject (default 0.5 each), or a "
+                                    "reject reason's id (default: reject's)")})),
     "managers": F(ListOf(Scalar("string")), "Slack user ids of managers"),
     "tuning": F(Obj({"channel": F(Scalar("string"), "where rule tuning proposals are posted", True),
                      "every": F(Scalar("duration"), "how often to propose (default 7d)"),

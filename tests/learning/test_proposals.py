@@ -74,7 +74,7 @@ def test_tune_on_the_bundled_rules_copies_templates_and_rule_tests_but_no_junk(d
     assert report["leads"] == 45 and report["validation"]["folds"] == 5
     assert report["validation"]["before"]["auc"] is not None and report["validation"]["after"]["auc"] is not None
     files = set(snapshot(out))
-    assert files == {"nurture.yaml", "qualification.yaml", "routing.yaml", "scoring.yaml", "TUNING.md",
+    assert files == {"nurture.yaml", "qualification.yaml", "routing.yaml", "scoring.yaml", "TUNING.md", "calibration.yaml",
                      "templates/case_study.md", "templates/checking_in.md", "templates/webinar_invite.md",
                      "tests/qualification.yaml"}
     for name in ("templates/case_study.md", "templates/checking_in.md", "templates/webinar_invite.md",
@@ -103,7 +103,8 @@ def test_tune_apply_writes_only_the_changed_rule_files(demo_db, tmp_path):
     assert after["scoring.yaml"] == (tmp_path / "p" / "scoring.yaml").read_bytes() != before["scoring.yaml"]
     changed = {name for name in before if after.get(name) != before[name]}
     assert changed == {"scoring.yaml"}  # templates, tests, routing and nurture untouched
-    assert set(after) - set(before) == {"TUNING.md"}  # and nothing left behind
+    assert set(after) - set(before) == {"TUNING.md", "calibration.yaml"}  # and nothing left behind
+    assert after["calibration.yaml"] == (tmp_path / "p" / "calibration.yaml").read_bytes()
     check = cli("rules", "check", str(live), check=False)
     assert check.returncode == 0, check.stderr
 
@@ -154,7 +155,7 @@ def test_a_stale_proposal_is_refused_and_a_fresh_one_follows(demo_db, tmp_path):
         assert (live / "routing.yaml").read_text() == routing  # the edit made before this proposal stays
         assert (live / "scoring.yaml").read_bytes() == Path(second["dir"], "scoring.yaml").read_bytes()
         changed = {name for name, data in snapshot(live).items() if edited.get(name) != data}
-        assert changed == {"scoring.yaml"}
+        assert changed == {"scoring.yaml", "calibration.yaml"}  # the calibration of the new points comes along
         assert service.pipeline.compiled.rules.version != json.loads(second["report"])["rules_version"]
     finally:
         service.store.close()
@@ -208,7 +209,7 @@ def test_slack_apply_on_the_bundled_rules_refuses_a_stale_proposal_and_applies_t
         assert (row["status"], row["decided_by"]) == ("applied", "U0MGR0002")
         assert (live / "routing.yaml").read_text() == routing
         assert (live / "scoring.yaml").read_bytes() == Path(row["dir"], "scoring.yaml").read_bytes()
-        assert {n for n, d in snapshot(live).items() if edited.get(n) != d} == {"scoring.yaml"}
+        assert {n for n, d in snapshot(live).items() if edited.get(n) != d} == {"scoring.yaml", "calibration.yaml"}
         assert set(snapshot(Path(row["dir"]))) >= {"templates/case_study.md", "tests/qualification.yaml"}
         assert svc.service.pipeline.version != before
 

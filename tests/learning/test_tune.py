@@ -123,10 +123,18 @@ def test_tune_is_deterministic_cross_validated_and_keeps_the_files_readable(samp
 
 def test_the_shipped_tuned_rules_are_what_the_documented_command_produces(tmp_path):
     out = tmp_path / "tuned"
-    cli("rules", "tune", "--rules", str(EXAMPLE / "start"), "--data", str(dataset("x-education", "leads_train.csv")),
-        "--mapping", MAPPING, "--out", str(out), "--target-precision", "0.8", "--capacity", "30%")
+    report = json.loads(cli("rules", "tune", "--rules", str(EXAMPLE / "start"), "--data",
+                            str(dataset("x-education", "leads_train.csv")), "--mapping", MAPPING, "--out", str(out),
+                            "--target-precision", "0.8", "--capacity", "30%", "--json").stdout)
     for name in ("scoring.yaml", "qualification.yaml", "calibration.yaml", "TUNING.md"):
         assert (out / name).read_text() == (EXAMPLE / "tuned" / name).read_text(), name
+    # The targets, 5-fold cross-validated on the shared training part, within the readability limits.
+    after = report["validation"]["after"]
+    assert after["auc"] >= 0.905 and after["precision_at"]["0.3"] >= 0.85 and after["ece"] <= 0.05
+    assert len(report["rules"]) + len(report["new_rules"]) <= 60
+    assert all(len((r["when"] or {}).get("all", [r["when"]])) <= 3 for r in report["new_rules"])
+    assert all(isinstance(r["points"], int) for r in report["new_rules"])
+    assert len(report["calibration"]) <= 100
 
 
 def test_csv_ingest_is_idempotent_and_tune_learns_from_the_database(sample, tmp_path):

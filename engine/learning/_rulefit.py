@@ -3,7 +3,8 @@
 Boosted trees of depth 3 are grown on the atom matrix (see _atoms.py); every node of every tree is a
 conjunction of at most three atoms (the path from the root), which is a rule a person can read. The
 atoms alone are candidates too, so a plain threshold competes with the combinations. A logistic
-regression with an L1 penalty then keeps the few rules that carry the signal: the strongest penalty
+regression with an L1 penalty then keeps the few rules that carry the signal (the rules the
+marketer wrote pay a fifth of the penalty: a proposal keeps them unless the data says otherwise): the strongest penalty
 path point whose number of rules fits the budget. The kept rules get their weights again from a
 the L1 model itself, and weights become integer points at a fixed number of points per unit of
 log-odds, so a score difference means the same in every fold.
@@ -21,7 +22,8 @@ from ._atoms import Atom, Term, simplify, term_column
 
 TREES = 60
 DEPTH = 3
-POINTS_PER_LOGIT = 10  # points for one unit of log-odds: 7 points roughly double the odds
+POINTS_PER_LOGIT = 20  # points for one unit of log-odds: 14 points double the odds of buying
+EXISTING_PENALTY = 0.2  # the L1 penalty on the rules that exist, relative to new ones
 C_GRID = tuple(float(c) for c in np.geomspace(0.001, 2.0, 36))
 
 
@@ -111,6 +113,8 @@ def select(x: np.ndarray, y: np.ndarray, w: np.ndarray, budget: int, forced: int
         return Fit(chosen, [0] * len(chosen), float(np.log(mean / (1 - mean))) * POINTS_PER_LOGIT,
                    [0.0] * len(chosen), C_GRID[0])
     xs, scale = standardised(x)
+    scale[:forced] *= EXISTING_PENALTY  # a column scaled up by k costs 1/k of the penalty per unit of effect
+    xs[:, :forced] /= EXISTING_PENALTY
     models: dict = {}
 
     def kept(i: int) -> list[int]:

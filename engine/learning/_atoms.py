@@ -26,6 +26,7 @@ from leadflow.rules import ConditionParser, holds, merge_attributes
 
 QUANTILES = tuple(i / 20 for i in range(1, 20))  # 5% .. 95%
 MIN_SUPPORT = 30  # leads on each side of an atom, and at least 1% of them
+MAX_VALUE_CHARS = 200  # a longer text is an id or a note, not a category a rule should name
 _BARE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 
 
@@ -78,7 +79,7 @@ def find_atoms(attrs: list[dict]) -> list[Atom]:
             out.append(Atom(fld, "exists", True))
         counts = Counter(v for v in values if isinstance(v, (str, bool)))
         for value, count in sorted(counts.items(), key=lambda kv: (type(kv[0]).__name__, str(kv[0]))):
-            if least <= count <= n - least:
+            if least <= count <= n - least and len(str(value)) <= MAX_VALUE_CHARS:
                 out.append(Atom(fld, "eq", value))
         numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
         if len(numbers) >= least:

@@ -57,7 +57,8 @@ def training_rows(leads: list[LabelledLead], weights: dict) -> Rows:
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"_+", "_", "".join(ch if ch.isalnum() else "_" for ch in text.lower())).strip("_")
+    """ASCII letters and digits only (a rule id's alphabet), runs of anything else as one `_`."""
+    return re.sub(r"_+", "_", "".join(ch if ch.isascii() and ch.isalnum() else "_" for ch in text.lower())).strip("_")
 
 
 def _rule_id(candidate: Candidate, taken: set) -> str:

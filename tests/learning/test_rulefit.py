@@ -7,6 +7,7 @@ import functools
 import json
 import math
 import random
+import re
 from pathlib import Path
 
 from leadflow.learning._calibrate import isotonic
@@ -161,3 +162,23 @@ def test_a_bad_feedback_weight_is_reported_where_it_is(tmp_path):
     r = leadflow("rules", "check", str(rules))
     assert r.returncode == 1
     assert any(":15:22: BAD_VALUE:" in line and "accept" in line for line in r.stderr.splitlines())
+
+
+def test_hostile_names_and_values_still_make_a_proposal_that_loads(tmp_path):
+    def chance(r: dict) -> float:
+        return 0.9 if r["segment"] == "Zürich \"HQ\"\n東京" else 0.1
+    rows = leads(1200, 6, lambda r: 0.5)
+    rng = random.Random(6)
+    for r in rows:  # a text value with quotes, a newline and non-ASCII letters; one far too long to name
+        r["segment"] = rng.choice(["Zürich \"HQ\"\n東京", "x" * 500, "true"])
+        r["bought"] = "1" if rng.random() < chance(r) else "0"
+    data, mapping, start = write(tmp_path, rows)
+    report = tune(tmp_path, data, mapping, start)
+    named = [r for r in report["new_rules"] if "segment" in json.dumps(r["when"])]
+    assert named and all(re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]*", r["rule"]) for r in report["new_rules"])
+    assert all("x" * 500 not in json.dumps(r["when"]) for r in report["new_rules"])
+    check = leadflow("rules", "check", str(tmp_path / "proposal"))
+    assert check.returncode == 0, check.stderr
+    scored = json.loads(cli("eval", "--rules", str(tmp_path / "proposal"), "--data", str(data), "--mapping",
+                            str(mapping), "--json").stdout)
+    assert scored["auc"] > 0.8  # the rule on that value reads back as the same test

@@ -27,12 +27,13 @@ def eval_command(ctx: click.Context, data_path: str, mapping_path: str, rules_di
     header, rows = read_rows(data_path)
     leads = readable(labelled_leads(load_mapping(mapping_path, header), rows))
     with progress_bar("replaying", len(leads), "leads", not as_json) as bar:
-        result = metrics(replay(compiled, _counted(leads, bar) if bar else leads))
+        # the calibration's probabilities against the outcomes: brier and ece (null without calibration.yaml)
+        result = metrics(replay(compiled, _counted(leads, bar) if bar else leads), compiled.rules.likelihood)
     if as_json:
         emit(result)
         return
     for key, value in result.items():
-        click.echo(f"{key:>14}: {value}")
+        click.echo(f"{key + ' (10 bins)' if key == 'ece' else key:>14}: {value}")
 
 
 def _counted(items: Sequence, bar: Bar) -> Iterator:

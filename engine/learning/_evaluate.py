@@ -2,7 +2,9 @@
 
 Each labelled lead's scoring events (never its labels) are replayed through the rules in memory;
 then AUC (the chance a random positive outscores a random negative, ties counting half), precision
-in the top 10% and 30% by score, and the SQL gate's precision and recall are computed.
+in the top 10% and 30% by score, and the SQL gate's precision and recall are computed. Given the
+rules' calibration (score -> probability of buying), the Brier score and the expected calibration error
+(10 bins) say whether "likely to buy: 72%" holds on this data.
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from typing import Callable
 from leadflow.core import parse_time
 from leadflow.rules import Compiled, LeadState
 from leadflow.runtime import Engine
+
+from ._quality import brier, ece
 
 
 @dataclass
@@ -71,17 +75,26 @@ def precision_at(labels: list[int], scores: list[float], share: float) -> float 
     return sum(labels[i] for i in ranked) / k
 
 
-def metrics(scored: list[Scored]) -> dict:
+def metrics(scored: list[Scored], likelihood: Callable[[float], float | None] | None = None) -> dict:
+    """The figures of `leadflow eval`. With `likelihood` (the rules' calibration: score -> probability)
+    also `brier` and `ece`, null when it gives no probability (rules without a calibration); without it
+    the keys are left out, so callers that compare rule sets by score alone (tune) get what they had."""
     rows = [s for s in scored if s.label in (0, 1)]
     labels, scores = [s.label for s in rows], [s.score for s in rows]
     sql = [s for s in rows if s.reached_sql]
     positives = sum(labels)
     value = auc(labels, scores)
-    return {"leads": len(rows), "positives": positives, "auc": None if value is None else round(value, 4),
-            "precision_at": {"0.1": _r(precision_at(labels, scores, 0.1)), "0.3": _r(precision_at(labels, scores, 0.3))},
-            "stages": dict(Counter(s.stage for s in rows)),
-            "sql_precision": _r(sum(s.label for s in sql) / len(sql)) if sql else None,
-            "sql_recall": _r(sum(s.label for s in sql) / positives) if positives else None}
+    out = {"leads": len(rows), "positives": positives, "auc": None if value is None else round(value, 4),
+           "precision_at": {"0.1": _r(precision_at(labels, scores, 0.1)), "0.3": _r(precision_at(labels, scores, 0.3))},
+           "stages": dict(Counter(s.stage for s in rows)),
+           "sql_precision": _r(sum(s.label for s in sql) / len(sql)) if sql else None,
+           "sql_recall": _r(sum(s.label for s in sql) / positives) if positives else None}
+    if likelihood is not None:
+        probs = [likelihood(x) for x in scores]
+        missing = None in probs  # a rule set without a calibration gives None for every score
+        out["brier"] = None if missing else _r(brier(labels, probs))
+        out["ece"] = None if missing else _r(ece(labels, probs))
+    return out
 
 
 def _r(x: float | None) -> float | None:

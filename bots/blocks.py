@@ -144,10 +144,14 @@ def home_view(rep_name: str, rows: list[tuple[str, str | None]]) -> View:
 
 
 def proposal_blocks(row: dict, report: dict, decided: bool) -> list:
+    from leadflow.learning import queue_line  # here: learning loads numpy, which the other cards never need
+
     b, a = report["validation"]["before"], report["validation"]["after"]
     changed = [r for r in report["rules"] if r["old"] != r["new"]]
     lines = [f"*AUC* {b['auc']} → {a['auc']} · *precision top 30%* {b['precision_at']['0.3']} → "
              f"{a['precision_at']['0.3']} (cross-validated on {report['leads']} leads)"]
+    if report.get("queue"):  # absent in proposals made before it was computed
+        lines.append(escape(queue_line(report["queue"])))
     lines += [f"• {code(r['rule'])} {r['old']:g} → {escape(r['new'])}" for r in changed[:12]]
     lines += [f"• new {code(r['rule'])} ({r['points']:+d}): {escape(r['evidence'])}" for r in report["new_rules"][:5]]
     lines += [f"• {k.upper()} threshold → {v:g}" for k, v in report.get("thresholds", {}).items()]

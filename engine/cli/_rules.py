@@ -112,10 +112,10 @@ def rules_tune(ctx: click.Context, data_path: str | None, mapping_path: str | No
                apply_live: bool, target_precision: float | None, capacity: str | None, db_path: str, rules_dir: str,
                as_json: bool) -> None:
     """Propose better points, new rules and thresholds from outcomes and reps' feedback."""
-    from leadflow.learning import leads_from_csv, leads_from_store, tune
+    from leadflow.learning import leads_from_csv, leads_from_store, queue_line, tune
     from leadflow.rules import out_dir_problem, overlay_rule_files
 
-    _, rules_path = settings(ctx, db_path, rules_dir)
+    db, rules_path = settings(ctx, db_path, rules_dir)
     if not out_dir and not apply_live:
         raise click.UsageError("give --out DIR for a proposal to review, or --apply to change the live rules")
     refused = out_dir_problem(rules_path, out_dir) if out_dir else None
@@ -140,10 +140,12 @@ def rules_tune(ctx: click.Context, data_path: str | None, mapping_path: str | No
     if not apply_live:
         with progress_bar("tuning", None, "replays", not as_json) as bar:
             report = tune(rules_path, leads, out_dir, target_precision, share, progress=bar and bar.count)
+        report["queue"] = _queue_effect(db, rules_path, out_dir)
     else:  # the same path as a proposal applied in Slack: a full copy, then only changed rule files written
         with tempfile.TemporaryDirectory() as work, progress_bar("tuning", None, "replays", not as_json) as bar:
             proposal_dir = out_dir or os.path.join(work, "proposal")
             report = tune(rules_path, leads, proposal_dir, target_precision, share, progress=bar and bar.count)
+            report["queue"] = _queue_effect(db, rules_path, proposal_dir)  # before the live rules change
             status, _ = overlay_rule_files(proposal_dir, rules_path, report["rules_version"])
             if status == "stale":
                 click.echo(f"{rules_path}: the rules changed while tuning ran; nothing was applied (run again)",
@@ -156,12 +158,29 @@ def rules_tune(ctx: click.Context, data_path: str | None, mapping_path: str | No
     b, a = report["validation"]["before"], report["validation"]["after"]
     click.echo(f"AUC {b['auc']} -> {a['auc']}, precision@30% {b['precision_at']['0.3']} -> {a['precision_at']['0.3']}"
                f" ({report['validation']['folds']}-fold cross-validated on {report['leads']} leads)")
+    if report["queue"]:
+        click.echo(queue_line(report["queue"]))
     for r in report["rules"]:
         if r["old"] != r["new"]:
             click.echo(f"  {r['rule']}: {r['old']:g} -> {r['new']}")
     for r in report["new_rules"]:
         click.echo(f"  new {r['rule']} ({r['points']:+d}): {r['evidence']}")
     click.echo(f"wrote {rules_path if apply_live else out_dir} (see TUNING.md there)", err=True)
+
+
+def _queue_effect(db: str, rules_path: str, proposal_dir: str) -> dict | None:
+    """What the proposal would do to the reps' queue, from a backtest of the database's event log; None
+    when there is no database file (tuning from a CSV alone) or it holds no events."""
+    from leadflow.learning import queue_effect
+    from leadflow.store import Store, is_postgres_url, sqlite_path
+
+    if not is_postgres_url(db) and not os.path.isfile(sqlite_path(db)):
+        return None
+    store = Store(db)
+    try:
+        return queue_effect(store, rules_path, proposal_dir)
+    finally:
+        store.close()
 
 
 @rules.command("backtest")

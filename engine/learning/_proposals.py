@@ -22,6 +22,7 @@ from leadflow.rules import STALE, RuleSet, dir_version, load_rules, overlay_rule
 from leadflow.store import Store
 
 from ._labelled import leads_from_store
+from ._queue import queue_effect
 
 
 def proposals_dir(store: Store, rules_dir: str) -> str:
@@ -56,6 +57,8 @@ def schedule_proposal(store: Store, rules: RuleSet, rules_dir: str, now: float, 
         n += 1
         out = f"{base}-{n}"
     report = tune(rules_dir, leads, out, settings.get("target_precision"), settings.get("capacity"))
+    # the effect on the reps' queue, stored with the report so the Slack card shows what `rules tune` prints
+    report["queue"] = queue_effect(store, rules_dir, out)
     with store.transaction():
         pid = store.add_proposal(out, now, report)
         store.add_outbox(f"proposal:{pid}", "proposal", "", {"proposal": pid, "channel": settings["channel"]})

@@ -17,6 +17,7 @@ import numpy as np
 from leadflow.rules import Calibration, Step
 
 MAX_STEPS = 100  # the rules' own limit on a calibration table
+MIN_EACH = 50  # leads of each label below which a table would tell reps more than the data knows
 
 
 @dataclass
@@ -30,10 +31,12 @@ class OutOfFold:
 
 
 def isotonic(scores: list[float], labels: list[int], max_steps: int = MAX_STEPS) -> Calibration | None:
-    """The step table of an isotonic regression of the label on the score (None without both labels)."""
+    """The step table of an isotonic regression of the label on the score (None with fewer than
+    MIN_EACH leads of either label: then the proposal has no calibration, and applying it removes the
+    live one, which described other points)."""
     from sklearn.isotonic import IsotonicRegression
 
-    if len(set(labels)) < 2:
+    if min(sum(labels), len(labels) - sum(labels)) < MIN_EACH:
         return None
     x = np.asarray(scores, dtype=float)
     y = np.asarray(labels, dtype=float)

@@ -24,10 +24,13 @@ from leadflow.rules import RuleSet
 from ._atoms import atom_matrix, find_atoms, lead_attributes
 from ._model import Candidate, Proposal
 from ._atoms import MIN_SUPPORT
-from ._rulefit import Fit, l1_model, select, standardised, term_columns, tree_terms
+from ._rulefit import POINTS_PER_LOGIT, Fit, l1_model, select, standardised, term_columns, tree_terms
 
 MAX_RULES = 60
 LABELS_PER_RULE = 20
+CHANGE_PENALTY = 0.2  # an existing rule's change of points, against a new rule's, on the L1 cost
+PRIOR_PENALTY = 0.01  # the current score's weight: almost free
+TOO_FEW = f"too few labels to change the points (one rule needs {LABELS_PER_RULE} leads of the rarer label)"
 
 
 @dataclass
@@ -87,12 +90,21 @@ class Design:
     scored_ids: list  # the first columns: existing scoring rules
     candidates: list  # the rest: Candidate per column
     train: Rows  # the training rows the candidates were learnt from
-    new_columns: dict = None  # type: ignore[assignment]  # new rule id -> its column, once fitted
+    new_columns: dict  # new rule id -> its column, once fitted
+    old_points: np.ndarray  # the existing rules' points, in column order
+
+    @property
+    def first_candidate(self) -> int:
+        """Columns: the existing rules, then the current score, then the candidates."""
+        return len(self.scored_ids) + 1
 
 
 def design(rules: RuleSet, leads: list[LabelledLead], rows: list[dict], train: Rows) -> Design:
-    """Columns for the existing rules (from their replayed counts), and candidates learnt from `train`."""
+    """Columns for the existing rules (from their replayed counts), the score the current points give
+    (the prior: with no evidence against them, the rules keep their relative weights), and candidates
+    learnt from `train`."""
     scored_ids = [r.id for r in rules.rules if not r.disqualify]
+    rule_points = {r.id: float(r.points or 0) for r in rules.rules}
     n = len(leads)
     least = max(MIN_SUPPORT, math.ceil(0.01 * n))
     existing = np.array([[rows[i].get(rid, 0.0) for rid in scored_ids] for i in range(n)]).reshape(n, len(scored_ids))
@@ -114,35 +126,67 @@ def design(rules: RuleSet, leads: list[LabelledLead], rows: list[dict], train: R
         if least <= int((col > 0).sum()) <= n - least:
             event_cols.append(col)
             candidates.append(Candidate("", event=etype))
-    parts = [existing, cols] + ([np.column_stack(event_cols)] if event_cols else [])
-    return Design(np.hstack(parts), scored_ids, candidates, train, {})
+    old_points = np.array([rule_points[rid] for rid in scored_ids], dtype=float)
+    current = (existing @ old_points).reshape(n, 1) if len(scored_ids) else np.zeros((n, 1))
+    parts = [existing, current, cols] + ([np.column_stack(event_cols)] if event_cols else [])
+    return Design(np.hstack(parts), scored_ids, candidates, train, {}, old_points)
 
 
-def budget_for(rules: RuleSet, train: Rows) -> int:
-    """Scoring rules the model may use: every rule that exists, and new ones up to MAX_RULES in all
-    (disqualifiers included), but no more new rules than one per LABELS_PER_RULE leads of the rarer
-    label: a rule learnt from a handful of buyers is noise a reviewer cannot tell from signal."""
-    scored = sum(1 for r in rules.rules if not r.disqualify)
+def new_rules_allowed(rules: RuleSet, train: Rows) -> int:
+    """New rules the labels can support: up to MAX_RULES scoring rules in all (disqualifiers included),
+    but no more than one per LABELS_PER_RULE leads of the rarer label: a rule learnt from a handful of
+    buyers is noise a reviewer cannot tell from signal."""
     rarer = min(float(train.w[train.y == 1].sum()), float(train.w[train.y == 0].sum()))
-    new = min(MAX_RULES - len(rules.rules), int(rarer // LABELS_PER_RULE))
-    return scored + max(new, 0)
+    return max(0, min(MAX_RULES - len(rules.rules), int(rarer // LABELS_PER_RULE)))
 
 
 def fit_design(d: Design, rules: RuleSet, train: Rows) -> Fit:
-    return select(d.x[train.lead], train.y, train.w, budget_for(rules, train), forced=len(d.scored_ids))
+    """The L1 fit over the design, as weights per column of `d.x`. The current score costs almost no
+    penalty and each existing rule's own change a fifth of a new rule's, so the proposal moves away
+    from what the marketer wrote only as far as the labels carry it. With too few labels for any new
+    rule, only the current score is fitted: the rules keep their relative weights on the new scale."""
+    k = len(d.scored_ids)
+    x, y, w = d.x[train.lead], train.y, train.w
+    allowed = new_rules_allowed(rules, train)
+    if allowed == 0 or not k:
+        cols = [k] if k else []
+        model = select(x[:, cols], y, w, len(cols), forced=len(cols))
+        model.columns = [cols[j] for j in model.columns]
+        return model
+    penalty = np.ones(x.shape[1])
+    penalty[:k] = CHANGE_PENALTY
+    penalty[k] = PRIOR_PENALTY
+    return select(x, y, w, k + 1 + allowed, forced=k + 1, penalty=penalty)
+
+
+def rule_weights(d: Design, model: Fit) -> dict:
+    """Log-odds weight per design column, the current score's share spread over the existing rules."""
+    by_col = dict(zip(model.columns, model.weights))
+    prior = by_col.pop(len(d.scored_ids), 0.0)
+    for j, old in enumerate(d.old_points):
+        by_col[j] = by_col.get(j, 0.0) + prior * old
+    return by_col
 
 
 def fit(rules: RuleSet, leads: list[LabelledLead], rows: list[dict]) -> tuple[Proposal, Design, Fit]:
     """The proposal for these labelled leads (and the design and fit it came from)."""
     train = training_rows(leads, rules.label_weights)
     d = design(rules, leads, rows, train)
+    if new_rules_allowed(rules, train) == 0:
+        # Too few labels to tell signal from noise: the proposal is the rules as they are (a score on
+        # their own scale, intercept 0), still measured and calibrated like any proposal.
+        rule_by_id = {r.id: r for r in rules.rules}
+        points = {rid: rule_by_id[rid].points for rid in d.scored_ids}
+        proposal = Proposal(points, dict(points), [], {}, _stats(d, leads), {rid: TOO_FEW for rid in points})
+        proposal.labels = {"outcome": _label_summary(train, False), "feedback": _label_summary(train, True)}
+        return proposal, d, Fit([], [], 0.0, [], 0.0)
     model = fit_design(d, rules, train)
-    by_col = dict(zip(model.columns, model.points))
+    by_col = {col: int(round(weight * POINTS_PER_LOGIT)) for col, weight in rule_weights(d, model).items()}
     rule_by_id = {r.id: r for r in rules.rules}
     labels = np.array([item.label if item.label is not None else -1 for item in leads])
     labelled = labels >= 0
     base = float(labels[labelled].mean()) if labelled.any() else 0.0
-    points, notes, stats, old = {}, {}, {}, {}
+    points, notes, old = {}, {}, {}
     for j, rid in enumerate(d.scored_ids):
         value = by_col.get(j, 0)
         rule = rule_by_id[rid]
@@ -156,14 +200,13 @@ def fit(rules: RuleSet, leads: list[LabelledLead], rows: list[dict]) -> tuple[Pr
             notes[rid] = f"the data says this is a {'positive' if value > 0 else 'negative'} signal, not a " \
                          f"{'positive' if rule.points > 0 else 'negative'} one"
         points[rid] = value
-        fired = (d.x[:, j] > 0) & labelled
-        stats[rid] = (int(fired.sum()), float(labels[fired].mean()) if fired.any() else None)
+    stats = _stats(d, leads)
     taken = set(rule_by_id)
     proposed = []
     for col, value in sorted(by_col.items()):
-        if col < len(d.scored_ids) or value == 0:
+        if col < d.first_candidate or value == 0:
             continue
-        cand = d.candidates[col - len(d.scored_ids)]
+        cand = d.candidates[col - d.first_candidate]
         fired = (d.x[:, col] > 0) & labelled
         cand.n, cand.base = int(fired.sum()), base
         cand.rate = float(labels[fired].mean()) if fired.any() else 0.0
@@ -177,10 +220,20 @@ def fit(rules: RuleSet, leads: list[LabelledLead], rows: list[dict]) -> tuple[Pr
     proposal.labels = {"outcome": _label_summary(train, False), "feedback": _label_summary(train, True)}
     if train.feedback.any() and (~train.feedback).any():
         alone = fit_design(d, rules, train.subset(~train.feedback))
-        alone_points = dict(zip(alone.columns, alone.points))
+        alone_points = {col: int(round(weight * POINTS_PER_LOGIT)) for col, weight in rule_weights(d, alone).items()}
         proposal.from_outcomes = {rid: alone_points.get(j, 0) for j, rid in enumerate(d.scored_ids)}
         proposal.from_outcomes.update({c.id: alone_points.get(col, 0) for c, _, col in proposed})
     return proposal, d, model
+
+
+def _stats(d: Design, leads: list[LabelledLead]) -> dict:
+    """Per existing rule: the labelled leads it counted for, and their positive rate."""
+    labels = np.array([item.label if item.label is not None else -1 for item in leads])
+    out = {}
+    for j, rid in enumerate(d.scored_ids):
+        fired = (d.x[:, j] > 0) & (labels >= 0)
+        out[rid] = (int(fired.sum()), float(labels[fired].mean()) if fired.any() else None)
+    return out
 
 
 def _label_summary(train: Rows, feedback: bool) -> dict:
@@ -195,6 +248,8 @@ def add_gains(proposal: Proposal, d: Design, model: Fit, leads: list[LabelledLea
     points are left out. The choice of rules saw every lead; the weights and the AUC did not."""
     from sklearn.metrics import roc_auc_score
 
+    if not d.new_columns:
+        return
     train = d.train
     fold = np.asarray(folds)
     labels = np.array([item.label if item.label is not None else -1 for item in leads])

@@ -23,7 +23,6 @@ from ._atoms import Atom, Term, simplify, term_column
 TREES = 60
 DEPTH = 3
 POINTS_PER_LOGIT = 20  # points for one unit of log-odds: 14 points double the odds of buying
-EXISTING_PENALTY = 0.2  # the L1 penalty on the rules that exist, relative to new ones
 C_GRID = tuple(float(c) for c in np.geomspace(0.001, 2.0, 36))
 
 
@@ -101,11 +100,13 @@ def standardised(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x / scale, scale
 
 
-def select(x: np.ndarray, y: np.ndarray, w: np.ndarray, budget: int, forced: int = 0) -> Fit:
+def select(x: np.ndarray, y: np.ndarray, w: np.ndarray, budget: int, forced: int = 0,
+           penalty: np.ndarray | None = None) -> Fit:
     """Choose at most `budget` columns of x on the L1 path: the weakest penalty on the grid whose
-    model uses no more (the first `forced` columns, the rules that already exist, are always kept and
-    count toward the budget). Its weights are the L1 model's own: the shrinkage that keeps the rule
-    count down also keeps a rule seen on few leads from getting a large weight."""
+    model uses no more (the first `forced` columns are always kept and count toward the budget).
+    `penalty` scales each column's share of the L1 cost (1 by default), as glmnet's penalty factors
+    do. The weights are the L1 model's own: the shrinkage that keeps the rule count down also keeps a
+    rule seen on few leads from getting a large weight."""
     forced_cols = set(range(forced))
     if len(set(y.tolist())) < 2:  # one label only: nothing to learn beyond the base rate
         mean = min(max(float(np.average(y, weights=w)) if len(y) else 0.5, 1e-3), 1 - 1e-3)
@@ -113,8 +114,9 @@ def select(x: np.ndarray, y: np.ndarray, w: np.ndarray, budget: int, forced: int
         return Fit(chosen, [0] * len(chosen), float(np.log(mean / (1 - mean))) * POINTS_PER_LOGIT,
                    [0.0] * len(chosen), C_GRID[0])
     xs, scale = standardised(x)
-    scale[:forced] *= EXISTING_PENALTY  # a column scaled up by k costs 1/k of the penalty per unit of effect
-    xs[:, :forced] /= EXISTING_PENALTY
+    if penalty is not None:  # a column scaled up by k costs 1/k of the penalty per unit of effect
+        scale = scale * penalty
+        xs = xs / penalty
     models: dict = {}
 
     def kept(i: int) -> list[int]:
@@ -132,10 +134,10 @@ def select(x: np.ndarray, y: np.ndarray, w: np.ndarray, budget: int, forced: int
                 lo, chosen = mid, found
             else:
                 hi = mid
-    if lo < 0:  # even the strongest penalty keeps too many: the strongest, with its rules over budget dropped
-        lo, chosen = 0, sorted(forced_cols)
-        if 0 not in models:
-            kept(0)
+        if lo < 0:  # even the strongest penalty keeps too many: the strongest, with the rules over budget dropped
+            lo, chosen = 0, sorted(forced_cols)
+            if 0 not in models:
+                kept(0)
     model = models[lo]
     weights = (model.coef_[0][chosen] / scale[chosen]).tolist()
     points = [int(round(b * POINTS_PER_LOGIT)) for b in weights]

@@ -1,14 +1,13 @@
 """`leadflow rules tune`: better points, new rules and thresholds, learnt from outcomes and feedback.
 
 1. Replay every labelled lead through the current rules and note how often each rule counted.
-2. Look for attribute values and event types that predict the label strongly and that no rule
-   already speaks for (a rule "speaks for" a value when it tests that field and fires on most of
-   those leads); each becomes a candidate rule with its evidence.
-3. Fit an L2-regularised logistic regression of the label on those counts, and rescale the weights
-   to the rule file's own point scale (the total of the absolute points is kept).
-4. Pick score thresholds for the target the user gives (SQL precision, or MQL capacity).
-5. Measure before/after by 5-fold cross-validation: every figure for the proposal comes from leads
-   the fold's proposal was not fitted on.
+2. Find candidate rules: tests on one attribute and combinations of up to three from shallow trees,
+   and event types no rule counts (_atoms, _rulefit); choose among them with an L1 logistic
+   regression within the rule budget, the existing rules always in (_fit).
+3. Write the points as whole numbers on a fixed scale, and move the score thresholds: to the target
+   the user gives (SQL precision, MQL capacity), or else to admit the same share of leads as before.
+4. Measure before/after by 5-fold cross-validation: every figure for the proposal comes from leads
+   the fold's proposal was not fitted on; the held-out scores also give the calibration (_calibrate).
 The proposal is written as a minimal text edit of the rule files (tune_yaml), so the marketer's
 comments, key order and layout survive and the change reads as a normal diff. Same input, same output.
 """
@@ -22,7 +21,7 @@ from typing import Callable
 
 from leadflow.core import parse_time
 from leadflow.intake import LabelledLead
-from leadflow.rules import Compiled, LeadState, copy_rule_dir, dir_version, inside, load_compiled
+from leadflow.rules import Compiled, LeadState, Leaf, RuleSet, copy_rule_dir, dir_version, inside, load_compiled, walk
 from leadflow.runtime import Engine
 
 from ._calibrate import OutOfFold, for_model, held_out_probabilities, write_calibration
@@ -41,18 +40,50 @@ def _nothing() -> None:
 
 
 def _features(compiled: Compiled, leads: list[LabelledLead], engine: Engine,
-              on_lead: Callable[[], None] = _nothing) -> tuple[list[dict], list[frozenset]]:
-    rows, fired_sets = [], []
+              on_lead: Callable[[], None] = _nothing) -> tuple[list[dict], list[float]]:
+    """How often each rule counted for each lead, and the lead's score, under the current rules."""
+    rows, scores = [], []
     for item in leads:
         on_lead()
-        state, fired = LeadState(item.id), set()
+        state = LeadState(item.id)
         for ev in item.events:
-            fired.update(engine.evaluate(compiled, state, ev, parse_time(ev["at"])).fired)
+            engine.evaluate(compiled, state, ev, parse_time(ev["at"]))
         counts = {rid: 1.0 for rid in state.fit_rules}
         counts.update({rid: float(t.count) for rid, t in state.tallies.items()})
         rows.append(counts)
-        fired_sets.append(frozenset(fired))
-    return rows, fired_sets
+        scores.append(state.score)
+    return rows, scores
+
+
+def score_floor(cond: object) -> float | None:
+    """The `score: { at_least: N }` of a stage gate (the first one), which tune may move."""
+    for node in walk(cond):
+        if isinstance(node, Leaf) and node.field == "$score" and node.op == "at_least":
+            return float(node.arg)
+    return None
+
+
+def gate_shares(rules: RuleSet, scores: list[float]) -> dict:
+    """The share of leads each gate's score threshold admits under the current rules."""
+    out = {}
+    for stage, cond in (("mql", rules.mql), ("sql", rules.sql)):
+        floor = score_floor(cond)
+        if floor is not None and scores:
+            out[stage] = sum(1 for x in scores if x >= floor) / len(scores)
+    return out
+
+
+def same_shares(scored: list[Scored], shares: dict) -> dict:
+    """Thresholds on the proposal's scores that admit the same share of leads as the current ones did:
+    new points are on a scale of their own, and a gate left at its old number would admit nobody or
+    everybody."""
+    ordered = sorted((s.score for s in scored), reverse=True)
+    out = {}
+    for stage, share in shares.items():
+        if ordered:
+            k = round(len(ordered) * share)
+            out[stage] = ordered[k - 1] if k > 0 else ordered[0] + 1
+    return out
 
 
 def choose_thresholds(scored: list[Scored], target_precision: float | None, capacity: float | None) -> dict:
@@ -93,16 +124,17 @@ def propose(rules_dir: str, leads: list[LabelledLead], target_precision: float |
     """Fit on `leads`, write the proposal into a fresh directory under workdir, and return both.
     With `gains`, each new rule's cross-validated AUC gain is measured too (see _fit.add_gains)."""
     compiled = load_compiled(rules_dir)
-    rows, _ = _features(compiled, leads, engine, on_lead)
+    rows, scores = _features(compiled, leads, engine, on_lead)
     proposal, d, model = fit(compiled.rules, leads, rows)
     if gains:
         add_gains(proposal, d, model, leads, [_fold(x.id) for x in leads])
     out = tempfile.mkdtemp(dir=workdir)
     write_proposal(rules_dir, out, proposal)
-    if target_precision is not None or capacity is not None:
-        scored = replay(load_compiled(out), leads, engine, on_lead)
-        proposal.thresholds = choose_thresholds(scored, target_precision, capacity)
-        write_proposal(out, out, proposal)
+    scored = replay(load_compiled(out), leads, engine, on_lead)
+    if proposal.points != proposal.old or proposal.candidates:
+        proposal.thresholds = same_shares(scored, gate_shares(compiled.rules, scores))
+    proposal.thresholds.update(choose_thresholds(scored, target_precision, capacity))
+    write_proposal(out, out, proposal)
     return proposal, out
 
 
@@ -134,11 +166,11 @@ def cross_validate(rules_dir: str, leads: list[LabelledLead], target_precision: 
     return result, oof
 
 
-def replays(leads: int, thresholds: bool) -> int:
-    """How many lead replays `tune` makes: in each of the FOLDS folds the training leads once for
-    their features (twice with thresholds to choose) and the test leads twice (current and
-    proposed rules), then every lead once more for the final fit (twice with thresholds)."""
-    return leads * ((FOLDS - 1) * (2 if thresholds else 1) + 2 + (2 if thresholds else 1))
+def replays(leads: int) -> int:
+    """How many lead replays `tune` makes: in each of the FOLDS folds the training leads twice (for
+    their features, then for the thresholds) and the test leads twice (current and proposed rules),
+    then every lead twice more for the final proposal."""
+    return leads * ((FOLDS - 1) * 2 + 2 + 2)
 
 
 def tune(rules_dir: str, leads: list[LabelledLead], out_dir: str, target_precision: float | None = None,
@@ -151,7 +183,7 @@ def tune(rules_dir: str, leads: list[LabelledLead], out_dir: str, target_precisi
         raise ValueError(f"the proposal directory {out_dir} would replace the rules it is made from")
     engine = Engine()
     leads = sorted((x for x in leads if x.label is not None), key=lambda x: x.id)
-    total, done = replays(len(leads), target_precision is not None or capacity is not None), 0
+    total, done = replays(len(leads)), 0
 
     def on_lead() -> None:  # `progress(done, total)` every 100 replays and at the end
         nonlocal done

@@ -165,7 +165,7 @@ def test_tune_shows_its_replays_against_their_total_on_a_terminal(tmp_path):
     write_labelled_csv(data, 120, seed=3)
     code, _, terminal = _on_a_terminal("rules", "tune", "--rules", EXAMPLE / "start", "--data", data, "--mapping",
                                        EXAMPLE / "mapping.yaml", "--out", tmp_path / "proposal")
-    assert code == 0 and "/840" in terminal and "eta" in terminal  # 120 leads replayed 7 times
+    assert code == 0 and "/1440" in terminal and "eta" in terminal  # 120 leads replayed 12 times
 
 
 def test_backtest_in_processes_shows_its_events_against_their_total_on_a_terminal(tmp_path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import random
 import re
 import shutil
 import sqlite3
@@ -47,9 +48,21 @@ def snapshot(directory: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def demo_db(tmp_path_factory) -> Path:
-    """A database made by `leadflow demo` with the bundled rules: 200 leads, 45 with a rep's verdict."""
+    """A database made by `leadflow demo` with the bundled rules: 200 leads, 45 with a rep's verdict;
+    then every lead's deal won or lost, more often won the higher its score (a fixed draw), so there
+    are enough labels of each kind for tune to change points (the demo's verdicts alone are too few)."""
     path = tmp_path_factory.mktemp("demo") / "demo.db"
     cli("--rules", str(BUNDLED), "demo", "--out", str(path), "--leads", "200", "--json")
+    leads = json.loads(cli("--db", str(path), "--rules", str(BUNDLED), "leads", "list", "--limit", "1000",
+                           "--json").stdout)
+    rng = random.Random(11)
+    outcomes = path.parent / "outcomes.jsonl"
+    with open(outcomes, "w", encoding="utf-8") as fh:
+        for lead in sorted(leads, key=lambda x: x["id"]):
+            won = rng.random() < min(0.9, max(0.1, lead["score"] / 150))
+            fh.write(json.dumps({"id": f"{lead['id']}-outcome", "lead": lead["id"], "at": "2026-12-01T10:00:00Z",
+                                 "type": "deal_won" if won else "deal_lost", "data": {}}) + "\n")
+    cli("--db", str(path), "--rules", str(BUNDLED), "ingest", str(outcomes), "--json")
     return path
 
 
@@ -71,7 +84,7 @@ def test_tune_on_the_bundled_rules_copies_templates_and_rule_tests_but_no_junk(d
     r = cli("--db", str(demo_db), "--rules", str(live), "rules", "tune", "--out", str(out), "--json", check=False)
     assert r.returncode == 0, r.stderr  # was: UNKNOWN_TEMPLATE for every nurture template
     report = json.loads(r.stdout)
-    assert report["leads"] == 45 and report["validation"]["folds"] == 5
+    assert report["leads"] >= 200 and report["validation"]["folds"] == 5
     assert report["validation"]["before"]["auc"] is not None and report["validation"]["after"]["auc"] is not None
     files = set(snapshot(out))
     assert files == {"nurture.yaml", "qualification.yaml", "routing.yaml", "scoring.yaml", "TUNING.md", "calibration.yaml",
@@ -102,7 +115,8 @@ def test_tune_apply_writes_only_the_changed_rule_files(demo_db, tmp_path):
     after = snapshot(live)
     assert after["scoring.yaml"] == (tmp_path / "p" / "scoring.yaml").read_bytes() != before["scoring.yaml"]
     changed = {name for name in before if after.get(name) != before[name]}
-    assert changed == {"scoring.yaml"}  # templates, tests, routing and nurture untouched
+    # new points, and the gates moved to admit as many leads as before; templates, tests, routing, nurture untouched
+    assert changed == {"scoring.yaml", "qualification.yaml"}
     assert set(after) - set(before) == {"TUNING.md", "calibration.yaml"}  # and nothing left behind
     assert after["calibration.yaml"] == (tmp_path / "p" / "calibration.yaml").read_bytes()
     check = cli("rules", "check", str(live), check=False)
@@ -155,7 +169,7 @@ def test_a_stale_proposal_is_refused_and_a_fresh_one_follows(demo_db, tmp_path):
         assert (live / "routing.yaml").read_text() == routing  # the edit made before this proposal stays
         assert (live / "scoring.yaml").read_bytes() == Path(second["dir"], "scoring.yaml").read_bytes()
         changed = {name for name, data in snapshot(live).items() if edited.get(name) != data}
-        assert changed == {"scoring.yaml", "calibration.yaml"}  # the calibration of the new points comes along
+        assert changed == {"scoring.yaml", "qualification.yaml", "calibration.yaml"}  # the calibration comes along
         assert service.pipeline.compiled.rules.version != json.loads(second["report"])["rules_version"]
     finally:
         service.store.close()
@@ -209,7 +223,8 @@ def test_slack_apply_on_the_bundled_rules_refuses_a_stale_proposal_and_applies_t
         assert (row["status"], row["decided_by"]) == ("applied", "U0MGR0002")
         assert (live / "routing.yaml").read_text() == routing
         assert (live / "scoring.yaml").read_bytes() == Path(row["dir"], "scoring.yaml").read_bytes()
-        assert {n for n, d in snapshot(live).items() if edited.get(n) != d} == {"scoring.yaml", "calibration.yaml"}
+        assert {n for n, d in snapshot(live).items() if edited.get(n) != d} == {"scoring.yaml", "qualification.yaml",
+                                                                                "calibration.yaml"}
         assert set(snapshot(Path(row["dir"]))) >= {"templates/case_study.md", "tests/qualification.yaml"}
         assert svc.service.pipeline.version != before
 

@@ -118,6 +118,7 @@ def test_the_calibration_follows_a_known_probability_curve():
     assert all(a.probability <= b.probability and a.score < b.score for a, b in zip(cal.steps, cal.steps[1:]))
     assert max(abs(cal.probability(s) - truth[s]) for s in range(-30, 31)) < 0.06
     assert isotonic([1, 2, 3], [1, 1, 1]) is None  # one label only: nothing to calibrate
+    assert isotonic(list(range(100)), [int(i >= 60) for i in range(100)]) is None  # 40 buyers: too few to say
 
 
 def test_the_tuned_calibration_is_written_and_loads_with_the_rules(tmp_path):
@@ -182,3 +183,14 @@ def test_hostile_names_and_values_still_make_a_proposal_that_loads(tmp_path):
     scored = json.loads(cli("eval", "--rules", str(tmp_path / "proposal"), "--data", str(data), "--mapping",
                             str(mapping), "--json").stdout)
     assert scored["auc"] > 0.8  # the rule on that value reads back as the same test
+
+
+def test_too_few_labels_leave_the_points_as_they_are(tmp_path):
+    data, mapping, start = write(tmp_path, leads(60, 7, lambda r: 0.5 if r["minutes"] >= 50 else 0.2))
+    report = tune(tmp_path, data, mapping, start)
+    assert min(report["positives"], report["leads"] - report["positives"]) < 20
+    assert [(r["old"], r["new"]) for r in report["rules"]] == [(5, 5), (-5, -5)]
+    assert all(r["note"].startswith("too few labels") for r in report["rules"])
+    assert report["new_rules"] == [] and report["calibration"] is None and report["thresholds"] == {}
+    assert (tmp_path / "proposal" / "scoring.yaml").read_text() == (start / "scoring.yaml").read_text()
+    assert not (tmp_path / "proposal" / "calibration.yaml").exists()

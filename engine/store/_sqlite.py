@@ -27,6 +27,12 @@ from ._schema import Index, Table
 # 12% to that. At 500,000 events (a 400 MB file) 64 MB gave 0 to +10%, within this machine's noise.
 # Only writers get it (a fixed amount: memory stays flat); reading connections keep the default.
 WRITER_CACHE_KIB = 65536
+# WAL pages before a commit checkpoints them into the database (SQLite's default is 1,000, 4 MB). A
+# checkpoint writes each changed page once however often it changed, so fewer, larger checkpoints
+# write the hot index pages less often. `leadflow bench --leads 200000 --events-per-lead 2`, three
+# runs each, alternated: 2,466 / 2,578 / 2,632 events/s at 1,000 pages, 2,719 / 2,764 / 2,982 at
+# 10,000 (+10%). The WAL then grows to about 40 MB between checkpoints.
+WRITER_AUTOCHECKPOINT_PAGES = 10000
 
 
 class SQLiteDatabase(Database):
@@ -124,6 +130,7 @@ class SQLiteDatabase(Database):
                 return
             if not getattr(self._local, "writer", False):
                 self.conn.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
+                self.conn.execute(f"PRAGMA wal_autocheckpoint={WRITER_AUTOCHECKPOINT_PAGES}")
                 self._local.writer = True
             if durable:
                 self.conn.execute("PRAGMA synchronous=FULL")  # not allowed inside a transaction

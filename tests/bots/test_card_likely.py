@@ -8,16 +8,10 @@ import json
 import pytest
 
 from tests.bot_harness import Service, sql_events
+from tests.calibrations import calibration_yaml
 from tests.slack_fake import SlackFake
 
-CALIBRATION = """\
-calibration:
-  method: platt
-  steps:
-    - {score: 0, probability: 0.05}
-    - {score: 50, probability: 0.64}
-    - {score: 90, probability: 0.9}
-"""
+CALIBRATION = calibration_yaml([(0, 0.05), (50, 0.64), (90, 0.9)], method="platt")
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import json
 
 import pytest
 
+from tests.calibrations import calibration_yaml
 from tests.leadflow_cli import Leadflow, ev, write
 
 RULES = """\
@@ -19,16 +20,7 @@ scoring:
   fit:
     - { id: big, when: { employees: { at_least: 100 } }, points: 40 }
 """
-CALIBRATION = """\
-calibration:
-  method: isotonic
-  fitted_on: 6424
-  positives: 2461
-  steps:
-    - {score: -20, probability: 0.03}
-    - {score: 10, probability: 0.21}
-    - {score: 35, probability: 0.725}
-"""
+CALIBRATION = calibration_yaml([(-20, 0.03), (10, 0.21), (35, 0.725)], fitted_on=6424, positives=2461)
 
 
 @pytest.fixture

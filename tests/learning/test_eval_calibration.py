@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.calibrations import calibration_yaml
 from tests.leadflow_cli import leadflow
 
 RULES = """\
@@ -23,15 +24,7 @@ scoring:
     - { id: two, when: { visits: { at_least: 2 } }, points: 10 }
     - { id: three, when: { visits: { at_least: 3 } }, points: 10 }
 """
-CALIBRATION = """\
-calibration:
-  method: isotonic
-  steps:
-    - { score: 0, probability: 0.1 }
-    - { score: 10, probability: 0.3 }
-    - { score: 20, probability: 0.55 }
-    - { score: 30, probability: 1.0 }
-"""
+CALIBRATION = calibration_yaml([(0, 0.1), (10, 0.3), (20, 0.55), (30, 1.0)])
 PROBABILITY = {0: 0.1, 1: 0.3, 2: 0.55, 3: 1.0}  # by visits
 MAPPING = """\
 leadflow_mapping: 1

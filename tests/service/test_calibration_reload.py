@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 from leadflow.service import LeadService
+from tests.calibrations import calibration_yaml
 
 RULES = textwrap.dedent("""\
     leadflow: 1
@@ -15,7 +16,7 @@ RULES = textwrap.dedent("""\
       engagement:
         - { id: views, on: page_view, points: 5 }
     """)
-CALIBRATION = "calibration:\n  method: isotonic\n  steps:\n    - {score: 0, probability: 0.1}\n    - {score: 10, probability: 0.4}\n"
+CALIBRATION = calibration_yaml([(0, 0.1), (10, 0.4)])
 
 
 def likelihood(svc: LeadService, score: float) -> float | None:

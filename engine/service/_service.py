@@ -68,6 +68,10 @@ class LeadService:
         self._failed_stamp: tuple | None = None  # the files of the last failed load, retried as below
         self._retry_at = 0.0
         self._retry_delay = 1.0  # doubles up to 60 s while the same files keep failing with an error
+        # The loop and an Apply click both reload. One at a time, and never while a proposal's files are
+        # being written: a load of a half-written set, or of older files finishing last, would switch the
+        # service to rules nobody wrote.
+        self._rules_lock = threading.RLock()
 
     def deliver_through(self, notifiers: list[Notifier]) -> None:
         """Deliver outbox rows through these notifiers (built with `self.view` when they render cards)."""
@@ -91,6 +95,10 @@ class LeadService:
         the version already running. Problems in the files are checked again only when the files change
         (a big broken file must not cost seconds on every pass); other errors are retried with a backoff
         doubling from 1 s to 60 s."""
+        with self._rules_lock:
+            return self._reload_rules()
+
+    def _reload_rules(self) -> bool:
         stamp = None
         try:
             stamp = self._rules_stamp()
@@ -190,7 +198,8 @@ class LeadService:
 
     def apply_proposal(self, proposal_id: int, by: str) -> tuple[str, str]:
         """Apply a tuning proposal over the live rules (see engine.learning) and switch to them."""
-        return apply_proposal(self.store, self.rules_dir, proposal_id, by, self.clock(), self._reload_version)
+        with self._rules_lock:
+            return apply_proposal(self.store, self.rules_dir, proposal_id, by, self.clock(), self._reload_version)
 
     def dismiss_proposal(self, proposal_id: int, by: str) -> tuple[str, str]:
         return dismiss_proposal(self.store, proposal_id, by, self.clock())

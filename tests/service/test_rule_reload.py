@@ -179,3 +179,56 @@ def test_the_delivery_view_shows_the_live_routing_after_a_reload(tmp_path):
     again = view.card(assignment["id"])
     assert (again.route.slack, again.route.fallback) == ("U0ALICE02", "#new-queue")
     assert again.reason_labels == {"not_now": "Not this quarter"} and view.route("nobody").slack is None
+
+
+def test_an_applied_proposal_goes_live_whole_while_the_loop_reloads(tmp_path):
+    """A proposal writes several files one after another, while the background loop keeps reloading.
+    The loop must never switch to a mix of old and new files, and no slow load of older files may
+    finish after the Apply click's and switch the service back (both seen in CI as a flaky
+    `rules_version` on /healthz)."""
+    import threading
+
+    from leadflow.rules import dir_version
+
+    svc, path = service(tmp_path)
+    bulk = "".join(f"    - {{ id: views_{i}, on: page_view, points: 1 }}\n" for i in range(150))
+
+    def write(directory: Path, n: int) -> None:
+        (directory / "rules.yaml").write_text(GOOD.replace("points: 5\n", f"points: {n}\n" + bulk), encoding="utf-8")
+        (directory / "tuning.yaml").write_text(f"leadflow: 1\ntuning: {{ channel: C0MARKET{n}, min_labels: 20 }}\n",
+                                               encoding="utf-8")
+
+    write(path.parent, 0)
+    assert svc.reload_rules() is True
+    whole = {svc.pipeline.version}
+    proposals = []
+    for n in range(1, 9):
+        directory = tmp_path / f"proposal-{n}"
+        directory.mkdir()
+        write(directory, n)
+        whole.add(dir_version(str(directory)))
+        proposals.append(directory)
+    stop, seen, errors = threading.Event(), set(), []
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                svc.reload_rules()
+                seen.add(svc.pipeline.version)
+            except Exception as exc:  # noqa: BLE001 - reported below, never lost in the thread
+                errors.append(exc)
+
+    background = threading.Thread(target=loop)
+    background.start()
+    try:
+        for directory in proposals:
+            with svc.store.transaction():
+                pid = svc.store.add_proposal(str(directory), svc.clock(), {"rules_version": dir_version(str(path.parent))})
+            status, message = svc.apply_proposal(pid, "U0MGR0001")
+            assert status == "done", message
+            assert svc.pipeline.version == dir_version(str(directory)) == dir_version(str(path.parent))
+    finally:
+        stop.set()
+        background.join()
+    assert errors == [] and svc.rule_problems == []
+    assert seen <= whole  # never a mix of two proposals' files

@@ -107,6 +107,8 @@ class LeadService:
             if stamp == self._failed_stamp and self.clock() < self._retry_at:
                 return False  # the same files failed: problems in them wait for an edit, errors back off
             compiled = load_compiled(self.rules_dir)
+            if self._rules_stamp() != stamp:
+                return False  # written to while loading (another process applying a proposal): next pass
             switched = compiled.rules.version != self.pipeline.version
             if switched:
                 # build everything first: if the desk refuses the rules (bad hours), nothing is half-switched

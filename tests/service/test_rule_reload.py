@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 import textwrap
 from pathlib import Path
 
@@ -181,16 +182,10 @@ def test_the_delivery_view_shows_the_live_routing_after_a_reload(tmp_path):
     assert again.reason_labels == {"not_now": "Not this quarter"} and view.route("nobody").slack is None
 
 
-def test_an_applied_proposal_goes_live_whole_while_the_loop_reloads(tmp_path):
-    """A proposal writes several files one after another, while the background loop keeps reloading.
-    The loop must never switch to a mix of old and new files, and no slow load of older files may
-    finish after the Apply click's and switch the service back (both seen in CI as a flaky
-    `rules_version` on /healthz)."""
-    import threading
-
+def proposal_dirs(tmp_path: Path, live: Path, count: int) -> tuple[list[Path], set[str]]:
+    """`count` proposals that each change two files of `live`, and the versions of every whole set."""
     from leadflow.rules import dir_version
 
-    svc, path = service(tmp_path)
     bulk = "".join(f"    - {{ id: views_{i}, on: page_view, points: 1 }}\n" for i in range(150))
 
     def write(directory: Path, n: int) -> None:
@@ -198,28 +193,43 @@ def test_an_applied_proposal_goes_live_whole_while_the_loop_reloads(tmp_path):
         (directory / "tuning.yaml").write_text(f"leadflow: 1\ntuning: {{ channel: C0MARKET{n}, min_labels: 20 }}\n",
                                                encoding="utf-8")
 
-    write(path.parent, 0)
-    assert svc.reload_rules() is True
-    whole = {svc.pipeline.version}
-    proposals = []
-    for n in range(1, 9):
-        directory = tmp_path / f"proposal-{n}"
-        directory.mkdir()
-        write(directory, n)
-        whole.add(dir_version(str(directory)))
-        proposals.append(directory)
-    stop, seen, errors = threading.Event(), set(), []
+    write(live, 0)
+    whole, dirs = {dir_version(str(live))}, []
+    for n in range(1, count + 1):
+        dirs.append(tmp_path / f"proposal-{n}")
+        dirs[-1].mkdir()
+        write(dirs[-1], n)
+        whole.add(dir_version(str(dirs[-1])))
+    return dirs, whole
 
+
+def reloading(svc: LeadService, seen: set, errors: list, stop: threading.Event) -> threading.Thread:
+    """The service's loop, reduced to its reloads: every version it switches to goes into `seen`."""
     def loop() -> None:
         while not stop.is_set():
             try:
                 svc.reload_rules()
                 seen.add(svc.pipeline.version)
-            except Exception as exc:  # noqa: BLE001 - reported below, never lost in the thread
+            except Exception as exc:  # noqa: BLE001 - reported by the test, never lost in the thread
                 errors.append(exc)
 
-    background = threading.Thread(target=loop)
-    background.start()
+    thread = threading.Thread(target=loop)
+    thread.start()
+    return thread
+
+
+def test_an_applied_proposal_goes_live_whole_while_the_loop_reloads(tmp_path):
+    """A proposal writes several files one after another, while the background loop keeps reloading.
+    The loop must never switch to a mix of old and new files, and no slow load of older files may
+    finish after the Apply click's and switch the service back (both seen in CI as a flaky
+    `rules_version` on /healthz)."""
+    from leadflow.rules import dir_version
+
+    svc, path = service(tmp_path)
+    proposals, whole = proposal_dirs(tmp_path, path.parent, 8)
+    assert svc.reload_rules() is True
+    stop, seen, errors = threading.Event(), set(), []
+    background = reloading(svc, seen, errors, stop)
     try:
         for directory in proposals:
             with svc.store.transaction():
@@ -232,3 +242,25 @@ def test_an_applied_proposal_goes_live_whole_while_the_loop_reloads(tmp_path):
         background.join()
     assert errors == [] and svc.rule_problems == []
     assert seen <= whole  # never a mix of two proposals' files
+
+
+def test_files_written_by_another_process_while_loading_wait_for_the_next_pass(tmp_path):
+    """`rules tune --apply` or another instance writes the files without this service's lock: a load
+    that saw them change under it is dropped, and the next pass loads the whole set."""
+    from leadflow.rules import dir_version, overlay_rule_files
+
+    svc, path = service(tmp_path)
+    proposals, whole = proposal_dirs(tmp_path, path.parent, 8)
+    assert svc.reload_rules() is True
+    stop, seen, errors = threading.Event(), set(), []
+    background = reloading(svc, seen, errors, stop)
+    try:
+        for directory in proposals:
+            assert overlay_rule_files(str(directory), str(path.parent), dir_version(str(path.parent)))[0] == "done"
+    finally:
+        stop.set()
+        background.join()
+    assert errors == [] and svc.rule_problems == []
+    assert seen <= whole
+    svc.reload_rules()
+    assert svc.pipeline.version == dir_version(str(proposals[-1]))

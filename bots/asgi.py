@@ -35,7 +35,7 @@ from leadflow.delivery import (
     unconfigured,
 )
 from leadflow.intake import Intake, decode_body, split_body
-from leadflow.pipeline import GroupCommit
+from leadflow.pipeline import GroupCommit, Outcome
 from leadflow.service import LeadService, Presence
 from leadflow.store import Instance
 
@@ -77,7 +77,7 @@ def build_asgi(settings: Settings, service: LeadService, client: WebClient | Non
     bolt = build_app(settings, client, service) if settings.slack_enabled and client else None
     stop = threading.Event()
 
-    writer = GroupCommit(service.store)
+    writer = GroupCommit(service.store, pipeline=lambda: service.pipeline)  # one rule version per group
     presence = Presence(service.store, "serve")  # registered when the app starts, removed when it stops
     intake = Intake(clock=time.time, max_future=settings.max_future)
 
@@ -106,7 +106,7 @@ def build_asgi(settings: Settings, service: LeadService, client: WebClient | Non
         if len(items) > settings.max_batch:
             return JSONResponse({"error": f"at most {settings.max_batch} events per request"}, 413)
         try:
-            results = await asyncio.wrap_future(writer.submit(lambda: _apply_all(service, items, intake), len(items)))
+            results = [_result(o) for o in await asyncio.wrap_future(writer.submit_events(items, "webhook", intake))]
         except Exception:  # noqa: BLE001 - the database failed: nothing of this request was kept
             log.exception("events not stored")
             return JSONResponse({"error": "the events could not be stored; nothing was applied, send them again"}, 503)
@@ -287,19 +287,14 @@ def _slack_problem(secret: str, body: bytes, headers: Any) -> str | None:
     return None
 
 
-def _apply_all(service: LeadService, items: list[str], intake: Intake) -> list[dict]:
-    """Apply a request's items (raw text) on the writer thread, inside its group transaction."""
-    out = []
-    pipeline = service.pipeline  # one rule version for the whole request
-    for raw in items:
-        outcome = pipeline.apply_text(raw, source="webhook", intake=intake)
-        entry = {"id": outcome.event_id, "status": outcome.status}
-        if outcome.status in ("rejected", "conflict"):
-            entry.update(field=outcome.field, reason=outcome.reason)
-        elif outcome.decision and outcome.decision.transitions:
-            entry["stage"] = outcome.decision.transitions[-1]["to"]
-        out.append(entry)
-    return out
+def _result(outcome: Outcome) -> dict:
+    """One item's answer: its status, what was wrong with it, or the stage it reached."""
+    entry = {"id": outcome.event_id, "status": outcome.status}
+    if outcome.status in ("rejected", "conflict"):
+        entry.update(field=outcome.field, reason=outcome.reason)
+    elif outcome.decision and outcome.decision.transitions:
+        entry["stage"] = outcome.decision.transitions[-1]["to"]
+    return entry
 
 
 def _dead_letter(service: LeadService, body: bytes, reason: str) -> None:

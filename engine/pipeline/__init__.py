@@ -3,8 +3,8 @@ events and the webhook's group commit feed it."""
 from ._files import ingest_file
 from ._groupcommit import GroupCommit
 from ._jobs import apply_in_jobs
-from ._pipeline import Counts, Pipeline
+from ._pipeline import Counts, Outcome, Pipeline
 from ._webhooks import WEBHOOK_KIND, delivery_id, queue_webhook
 
-__all__ = ["Counts", "GroupCommit", "Pipeline", "WEBHOOK_KIND", "apply_in_jobs", "delivery_id", "ingest_file",
-           "queue_webhook"]
+__all__ = ["Counts", "GroupCommit", "Outcome", "Pipeline", "WEBHOOK_KIND", "apply_in_jobs", "delivery_id",
+           "ingest_file", "queue_webhook"]

@@ -15,8 +15,9 @@ import logging
 import os
 import re
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from leadflow.core import MAX_ATTRIBUTES, MAX_ATTRIBUTES_BYTES, MAX_EVENT_BYTES, EngineError
 from leadflow.intake import (
@@ -182,11 +183,6 @@ class Pipeline:
                 items.append((number, raw.text, raw.rejection))
             else:
                 items.append((number, raw, parse_line(raw)))
-        # the ids as they will be stored (NFC), which is what each event locks again as it is applied
-        leads = {lead for lead in (check_id("lead", obj.get("lead")) for _, _, obj in items if isinstance(obj, dict))
-                 if isinstance(lead, str)}
-        ids = {i for i in (check_id("id", obj.get("id")) for _, _, obj in items if isinstance(obj, dict))
-               if isinstance(i, str)}
         # Fast: the batch's reads and lead rows once (BatchCache), no savepoint per event. An event that
         # raises undoes the batch, which runs again the careful way: each event in its own savepoint, so
         # only that one is refused. History imports always go the careful way (they rewrite lead rows).
@@ -196,16 +192,9 @@ class Pipeline:
             outcomes: list[tuple[Outcome, int]] = []
             try:
                 # one fsync per BATCH events: a finished ingest is on disk
-                with self.store.transaction(durable=True):
-                    # every lead of the batch at once, in one order: batches of other processes never wait
-                    # on this one in a circle
-                    self.store.lock_leads(leads)
-                    self._batch_locks.held = leads
-                    cache = self._batch_locks.cache = BatchCache(self.store, leads, ids) if fast else None
+                with self.store.transaction(durable=True), self.batch([obj for _, _, obj in items], fast):
                     for number, raw, obj in items:
                         outcomes.append((self._apply(obj, raw, source, number, intake), number))
-                    if cache is not None:
-                        cache.flush()
             except Exception as exc:
                 if self.store.is_retryable(exc) and attempt < RETRIES:
                     attempt += 1
@@ -216,12 +205,36 @@ class Pipeline:
                     fast = False  # an event failed: the batch again, event by event
                     continue
                 raise
-            finally:
-                self._batch_locks.held = ()
-                self._batch_locks.cache = None
             for outcome, number in outcomes:  # counted once committed, so a retried batch counts once
                 counts.add(outcome, source, number)
             return
+
+    @contextmanager
+    def batch(self, objs: Iterable[object], fast: bool = True) -> Iterator[None]:
+        """Inside the caller's transaction: lock every lead of these parsed events at once, in one order
+        (batches of other processes never wait on this one in a circle). `fast`: also read their
+        states and stored ids once, write each lead's row once at the end (BatchCache) and apply
+        without a savepoint per event; then the caller must undo the whole transaction if anything
+        raises, and apply again without `fast`, so that only the failing event is refused."""
+        objs = [obj for obj in objs if isinstance(obj, dict)]
+        # the ids as they will be stored (NFC), which is what each event locks again as it is applied
+        leads = {lead for lead in (check_id("lead", obj.get("lead")) for obj in objs) if isinstance(lead, str)}
+        ids = {i for i in (check_id("id", obj.get("id")) for obj in objs) if isinstance(i, str)}
+        self.store.lock_leads(leads)
+        self._batch_locks.held = leads
+        cache = self._batch_locks.cache = BatchCache(self.store, leads, ids) if fast else None
+        try:
+            yield
+            if cache is not None:
+                cache.flush()
+        finally:
+            self._batch_locks.held = ()
+            self._batch_locks.cache = None
+
+    def apply_parsed(self, raw: str, obj: object, source: str, intake: Intake = OUTSIDE) -> Outcome:
+        """One item already read with `parse_line` (the group commit reads them to lock their leads)."""
+        with self.store.transaction():
+            return self._apply(obj, raw, source, None, intake)
 
     # -- one event ----------------------------------------------------------------------------------
     def _apply(self, obj: object, raw: str | None, source: str, line: int | None, intake: Intake) -> Outcome:

@@ -30,3 +30,17 @@ def together(calls: Sequence[Callable[[], Any]], timeout: float = 180) -> list:
     if errors:
         raise errors[0]
     return results
+
+
+def held(writer: Any) -> threading.Event:
+    """Keep a group commit `writer` busy on a group of its own until the returned event is set, so
+    that what is submitted next forms the following group, all of it."""
+    entered, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        entered.set()
+        assert release.wait(30)
+
+    writer.submit(hold)
+    assert entered.wait(30)
+    return release

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import textwrap
-import threading
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from leadflow.intake import Intake
 from leadflow.pipeline import GroupCommit, Pipeline
 from leadflow.rules import load_compiled
 from leadflow.store import Store
+from tests.concurrency import held
 from tests.leadflow_cli import SMALL_RULES, ev
 
 INTAKE = Intake(clock=lambda: 1.9e9)  # the events are from 2026: none is "in the future"
@@ -27,19 +27,6 @@ def rules(tmp_path: Path) -> Path:
     directory.mkdir()
     (directory / "rules.yaml").write_text(textwrap.dedent(SMALL_RULES))
     return directory
-
-
-def held(writer: GroupCommit) -> threading.Event:
-    """Keep `writer` busy until the returned event is set, so that what is submitted next forms one group."""
-    entered, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        entered.set()
-        assert release.wait(30)
-
-    writer.submit(hold)
-    assert entered.wait(30)
-    return release
 
 
 def requests() -> list[tuple[list[str], Intake]]:

@@ -17,6 +17,7 @@ import pytest
 from leadflow.pipeline import GroupCommit, Pipeline
 from leadflow.rules import load_compiled
 from leadflow.store import Store
+from tests.concurrency import held
 from tests.leadflow_cli import SMALL_RULES
 
 RETRIES = 5  # the group commit's, as documented in engine/pipeline/_groupcommit.py
@@ -28,20 +29,6 @@ def _pipeline(url: str, rules: Path) -> Pipeline:
 
 def _line(eid: str, lead: str) -> str:
     return json.dumps({"id": eid, "lead": lead, "type": "page_view", "at": "2026-11-02T09:00:00Z", "data": {}})
-
-
-def _held(writer: GroupCommit) -> threading.Event:
-    """Keep `writer` busy on a group of its own until the returned event is set, so that what is
-    submitted next forms the following group, all of it."""
-    entered, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        entered.set()
-        assert release.wait(30)
-
-    writer.submit(hold)
-    assert entered.wait(30)
-    return release
 
 
 def test_a_request_that_deadlocked_with_another_instance_is_run_again_in_the_next_group(pg_url, tmp_path):
@@ -63,7 +50,7 @@ def test_a_request_that_deadlocked_with_another_instance_is_run_again_in_the_nex
         return lambda: pipeline.apply_text(_line(eid, lead), source="webhook").status
 
     try:
-        release_a, release_b = _held(wa), _held(wb)
+        release_a, release_b = held(wa), held(wb)
         # instance A's next group: X then Y; instance B's: Y then X -> each waits for the other's lead
         futures = [wa.submit(first(a, "a1", "X")), wa.submit(then(a, "a2", "Y")),
                    wb.submit(first(b, "b1", "Y")), wb.submit(then(b, "b2", "X"))]
@@ -102,7 +89,7 @@ def test_a_request_failing_as_retryable_again_and_again_gets_the_error_others_ar
         raise ValueError("not retryable")
 
     try:
-        release = _held(writer)
+        release = held(writer)
         futures = [writer.submit(stubborn), writer.submit(flaky), writer.submit(broken),
                    writer.submit(lambda: store.sql("SELECT 1"))]
         release.set()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
 from dataclasses import dataclass, field
 from json.decoder import scanstring as _scanstring
 from typing import Any, Callable, NamedTuple
@@ -322,26 +321,6 @@ class Engine:
     @staticmethod
     def _on_gate_end(ev: _Evaluation, compiled: Compiled, role: Role) -> None:
         return None
-
-
-def durable_rules_rate(compiled: Compiled, facts: list[dict]) -> float:
-    """Facts per second that durable_rules alone asserts on the compiled conditions, with empty actions.
-
-    The benchmark's baseline: `leadflow bench` divides the full ingest rate by it to show what the work
-    around the engine costs. It runs on a host of its own, so no Engine ever carries the baseline's ruleset.
-    """
-    definition = {}
-    for rule_name, rule in compiled.definition.items():
-        if rule_name == "collect":
-            definition[rule_name] = {**rule, "run": lambda c: c.retract_fact(c.m)}
-        else:
-            definition[rule_name] = {**rule, "run": lambda c: None}
-    name, host = f"baseline_{compiled.name}", _QuietHost()
-    host.register_rulesets({name: definition})
-    start = time.perf_counter()
-    for fact in facts:
-        host.assert_fact(name, fact)
-    return len(facts) / max(time.perf_counter() - start, 1e-9)
 
 
 def _joined(head: str, shared: str) -> str:

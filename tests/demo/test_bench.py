@@ -16,6 +16,21 @@ def test_bench_small_run_reports_the_contract_shape():
     assert result["events"] == 1000 and result["leads"] == 200 and result["rejected"] == 0
     assert result["events_per_s"] > 0 and result["raw_engine_events_per_s"] > result["events_per_s"]
     assert result["ratio"] == pytest.approx(result["events_per_s"] / result["raw_engine_events_per_s"], abs=0.01)
+    slices = result["raw_engine_slices"]  # a short run: the baseline is topped up to 3,000 facts, 1,000 a slice
+    assert slices["count"] == 3 and slices["p10"] <= slices["p90"]
+
+
+def test_the_baseline_goes_round_its_facts_on_fresh_hosts_and_counts_every_slice():
+    from leadflow.rules import load_compiled
+    from leadflow.runtime import Baseline
+    from tests.datasets import ROOT
+
+    compiled = load_compiled(str(ROOT / "rules"))
+    facts = [{"sid": "0", "id": f"f{i}", "k": "i", "t": "page_view", "u": 0} for i in range(250)]
+    baseline = Baseline(compiled, facts)
+    assert baseline.run(600) > 0 and baseline.run(400) > 0  # four passes over the 250 facts
+    assert baseline.asserted == 1000 and len(baseline.slices) == 2
+    assert baseline.rate == pytest.approx(1000 / baseline.seconds)
 
 
 @pytest.mark.slow

@@ -4,7 +4,8 @@ the rule set into durable_rules definitions."""
 from ._calibration import Calibration, Step, percent
 from ._compiler import Compiled, Role, describe
 from ._conditions import ConditionParser, Leaf, walk
-from ._directory import STALE, copy_rule_dir, dir_version, inside, out_dir_problem, overlay_rule_files
+from ._directory import (STALE, copy_rule_dir, dir_version, inside, out_dir_problem, overlay_rule_files,
+                         rule_dir_lock)
 from ._files import MAX_FILE_BYTES, rule_files
 from ._holds import holds
 from ._load import load_calibration, load_compiled, load_rules
@@ -32,5 +33,5 @@ __all__ = [
     "contributions", "copy_rule_dir",
     "describe", "dir_version", "holds", "inside", "load_calibration", "load_compiled", "load_rules", "may_count",
     "merge_attributes", "note_event", "out_dir_problem", "overlay_rule_files", "render",
-    "percent", "render_json_schema", "render_reference", "rule_files", "rule_value", "Step", "walk",
+    "percent", "render_json_schema", "render_reference", "rule_dir_lock", "rule_files", "rule_value", "Step", "walk",
 ]

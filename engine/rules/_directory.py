@@ -10,13 +10,27 @@ earlier proposals) is not part of the rule set and is not copied.
 Applying a proposal writes only the rule files that differ, and only when the live rules are still
 the version the proposal was made from: copying an old proposal's snapshot would silently revert
 every edit made since (a new manager, a changed SLA).
+
+Writing a proposal replaces several files one after another. A service reloading meanwhile (in
+another process: `rules tune --apply`, a second instance) could read a mix of old and new files
+that no one wrote, and no check of timestamps before and after its read can tell a mix that stays
+still for a moment from a finished set. So writers hold an exclusive `flock` on the directory
+while they write and readers a shared one while they load (`rule_dir_lock`); the kernel drops
+the lock if a writer dies.
 """
 from __future__ import annotations
 
+import contextlib
 import filecmp
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no advisory locks; the reload's timestamp check remains
+    fcntl = None  # type: ignore[assignment]
 
 from ._calibration import FILES as CALIBRATION_FILES
 from ._files import rule_files, rules_version, yaml_files
@@ -85,6 +99,23 @@ def out_dir_problem(rules_dir: str, out_dir: str) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def rule_dir_lock(directory: str, exclusive: bool = False) -> Iterator[None]:
+    """Hold the rule directory's lock: shared to read a whole rule set, exclusive to write one.
+
+    The lock is taken on the directory itself (no lock file to commit or clean up) and is held per
+    open descriptor, so it also keeps two threads of one process apart."""
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)  # closing the last descriptor releases the lock
+
+
 def dir_version(directory: str) -> str:
     """The version a service would run for this directory (the hash of its rule files)."""
     return rules_version(rule_files(directory))
@@ -96,7 +127,8 @@ def overlay_rule_files(proposal_dir: str, live_dir: str, base_version: str | Non
     Returns ("stale", []) without touching anything when the live rules are no longer
     `base_version`; otherwise checks the result first (live templates and tests with the proposal's
     rule files: raises LeadflowError when that would not load) and returns ("done", names written).
-    Each file is replaced atomically, so a service reloading meanwhile never reads half a file."""
+    Each file is replaced atomically and the set is written under the directory's exclusive lock,
+    so a service reloading meanwhile reads neither half a file nor half a proposal."""
     if base_version is None or dir_version(live_dir) != base_version:
         return "stale", []
     with tempfile.TemporaryDirectory() as stage:
@@ -114,20 +146,28 @@ def overlay_rule_files(proposal_dir: str, live_dir: str, base_version: str | Non
         for name in dropped:
             os.remove(os.path.join(stage, name))
         load_compiled(stage)
-        for name in dropped:
-            os.remove(os.path.join(live_dir, name))
-        for name in changed:
-            fd, tmp = tempfile.mkstemp(dir=live_dir, prefix=f".{name}.", suffix=".tmp")
-            os.close(fd)
-            try:
-                shutil.copyfile(os.path.join(stage, name), tmp)
-                live = os.path.join(live_dir, name)
-                if os.path.exists(live):
-                    shutil.copymode(live, tmp)  # mkstemp makes 0600; keep the file's own permissions
-                else:
-                    os.chmod(tmp, 0o644)
-                os.replace(tmp, os.path.join(live_dir, name))
-            finally:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
+        with rule_dir_lock(live_dir, exclusive=True):
+            if dir_version(live_dir) != base_version:  # written by someone else while this one was checked
+                return "stale", []
+            _write(live_dir, stage, changed, dropped)
     return "done", changed + dropped
+
+
+def _write(live_dir: str, stage: str, changed: list[str], dropped: list[str]) -> None:
+    """Replace each changed file atomically and remove the dropped ones (the caller holds the lock)."""
+    for name in dropped:
+        os.remove(os.path.join(live_dir, name))
+    for name in changed:
+        fd, tmp = tempfile.mkstemp(dir=live_dir, prefix=f".{name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            shutil.copyfile(os.path.join(stage, name), tmp)
+            live = os.path.join(live_dir, name)
+            if os.path.exists(live):
+                shutil.copymode(live, tmp)  # mkstemp makes 0600; keep the file's own permissions
+            else:
+                os.chmod(tmp, 0o644)
+            os.replace(tmp, live)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)

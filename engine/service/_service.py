@@ -21,7 +21,7 @@ from leadflow.desk import SalesDesk
 from leadflow.learning import apply_proposal, dismiss_proposal, schedule_proposal
 from leadflow.nurture import LEASE, Scheduler
 from leadflow.pipeline import Pipeline
-from leadflow.rules import MAX_FILE_BYTES, load_compiled, rule_files
+from leadflow.rules import MAX_FILE_BYTES, load_compiled, rule_dir_lock, rule_files
 from leadflow.runtime import Engine
 from leadflow.store import Store
 
@@ -106,9 +106,11 @@ class LeadService:
                 return False
             if stamp == self._failed_stamp and self.clock() < self._retry_at:
                 return False  # the same files failed: problems in them wait for an edit, errors back off
-            compiled = load_compiled(self.rules_dir)
-            if self._rules_stamp() != stamp:
-                return False  # written to while loading (another process applying a proposal): next pass
+            with rule_dir_lock(self.rules_dir):  # a proposal being written waits, or is waited for
+                stamp = self._rules_stamp()  # what the files are now that no proposal is half-written
+                compiled = load_compiled(self.rules_dir)
+                if self._rules_stamp() != stamp:
+                    return False  # written to while loading (an editor or git, which take no lock): next pass
             switched = compiled.rules.version != self.pipeline.version
             if switched:
                 # build everything first: if the desk refuses the rules (bad hours), nothing is half-switched

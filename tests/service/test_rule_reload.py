@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import sys
 import threading
 import textwrap
@@ -264,3 +265,33 @@ def test_files_written_by_another_process_while_loading_wait_for_the_next_pass(t
     assert seen <= whole
     svc.reload_rules()
     assert svc.pipeline.version == dir_version(str(proposals[-1]))
+
+
+HALF_WRITER = """
+import pathlib, sys, time
+from leadflow.rules import rule_dir_lock
+live, proposal = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+with rule_dir_lock(str(live), exclusive=True):
+    (live / "rules.yaml").write_bytes((proposal / "rules.yaml").read_bytes())
+    print("half", flush=True)
+    time.sleep(1.0)  # long enough for any load that does not wait to read the half-written set
+    (live / "tuning.yaml").write_bytes((proposal / "tuning.yaml").read_bytes())
+"""
+
+
+def test_a_reload_waits_for_another_process_writing_under_the_directory_lock(tmp_path):
+    """Another process holds the directory's lock while it has written one file of two: the reload
+    waits for the whole set instead of switching to a mix no one wrote."""
+    from leadflow.rules import dir_version
+
+    svc, path = service(tmp_path)
+    proposals, _ = proposal_dirs(tmp_path, path.parent, 1)
+    assert svc.reload_rules() is True
+    writer = subprocess.Popen([sys.executable, "-c", HALF_WRITER, str(path.parent), str(proposals[0])],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "half"
+        svc.reload_rules()
+    finally:
+        assert writer.wait(timeout=60) == 0
+    assert svc.pipeline.version == dir_version(str(proposals[0])) == dir_version(str(path.parent))

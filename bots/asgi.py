@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from leadflow.core import SIGNATURE_HEADER, TIMESTAMP_HEADER, TOLERANCE, format_time, verify
+from leadflow.core import TOLERANCE, format_time
 from leadflow.delivery import (
     NETWORK_TIMEOUT,
     ChannelSender,
@@ -34,14 +34,15 @@ from leadflow.delivery import (
     SubscriptionSender,
     unconfigured,
 )
-from leadflow.intake import Intake, decode_body, split_body
-from leadflow.pipeline import GroupCommit, Outcome
+from leadflow.intake import Intake
+from leadflow.pipeline import GroupCommit
 from leadflow.service import LeadService, Presence
 from leadflow.store import Instance
 
 from .app import build_app
-from .config import Settings, is_loopback
+from .config import Settings
 from .notifier import ConsoleNotifier, SlackNotifier
+from .webhook import EventsEndpoint, Receive, Scope, Send, authenticate, read_capped
 
 log = logging.getLogger("leadflow.server")
 _UNIX_SECONDS = re.compile(r"[0-9]{1,12}")  # as engine.signing reads its own timestamp header
@@ -73,49 +74,13 @@ def build_service(settings: Settings, client: WebClient | None = None, clock: Ca
 
 
 def build_asgi(settings: Settings, service: LeadService, client: WebClient | None,
-               run_worker: bool = True, interval: float = 1.0) -> Starlette:
+               run_worker: bool = True, interval: float = 1.0) -> Server:
     bolt = build_app(settings, client, service) if settings.slack_enabled and client else None
     stop = threading.Event()
 
     writer = GroupCommit(service.store, pipeline=lambda: service.pipeline)  # one rule version per group
     presence = Presence(service.store, "serve")  # registered when the app starts, removed when it stops
     intake = Intake(clock=time.time, max_future=settings.max_future)
-
-    async def events(request: Request) -> Response:
-        """One event or a JSON array of them. Each item is checked like a JSONL line (64 KB, JSON,
-        fields) and applied in its own savepoint, so a bad item is answered `rejected` (or
-        `conflict`) alone; the answer comes after the group transaction holding the request is
-        committed with an fsync: `applied` means on disk."""
-        body = await _read_capped(request, settings.max_body_bytes)
-        if body is None:
-            return JSONResponse({"error": f"body larger than {settings.max_body_bytes} bytes"}, 413)
-        problem = _authenticate(settings, request, body)
-        if problem:
-            return JSONResponse({"error": problem}, 401, headers={"WWW-Authenticate": "Bearer"})
-        try:
-            batch, items = split_body(decode_body(body))
-        except ValueError as exc:
-            reason = f"not JSON: {exc}"
-            try:
-                await asyncio.wrap_future(writer.submit(lambda: _dead_letter(service, body, reason)))
-            except Exception:  # noqa: BLE001 - the database is busy or failing: the body is not kept yet
-                log.exception("malformed body not kept as a dead letter")
-                return JSONResponse({"error": f"{reason}; it could not be kept as a dead letter now (the database "
-                                              "is busy): fix it, or send it again to have it kept"}, 503)
-            return JSONResponse({"error": reason}, 400)
-        if len(items) > settings.max_batch:
-            return JSONResponse({"error": f"at most {settings.max_batch} events per request"}, 413)
-        try:
-            results = [_result(o) for o in await asyncio.wrap_future(writer.submit_events(items, "webhook", intake))]
-        except Exception:  # noqa: BLE001 - the database failed: nothing of this request was kept
-            log.exception("events not stored")
-            return JSONResponse({"error": "the events could not be stored; nothing was applied, send them again"}, 503)
-        if any("stage" in r for r in results):  # a new SQL to route now; other work waits for the next pass
-            service.wake.set()
-        bad = [r for r in results if r["status"] in ("rejected", "conflict")]
-        if batch:
-            return JSONResponse({"results": results}, 422 if bad else 200)
-        return JSONResponse(results[0], {"rejected": 400, "conflict": 409}.get(results[0]["status"], 200))
 
     async def slack(request: Request) -> Response:
         """Slack's request URL. The size cap and the signature come before anything reads or parses
@@ -124,7 +89,7 @@ def build_asgi(settings: Settings, service: LeadService, client: WebClient | Non
         if bolt is None:
             return JSONResponse({"error": "Slack is not configured (set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET)"},
                                 503)
-        raw = await _read_capped(request, settings.max_slack_body_bytes)
+        raw = await read_capped(request.headers, request.receive, settings.max_slack_body_bytes)
         if raw is None:
             return JSONResponse({"error": f"body larger than {settings.max_slack_body_bytes} bytes"}, 413)
         problem = _slack_problem(settings.signing_secret or "", raw, request.headers)
@@ -150,7 +115,7 @@ def build_asgi(settings: Settings, service: LeadService, client: WebClient | Non
         that the open, loopback-only mode is reachable from elsewhere. The details include every
         instance on the database seen lately with the rule version it runs, and whether the versions
         differ (normal for a moment while a rule change reaches each instance; not while it lasts)."""
-        problem = _authenticate(settings, request, b"")
+        problem = authenticate(settings, request.headers, b"")
         if problem and not settings.webhook_protected:
             return JSONResponse({"error": problem}, 401)
         problems = list(service.rule_problems)
@@ -188,84 +153,30 @@ def build_asgi(settings: Settings, service: LeadService, client: WebClient | Non
             await run_in_threadpool(presence.stop)
             writer.close()  # what was submitted is committed and answered before the store closes
 
-    app = Starlette(routes=[Route("/v1/events", events, methods=["POST"]),
-                            Route("/slack/events", slack, methods=["POST"]),
-                            Route("/healthz", health, methods=["GET"])], lifespan=lifespan)
-    app.state.writer = writer  # the webhook's group commit (its counters show how requests were grouped)
-    return app
+    rest = Starlette(routes=[Route("/slack/events", slack, methods=["POST"]),
+                             Route("/healthz", health, methods=["GET"])], lifespan=lifespan)
+    rest.state.writer = writer  # the webhook's group commit (its counters show how requests were grouped)
+    return Server(EventsEndpoint(settings, service, writer, intake), rest)
+
+
+class Server:
+    """The ASGI app: the event webhook straight to its endpoint (see webhook.py), everything else
+    (Slack, /healthz, the lifespan) through Starlette."""
+
+    def __init__(self, events: EventsEndpoint, rest: Starlette):
+        self.events, self.rest, self.state = events, rest, rest.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/v1/events":
+            await self.events(scope, receive, send)
+        else:
+            await self.rest(scope, receive, send)
 
 
 def _instance(instance: Instance) -> dict:
     """An instance as /healthz shows it."""
     return {"id": instance.id, "role": instance.role, "rules_version": instance.rules_version,
             "started_at": format_time(instance.started_at), "seen_at": format_time(instance.seen_at)}
-
-
-def _authenticate(settings: Settings, request: Request, body: bytes) -> str | None:
-    """None when the caller may write events (and read /healthz details), else why not.
-
-    No credential configured means the service is on loopback (`serve` refuses otherwise) and open
-    to local callers only: a request that a proxy or a browser relayed (see `_relayed`) is refused.
-    A signature must be fresh (engine.signing: timestamp within five minutes), so a captured request
-    cannot be replayed later."""
-    if not settings.webhook_protected:
-        return _relayed(request.headers)
-    if settings.webhook_token:
-        given = request.headers.get("authorization", "")
-        if hmac.compare_digest(given.encode("utf-8", "replace"), f"Bearer {settings.webhook_token}".encode()):
-            return None
-    if settings.webhook_secret and request.headers.get(SIGNATURE_HEADER):
-        return verify(settings.webhook_secret, body, request.headers.get(TIMESTAMP_HEADER),
-                      request.headers.get(SIGNATURE_HEADER))
-    ways = ["'Authorization: Bearer TOKEN'"] if settings.webhook_token else []
-    if settings.webhook_secret:
-        ways.append(f"'{TIMESTAMP_HEADER}: UNIX_SECONDS' with '{SIGNATURE_HEADER}: sha256=HMAC(secret, "
-                    "\"<timestamp>.\" + body)'")
-    return "missing or wrong credentials: send " + " or ".join(ways)
-
-
-_PROXY_HEADERS = ("forwarded", "via", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-forwarded-port",
-                  "x-forwarded-server", "x-real-ip")
-
-
-def _relayed(headers: Any) -> str | None:
-    """Why a request must not be trusted as a local caller's, or None.
-
-    Loopback-only is the open mode's whole protection, and a reverse proxy on the same machine (the
-    usual way to get the public HTTPS URL Slack needs) makes every internet caller look local. Such a
-    request shows itself by a proxy header, or by a Host that is not a loopback name (a proxy passing
-    the public host on, or a DNS-rebinding web page); a browser on this machine sends an Origin."""
-    if any(headers.get(name) is not None for name in _PROXY_HEADERS) or not _loopback_host(headers.get("host")):
-        return ("behind a proxy: set LEADFLOW_WEBHOOK_TOKEN (callers send 'Authorization: Bearer TOKEN') or "
-                "LEADFLOW_WEBHOOK_SECRET; without one only local callers are served")
-    if headers.get("origin") is not None:
-        return "browser requests need credentials: set LEADFLOW_WEBHOOK_TOKEN or LEADFLOW_WEBHOOK_SECRET"
-    return None
-
-
-def _loopback_host(host: str | None) -> bool:
-    """True for a missing Host (HTTP/1.0) and for a loopback address or `localhost`, with any port."""
-    if host is None:
-        return True
-    name = host.strip()
-    if name.startswith("["):  # [::1]:8080
-        name = name[:name.find("]") + 1] if "]" in name else name
-    elif name.count(":") == 1:
-        name = name.split(":")[0]
-    return is_loopback(name)
-
-
-async def _read_capped(request: Request, limit: int) -> bytes | None:
-    """The body, or None once it is larger than `limit` (checked before anything is buffered)."""
-    length = request.headers.get("content-length", "")
-    if length.strip().isascii() and length.strip().isdigit() and int(length) > limit:
-        return None
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            return None
-    return bytes(body)
 
 
 def _slack_problem(secret: str, body: bytes, headers: Any) -> str | None:
@@ -285,20 +196,6 @@ def _slack_problem(secret: str, body: bytes, headers: Any) -> str | None:
     if abs(time.time() - int(timestamp)) > TOLERANCE:
         return f"X-Slack-Request-Timestamp is more than {TOLERANCE} s away from this server's clock"
     return None
-
-
-def _result(outcome: Outcome) -> dict:
-    """One item's answer: its status, what was wrong with it, or the stage it reached."""
-    entry = {"id": outcome.event_id, "status": outcome.status}
-    if outcome.status in ("rejected", "conflict"):
-        entry.update(field=outcome.field, reason=outcome.reason)
-    elif outcome.decision and outcome.decision.transitions:
-        entry["stage"] = outcome.decision.transitions[-1]["to"]
-    return entry
-
-
-def _dead_letter(service: LeadService, body: bytes, reason: str) -> None:
-    service.store.dead_letter(body.decode("utf-8", "replace"), reason, "", "webhook", None)
 
 
 def serve(settings: Settings) -> None:

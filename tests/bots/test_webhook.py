@@ -53,6 +53,28 @@ def test_limits_validation_duplicates_and_dead_letters(tmp_path):
         assert svc.health()["ok"] is True
 
 
+def test_a_streamed_body_is_read_whole_and_capped_and_only_post_is_allowed(tmp_path):
+    """A body sent in chunks without a Content-Length is counted as it arrives (413 past the cap) and
+    read to its end under it; another method gets 405 naming POST, and stores nothing."""
+    auth = {"Authorization": "Bearer hook-token-123", "Content-Type": "application/json"}
+    event = json.dumps(sql_events("s")[0]).encode()
+
+    def chunks(body: bytes, size: int):  # noqa: ANN202 - httpx sends a generator as chunked
+        for at in range(0, len(body), size):
+            yield body[at:at + size]
+
+    with Service(tmp_path, None, max_body_bytes=2000) as svc:
+        r = svc.http.post("/v1/events", content=chunks(event, 7), headers=auth)
+        assert r.status_code == 200 and r.json() == {"id": "s-1", "status": "applied"}
+        r = svc.http.post("/v1/events", content=chunks(b"[" + b" " * 3000 + event + b"]", 500), headers=auth)
+        assert r.status_code == 413 and "2000 bytes" in r.json()["error"]
+        for method in ("GET", "PUT", "DELETE"):
+            r = svc.http.request(method, "/v1/events", content=event, headers=auth)
+            assert r.status_code == 405 and r.headers["allow"] == "POST", method
+            assert "POST" in r.json()["error"]
+        assert svc.service.store.count("events") == 1
+
+
 def test_segment_identify_and_track(tmp_path):
     with Service(tmp_path, None) as svc:
         identify = {"type": "identify", "messageId": "m1", "userId": "u-9", "timestamp": "2026-11-02T09:00:00Z",

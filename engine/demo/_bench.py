@@ -59,7 +59,7 @@ def run_bench(rules_dir: str, n_leads: int, per_lead: int, seed: int = 1, db_pat
         total = n_leads * per_lead
         done = [0]
         last = [time.perf_counter()]
-        baseline = Baseline(compiled, _raw_facts(compiled, min(total, 20000), per_lead, seed))
+        baseline = Baseline(compiled, raw_facts(compiled, min(total, 20000), per_lead, seed))
         aside = [0.0, time.perf_counter() + SLICE_EVERY]  # seconds spent on baseline slices; when the next is due
 
         def tick(n: int) -> None:
@@ -85,7 +85,7 @@ def run_bench(rules_dir: str, n_leads: int, per_lead: int, seed: int = 1, db_pat
         pipeline.store.close()
         result = {"events": counts.applied, "leads": n_leads, "rejected": counts.rejected,
                   "seconds": round(elapsed, 1), "events_per_s": round(rate), "raw_engine_events_per_s": round(raw),
-                  "raw_engine_slices": _spread(baseline.slices),
+                  "raw_engine_slices": spread(baseline.slices),
                   "ratio": round(rate / raw, 3) if raw else None, "peak_rss_mb": peak_rss_mb(),
                   "db_mb": round(os.path.getsize(db_path) / 1e6, 1) if os.path.isfile(db_path) else None,
                   "backend": "postgresql" if is_postgres_url(db_path) else "sqlite",
@@ -101,7 +101,7 @@ def run_bench(rules_dir: str, n_leads: int, per_lead: int, seed: int = 1, db_pat
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _raw_facts(compiled: Compiled, n: int, per_lead: int, seed: int) -> list[dict]:
+def raw_facts(compiled: Compiled, n: int, per_lead: int, seed: int) -> list[dict]:
     """The input facts the full path asserts, for about `n` generated events, for the baseline.
 
     They have the run's own mix (`per_lead` events per lead): a lead's first event carries its
@@ -122,7 +122,7 @@ def _raw_facts(compiled: Compiled, n: int, per_lead: int, seed: int) -> list[dic
     return facts
 
 
-def _spread(rates: list[float]) -> dict:
+def spread(rates: list[float]) -> dict:
     """How many baseline slices there were and how much their rates moved (10th and 90th percentiles)."""
     if len(rates) < 2:
         return {"count": len(rates)}

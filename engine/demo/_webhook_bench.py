@@ -5,8 +5,12 @@ the benchmark's events from many connections at once, each sending one event per
 for the answer before the next (what a CRM's webhook sender does). Concurrency is what group commit
 needs: requests that arrive while a commit is being written to disk go into the next transaction
 together, so one fsync acknowledges many of them. The client is a small asyncio loop that writes
-ready-made HTTP requests, so on a two-core machine it leaves the server most of the CPU; a general
+ready-made HTTP requests on uvloop, so on a two-core machine it leaves the server most of the CPU; a general
 HTTP client in Python would measure itself rather than the server. Every answer must be a 200.
+
+The rate alone says as much about the machine as about leadflow (the same code gave 1,150 and 1,750
+events/s on this project's 2-core machine on two days), so the raw engine is timed on the same rules
+right before and after, and `ratio` is the webhook's rate over it, as `leadflow bench` gives its own.
 """
 from __future__ import annotations
 
@@ -20,17 +24,26 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
-from typing import IO, Iterator
+from typing import IO, Callable, Iterator
 
 from leadflow.core import LeadflowError, Location, Problem, lead_share
+from leadflow.rules import load_compiled
+from leadflow.runtime import Baseline
 
+from ._bench import SLICE, raw_facts, spread
 from ._synthetic import bench_events
 
 START_TIMEOUT = 60.0  # seconds the server may take to answer /healthz
+REFERENCE_SECONDS = 4.0  # of the raw engine, half before the server starts and half after it stops
 
 
 def webhook_bench(rules_dir: str, n_leads: int, per_lead: int, seed: int, connections: int = 32) -> dict:
-    """Events per second that a fresh `leadflow serve` acknowledges, one event per request."""
+    """Events per second that a fresh `leadflow serve` acknowledges, one event per request, and
+    durable_rules alone on the same rules, timed just before the server starts and just after it
+    stops (half each), so the rate can be compared across machines and moments as a ratio."""
+    compiled = load_compiled(rules_dir)
+    baseline = Baseline(compiled, raw_facts(compiled, 20000, per_lead, seed))
+    _time_baseline(baseline, REFERENCE_SECONDS / 2)
     token = secrets.token_urlsafe(24)
     requests = [_request(token, json.dumps(e).encode()) for e in bench_events(n_leads, per_lead, seed)]
     # one lead's events stay on one connection, in order, as one sender would send them
@@ -39,10 +52,31 @@ def webhook_bench(rules_dir: str, n_leads: int, per_lead: int, seed: int, connec
         lanes[lead_share(lead, connections)].append(raw)
     with _server(rules_dir, token) as port:
         started = time.perf_counter()
-        answered = asyncio.run(_drive(port, [lane for lane in lanes if lane]))
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            answered = runner.run(_drive(port, [lane for lane in lanes if lane]))
         seconds = time.perf_counter() - started
+    _time_baseline(baseline, REFERENCE_SECONDS / 2)
+    rate, raw = answered / seconds if seconds else 0.0, baseline.rate
     return {"events": answered, "connections": connections, "seconds": round(seconds, 2),
-            "events_per_s": round(answered / seconds) if seconds else None}
+            "events_per_s": round(rate), "raw_engine_events_per_s": round(raw),
+            "raw_engine_slices": spread(baseline.slices), "ratio": round(rate / raw, 3) if raw else None}
+
+
+def _time_baseline(baseline: Baseline, seconds: float) -> None:
+    """Slices of the raw engine for about `seconds` (with nothing else running on the machine)."""
+    until = time.perf_counter() + seconds
+    while time.perf_counter() < until:
+        baseline.run(SLICE)
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop where there is one (as the server runs): the client spends less of the CPU
+    that it shares with the server on this machine."""
+    try:
+        import uvloop
+    except ImportError:  # Windows: the standard loop
+        return None
+    return uvloop.new_event_loop
 
 
 def _request(token: str, body: bytes) -> tuple[bytes, str]:

@@ -94,6 +94,9 @@ def test_bench_webhook_drives_a_real_server_and_counts_every_acknowledged_event(
     result = json.loads(out.stdout)["webhook"]
     assert result["events"] == 90 and result["connections"] == 4
     assert result["events_per_s"] == pytest.approx(90 / result["seconds"], rel=0.05)
+    # the raw engine, timed in the same run (before the server starts and after it stops), as the ratio's base
+    assert result["raw_engine_events_per_s"] > 0 and result["raw_engine_slices"]["count"] >= 2
+    assert result["ratio"] == pytest.approx(result["events_per_s"] / result["raw_engine_events_per_s"], abs=0.001)
 
 
 def test_bench_webhook_runs_alone():

@@ -6,7 +6,6 @@ event or a decision is committed.
 """
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import hmac

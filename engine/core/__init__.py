@@ -4,7 +4,7 @@ takes a lead.
 Imports nothing else from the engine."""
 from ._errors import EngineError, LeadflowError, Location, Problem, did_you_mean, excerpt, printable
 from ._holders import Claimer, holder_gone
-from ._json import compact_json
+from ._json import compact_json, read_json
 from ._limits import (
     DEFAULT_MAX_FUTURE,
     GROUP_MAX_EVENTS,
@@ -25,7 +25,8 @@ __all__ = [
     "Claimer", "DEFAULT_MAX_FUTURE", "Document", "EngineError", "GROUP_MAX_EVENTS", "Hours", "LeadflowError",
     "Location", "MAX_ALIASES", "MAX_ALIAS_NODES", "MAX_ATTRIBUTES", "MAX_ATTRIBUTES_BYTES", "MAX_DEPTH",
     "MAX_EVENT_BYTES", "MAX_ID", "MAX_YAML_DEPTH", "MAX_INTEGER", "MIN_TIME", "Problem", "SIGNATURE_HEADER",
-    "TIMESTAMP_HEADER", "TOLERANCE", "add_working_time", "compact_json", "did_you_mean", "excerpt", "format_duration",
-    "format_time", "holder_gone", "in_sample", "is_working", "lead_share", "load_bytes", "load_file",
-    "parse_duration", "parse_hours", "parse_time", "printable", "rep_hours_problems", "sign", "verify",
+    "TIMESTAMP_HEADER", "TOLERANCE", "add_working_time", "compact_json", "did_you_mean", "excerpt",
+    "format_duration", "format_time", "holder_gone", "in_sample", "is_working", "lead_share", "load_bytes",
+    "load_file", "parse_duration", "parse_hours", "parse_time", "printable", "read_json", "rep_hours_problems",
+    "sign", "verify",
 ]

@@ -29,13 +29,12 @@ for a failure that is final (permanent, or retried for hours).
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Protocol
 
-from leadflow.core import format_time
+from leadflow.core import format_time, read_json
 from leadflow.store import Store, plain_text
 
 from ._failures import Backoff, DeliveryError, RetryLater, classify
@@ -166,7 +165,7 @@ def _payload(text: str) -> dict:
 
 def _payload_or_none(text: str | None) -> dict | None:
     try:
-        payload = json.loads(text) if text else None
+        payload = read_json(text) if text else None
     except ValueError:
         return None
     return payload if isinstance(payload, dict) else None

@@ -30,6 +30,7 @@ from leadflow.core import (
     did_you_mean,
     format_duration,
     parse_time,
+    read_json,
 )
 
 FIELDS = ("id", "lead", "type", "at", "data")
@@ -123,7 +124,7 @@ def _no_constant(name: str) -> None:
 
 def loads(raw: str | bytes) -> Any:
     """Strict JSON: NaN and Infinity (which Python's json accepts) are errors."""
-    return json.loads(raw, parse_constant=_no_constant)
+    return read_json(raw, parse_constant=_no_constant)
 
 
 _SURROGATES = re.compile("[\ud800-\udfff]")

@@ -9,10 +9,10 @@ through getters, so a reload is seen by the next delivery.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Callable
 
+from leadflow.core import read_json
 from leadflow.desk import RoutingTable
 from leadflow.reports import compute, lead_json, recent_activity
 from leadflow.rules import LeadState, RuleSet
@@ -59,7 +59,7 @@ class DeliveryView:
         row = self._store.lead_row(lead_id)
         if row is None:
             return None
-        return self._rules().record_url(lead_id, LeadState.from_json(json.loads(row["state"])).attrs)
+        return self._rules().record_url(lead_id, LeadState.from_json(read_json(row["state"])).attrs)
 
     def route(self, rep_id: str | None) -> Route:
         routing = self._routing()

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 
+from leadflow.core import read_json
+
 from ._database import Database
 
 
@@ -75,7 +77,7 @@ class DeskTables(Database):
             row = self._exec("SELECT state FROM leads WHERE id = ?", (lead,)).fetchone()
             if row is None:
                 return
-            state = json.loads(row[0])
+            state = read_json(row[0])
             state["owner"] = owner
             self._exec("UPDATE leads SET owner = ?, state = ? WHERE id = ?", (owner, json.dumps(state), lead))
 

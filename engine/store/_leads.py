@@ -11,7 +11,7 @@ import json
 import time
 from typing import Any, Iterable, Iterator, NamedTuple, Protocol, Sequence
 
-from leadflow.core import compact_json
+from leadflow.core import compact_json, read_json
 from leadflow.intake import storable as _storable
 from leadflow.rules import LeadState
 
@@ -177,12 +177,12 @@ class LeadTables(OutboxTable):
 
     def load_state(self, lead_id: str) -> LeadState | None:
         row = self._exec("SELECT state FROM leads WHERE id = ?", (lead_id,)).fetchone()
-        return LeadState.from_json(json.loads(row[0])) if row else None
+        return LeadState.from_json(read_json(row[0])) if row else None
 
     def load_states(self, lead_ids: Iterable[str]) -> dict[str, LeadState]:
         """The states of those of these leads that have a row, in one statement per 500 ids (a batch
         reads them at once instead of one statement per event)."""
-        return {lead: LeadState.from_json(json.loads(text))
+        return {lead: LeadState.from_json(read_json(text))
                 for lead, text in self._in_chunks("SELECT id, state FROM leads WHERE id IN", lead_ids)}
 
     def stored_events(self, event_ids: Iterable[str]) -> dict[str, StoredEvent]:
@@ -231,7 +231,7 @@ class LeadTables(OutboxTable):
     def decision_traces(self) -> Iterator[dict]:
         """The trace (rules fired, points added, transitions) of every stored decision."""
         for (trace,) in self._stream("SELECT trace FROM decisions"):
-            yield json.loads(trace)
+            yield read_json(trace)
 
     def dead_letters(self, limit: int = 100) -> list[dict]:
         return self._rows("SELECT * FROM dead_letters ORDER BY id DESC LIMIT ?", [limit])

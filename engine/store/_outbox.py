@@ -15,6 +15,8 @@ import math
 import time
 from typing import Any
 
+from leadflow.core import read_json
+
 from ._database import Database
 
 
@@ -45,7 +47,7 @@ def plain_text(text: str, limit: int = 500) -> str:
 def _loads(text: str | None) -> Any:
     """Python reads what SQLite's JSON functions may refuse (Infinity, NaN); None when unreadable."""
     try:
-        return json.loads(text) if text else None
+        return read_json(text) if text else None
     except ValueError:
         return None
 

@@ -75,7 +75,7 @@ def test_a_refused_row_is_the_events_fault_a_locked_or_broken_database_is_not(tm
     store = Store(path)
     other = sqlite3.connect(path, isolation_level=None)
     try:
-        store.conn.execute("PRAGMA busy_timeout=50")  # give up on the lock at once (30 s in production)
+        store.busy_timeout = 0.05  # give up on the lock at once (30 s in production)
         with store.transaction():
             store.conn.execute("INSERT INTO schedule (name, last_at) VALUES ('x', 1)")
         with pytest.raises(sqlite3.IntegrityError) as refused:

@@ -11,8 +11,8 @@ never deadlock upgrading a read lock); nested `transaction()` calls join the out
 from __future__ import annotations
 
 import sqlite3
-import time
 import threading
+import time
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, Sequence
 

@@ -112,12 +112,15 @@ class KillableServe:
             assert time.time() < deadline, "leadflow serve did not come up"
             time.sleep(0.05)
 
-    def kill(self) -> None:
+    def kill(self) -> bool:
+        """SIGKILL the running process; False when there was none to kill."""
         with self.lock:
             if self.proc and self.proc.poll() is None:
                 self.proc.send_signal(signal.SIGKILL)
                 self.proc.wait()
                 self.kills += 1
+                return True
+            return False
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

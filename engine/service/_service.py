@@ -29,6 +29,7 @@ from ._presence import Presence
 from ._view import DeliveryView
 
 log = logging.getLogger("leadflow.service")
+GATHER = 0.05  # seconds a woken worker waits for more commits before its pass (see LeadService.run)
 
 
 def _stat(path: str, content: bool) -> tuple:
@@ -212,8 +213,14 @@ class LeadService:
         self.reload_rules()
         return self.pipeline.version
 
-    def run(self, stop: threading.Event, interval: float = 1.0) -> None:
-        """Work until `stop` is set; `wake` cuts the wait short when new work was just committed."""
+    def run(self, stop: threading.Event, interval: float = 1.0, gather: float = GATHER) -> None:
+        """Work until `stop` is set; `wake` cuts the wait short when new work was just committed.
+
+        gather: once woken, wait this long for more commits before the pass. Under webhook load a
+        commit lands every few milliseconds; a pass per commit repeats the pass's fixed work (rule
+        files checked, due enrolments and SQLs looked up, one claim transaction each) for one or two
+        rows, and its transactions stand in the way of the next group commit. A pass at most every
+        `gather` seconds does the same work in batches, for a card that leaves that much later."""
         while not stop.is_set():
             try:
                 self.reload_rules()
@@ -222,7 +229,8 @@ class LeadService:
                 self.work_once()
             except Exception:  # noqa: BLE001 - the loop must outlive any single failure
                 log.exception("background work failed; retrying")
-            self.wake.wait(interval)
+            if self.wake.wait(interval) and gather > 0:
+                stop.wait(gather)
             self.wake.clear()
 
 

@@ -77,6 +77,16 @@ class OutboxTable(Database):
                                 (claimed_by, lease_until, row_id, status, attempts))
         return cur.rowcount == 1
 
+    def outbox_renew(self, row_ids: list[int], claimed_by: str, lease_until: float) -> set[int]:
+        """Extend the lease on those of these rows that `claimed_by` still holds; returns their ids (a
+        row another dispatcher took over meanwhile is not this holder's any more)."""
+        if not row_ids:
+            return set()
+        marks = ",".join("?" for _ in row_ids)
+        held = f"status = 'sending' AND claimed_by = ? AND id IN ({marks})"
+        self._exec(f"UPDATE outbox SET lease_until = ? WHERE {held}", (lease_until, claimed_by, *row_ids))
+        return {row[0] for row in self._exec(f"SELECT id FROM outbox WHERE {held}", (claimed_by, *row_ids))}
+
     def outbox_done(self, row_id: int, result: dict | None = None) -> None:
         """Done, with the notifier's result kept in the payload (`$.result`) for later updates."""
         row = self._exec("SELECT payload FROM outbox WHERE id = ?", (row_id,)).fetchone()

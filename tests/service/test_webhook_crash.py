@@ -78,7 +78,11 @@ class CrashReceiver:
                 return
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's hook name
-                body = self.rfile.read(int(self.headers["Content-Length"]))
+                length = int(self.headers["Content-Length"])
+                body = self.rfile.read(length)
+                if len(body) < length:  # the sender was killed halfway through writing it: no request arrived
+                    self.close_connection = True
+                    return
                 with receiver.lock:
                     receiver.received.append((dict(self.headers), body))
                     kill = receiver.in_flight.pop(0) if receiver.in_flight and len(receiver.received) % 7 == 0 \

@@ -1,5 +1,6 @@
 """compact_json: the fast writer, and the values it hands to the standard library."""
 import json
+from typing import NamedTuple
 
 import pytest
 
@@ -25,6 +26,18 @@ def test_fallback_keeps_escaping_unless_told_otherwise():
 
 def test_text_is_utf8_not_escaped_on_the_fast_path():
     assert compact_json({"name": "Zoë"}) == '{"name":"Zoë"}'
+
+
+class Pair(NamedTuple):
+    rule: str
+    points: float
+
+
+def test_a_named_tuple_is_an_array_on_the_fast_path():
+    value = {"added": [Pair("zoë", 25.0)], "t": (1, 2)}
+    assert json.loads(compact_json(value)) == json.loads(json.dumps(value))
+    assert compact_json(value) == '{"added":[["zoë",25.0]],"t":[1,2]}'  # UTF-8: orjson wrote it, not the fallback
+    assert compact_json({"added": [Pair("\ud800", 2 ** 70)]}) == '{"added":[["\\ud800",1180591620717411303424]]}'
 
 
 # ---- read_json: json.loads, value for value and error for error -----------------------------------------

@@ -93,7 +93,9 @@ def test_bench_webhook_drives_a_real_server_and_counts_every_acknowledged_event(
                    check=True, timeout=120)
     result = json.loads(out.stdout)["webhook"]
     assert result["events"] == 90 and result["connections"] == 4
-    assert result["events_per_s"] == pytest.approx(90 / result["seconds"], rel=0.05)
+    # `seconds` is rounded to 0.01 s, which on a run this short is several percent of it
+    seconds = result["seconds"]
+    assert 90 / (seconds + 0.005) - 1 <= result["events_per_s"] <= 90 / max(seconds - 0.005, 0.001) + 1
     # the raw engine, timed in the same run (before the server starts and after it stops), as the ratio's base
     assert result["raw_engine_events_per_s"] > 0 and result["raw_engine_slices"]["count"] >= 2
     assert result["ratio"] == pytest.approx(result["events_per_s"] / result["raw_engine_events_per_s"], abs=0.001)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from leadflow.store import Store
 from tests.leadflow_cli import Leadflow, small_setup
 from tests.postgres import PostgresServer, database_for
 from tests.servers import Mailbox, Receiver, running_smtp
@@ -30,6 +31,14 @@ def pg_url(postgres):
 def db_url(request, tmp_path):
     """The test's database on each backend: a SQLite file path, then a PostgreSQL URL."""
     return database_for(request, tmp_path, "leadflow.db")
+
+
+@pytest.fixture
+def store(db_url):
+    """A Store on each backend (db_url), closed after the test."""
+    store = Store(db_url)
+    yield store
+    store.close()
 
 
 @pytest.fixture

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import pytest
-
 from leadflow.core import Claimer
 from leadflow.delivery import Dispatcher
 from leadflow.delivery._dispatcher import CLAIM_BATCH
@@ -40,13 +38,6 @@ class Recorder:
             self.during.pop(0)()
         self.wall.now += self.took
         return {"ok": True}
-
-
-@pytest.fixture
-def store(db_url):
-    store = Store(db_url)
-    yield store
-    store.close()
 
 
 def add_rows(store: Store, n: int) -> None:

@@ -20,13 +20,6 @@ def assignment(lead: str, **extra: object) -> dict:
             "assigned_at": 100, "remind_at": 150, "due_at": 200, **extra}
 
 
-@pytest.fixture
-def store(db_url):
-    store = Store(db_url)
-    yield store
-    store.close()
-
-
 def race(first: Callable[[], object], second: Callable[[], object]) -> list:
     """Run both at once, from a barrier, in two threads; their results once both are done."""
     return together([first, second], timeout=60)

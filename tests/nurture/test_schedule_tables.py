@@ -8,13 +8,6 @@ import pytest
 from leadflow.store import Store, Timer
 
 
-@pytest.fixture
-def store(db_url):
-    store = Store(db_url)
-    yield store
-    store.close()
-
-
 def lead(store: Store, lead_id: str) -> None:
     """A lead row, as the pipeline leaves one (the tables below refer to leads by id)."""
     store.sql("INSERT INTO leads (id, stage, created_at, updated_at, state) VALUES (?, 'new', ?, ?, '{}')",

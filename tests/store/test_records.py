@@ -9,13 +9,6 @@ from leadflow.runtime import Decision
 from leadflow.store import StageChange, Store, StoredEvent, Timer
 
 
-@pytest.fixture
-def store(db_url):
-    s = Store(db_url)
-    yield s
-    s.close()
-
-
 def record(store: Store, lead: str, event_id: str, at: float, to: str | None = None, fired: tuple = ()) -> None:
     """One real evaluated event, as the pipeline records it (an optional stage change from `new`)."""
     state = LeadState(lead, stage=to or "new", clock=at)

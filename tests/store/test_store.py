@@ -18,13 +18,6 @@ REFUSED = (sqlite3.IntegrityError, psycopg.IntegrityError)
 
 
 @pytest.fixture
-def store(db_url):
-    s = Store(db_url)
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def pg(pg_url):
     s = Store(pg_url)
     yield s

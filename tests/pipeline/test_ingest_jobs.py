@@ -16,6 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from leadflow.core import lead_share
@@ -143,17 +144,17 @@ def test_ingest_with_two_jobs_gives_the_same_database_and_answer_as_one_process(
 
 def _workers_of(pid: int) -> list[int]:
     """The ingest processes a command started (spawned children; not its resource tracker)."""
+    try:
+        children = psutil.Process(pid).children()
+    except psutil.NoSuchProcess:
+        return []
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for child in children:
         try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            cmdline = (entry / "cmdline").read_bytes()
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == pid and b"spawn_main" in cmdline:
-            found.append(int(entry.name))
+            if any("spawn_main" in part for part in child.cmdline()):
+                found.append(child.pid)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue  # gone meanwhile, or no longer a worker to find
     return found
 
 

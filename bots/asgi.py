@@ -2,7 +2,9 @@
 
 Bolt's sync handler runs in a thread pool so a slow listener never blocks the webhook; a background
 thread runs the service's work loop (routing, SLA checks, deliveries) and is woken as soon as an
-event or a decision is committed.
+event or a decision is committed. The webhook's events are written by the service's `WriterProcess`
+(a child process, started before the first request is served and stopped after the last is
+answered) unless LEADFLOW_WRITER=thread keeps it on a thread here.
 """
 from __future__ import annotations
 
@@ -34,8 +36,7 @@ from leadflow.delivery import (
     unconfigured,
 )
 from leadflow.intake import Intake
-from leadflow.pipeline import GroupCommit
-from leadflow.service import LeadService, Presence
+from leadflow.service import EventWriter, LeadService, Presence, ThreadWriter, WriterProcess
 from leadflow.store import Instance
 
 from .app import build_app
@@ -77,9 +78,9 @@ def build_asgi(settings: Settings, service: LeadService, client: WebClient | Non
     bolt = build_app(settings, client, service) if settings.slack_enabled and client else None
     stop = threading.Event()
 
-    writer = GroupCommit(service.store, pipeline=lambda: service.pipeline)  # one rule version per group
     presence = Presence(service.store, "serve")  # registered when the app starts, removed when it stops
     intake = Intake(clock=time.time, max_future=settings.max_future)
+    writer = build_writer(settings, service, intake)
 
     async def slack(request: Request) -> Response:
         """Slack's request URL. The size cap and the signature come before anything reads or parses
@@ -119,7 +120,7 @@ def build_asgi(settings: Settings, service: LeadService, client: WebClient | Non
             return JSONResponse({"error": problem}, 401)
         problems = list(service.rule_problems)
         worker_alive = all(t.is_alive() for t in worker_threads)
-        ok = not problems and worker_alive
+        ok = not problems and worker_alive and writer.alive
         if problem:
             return JSONResponse({"ok": ok})
         counts = await run_in_threadpool(service.store.outbox_counts)
@@ -130,12 +131,14 @@ def build_asgi(settings: Settings, service: LeadService, client: WebClient | Non
                              "versions_differ": len(versions) > 1,
                              "outbox_pending": counts.get("pending", 0) + counts.get("sending", 0),
                              "outbox_failed": counts.get("failed", 0), "worker": worker_alive if run_worker else None,
+                             "writer": {"mode": settings.writer, "alive": writer.alive},
                              "slack": bolt is not None,
                              "rule_problems": [f"{p.location}: {p.code}: {p.message}" for p in problems]})
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):  # noqa: ANN202
         worker = None
+        await run_in_threadpool(writer.start)  # the webhook is served only once its writer is ready
         await run_in_threadpool(presence.register, service.pipeline.version)
         service.presence = presence  # the work loop beats with the version it runs
         if run_worker:
@@ -150,12 +153,22 @@ def build_asgi(settings: Settings, service: LeadService, client: WebClient | Non
             if worker:
                 worker.join(timeout=5)
             await run_in_threadpool(presence.stop)
-            writer.close()  # what was submitted is committed and answered before the store closes
+            # what was submitted is committed and answered before the store closes
+            await run_in_threadpool(writer.close)
 
     rest = Starlette(routes=[Route("/slack/events", slack, methods=["POST"]),
                              Route("/healthz", health, methods=["GET"])], lifespan=lifespan)
-    rest.state.writer = writer  # the webhook's group commit (its counters show how requests were grouped)
-    return Server(EventsEndpoint(settings, service, writer, intake), rest)
+    rest.state.writer = writer  # the webhook's writer (its counters show how requests were grouped)
+    return Server(EventsEndpoint(settings, service, writer), rest)
+
+
+def build_writer(settings: Settings, service: LeadService, intake: Intake) -> EventWriter:
+    """The webhook's group commit: in a process of its own (the default), following the rule version
+    `service` runs, or on a thread here (one rule version per group either way)."""
+    if settings.writer == "thread":
+        return ThreadWriter(service.store, lambda: service.pipeline, intake)
+    return WriterProcess(settings.db, settings.rules, intake, lambda: service.pipeline.version,
+                         logging.getLogger().getEffectiveLevel(), lambda: getattr(service.store, "busy_timeout", None))
 
 
 class Server:

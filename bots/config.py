@@ -8,6 +8,9 @@ from typing import Mapping
 from leadflow.delivery import ChannelSettings
 
 
+WRITERS = ("process", "thread")
+
+
 @dataclass
 class Settings:
     db: str = "./leadflow.db"
@@ -24,6 +27,9 @@ class Settings:
     max_future: float = 86400.0  # seconds an event may be dated after the wall clock (LEADFLOW_MAX_FUTURE)
     max_slack_body_bytes: int = 1_000_000  # /slack/events: Slack's own payloads are far smaller
     channels: ChannelSettings | None = None  # e-mail and outbound webhooks for nurture steps
+    # where the webhook's events are written: "process" (a child process, the default: the HTTP side
+    # and the writer each get a core) or "thread" (one process); LEADFLOW_WRITER
+    writer: str = "process"
     access_log: bool = False  # a log line per HTTP request (LEADFLOW_ACCESS_LOG=1); costs 10% of the webhook's rate
 
     @property
@@ -67,6 +73,11 @@ class Settings:
         }
         values["channels"] = ChannelSettings.from_env(env)
         values["access_log"] = env.get("LEADFLOW_ACCESS_LOG", "").strip().lower() in ("1", "true", "yes", "on")
+        writer = env.get("LEADFLOW_WRITER", "").strip().lower()
+        if writer:
+            if writer not in WRITERS:
+                raise ValueError(f"LEADFLOW_WRITER: {writer!r} is not one of {', '.join(WRITERS)}")
+            values["writer"] = writer
         if env.get("LEADFLOW_MAX_FUTURE"):
             from leadflow.core import parse_duration
 

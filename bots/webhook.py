@@ -4,9 +4,9 @@ It is the one route under load (a CRM sends one request per event), so it skips 
 router, three middleware layers, `Request` and `JSONResponse` were about a fifth of the server's
 interpreter time in a profile of `leadflow bench --webhook` (every `send` went through four
 wrappers); without them the HTTP side's share of the GIL fell from 42% to 24%. The rate itself did
-not move measurably: the group-commit writer and the store's lock are the limit (README, "Measured
-performance"). The behaviour is the route's as before: the same checks in the same order, the same
-answers.
+not move measurably then: the group-commit writer and the store's lock were the limit (README,
+"Measured performance"), until the writer moved to a process of its own (engine/service/_writer.py).
+The behaviour is the route's as before: the same checks in the same order, the same answers.
 """
 from __future__ import annotations
 
@@ -22,9 +22,8 @@ from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
 
 from leadflow.core import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
-from leadflow.intake import Intake, decode_body, split_body
-from leadflow.pipeline import GroupCommit, Outcome
-from leadflow.service import LeadService
+from leadflow.intake import decode_body, split_body
+from leadflow.service import EventWriter, LeadService, Receipt, WriterUnavailable
 
 from .config import Settings, is_loopback
 
@@ -41,8 +40,8 @@ class EventsEndpoint:
     alone; the answer comes after the group transaction holding the request is committed with an
     fsync: `applied` means on disk."""
 
-    def __init__(self, settings: Settings, service: LeadService, writer: GroupCommit, intake: Intake):
-        self.settings, self.service, self.writer, self.intake = settings, service, writer, intake
+    def __init__(self, settings: Settings, service: LeadService, writer: EventWriter):
+        self.settings, self.service, self.writer = settings, service, writer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] != "POST":
@@ -67,7 +66,7 @@ class EventsEndpoint:
         except ValueError as exc:
             reason = f"not JSON: {exc}"
             try:
-                await asyncio.wrap_future(writer.submit(lambda: _dead_letter(self.service, body, reason)))
+                await asyncio.wrap_future(writer.submit_dead_letter(body.decode("utf-8", "replace"), reason))
             except Exception:  # noqa: BLE001 - the database is busy or failing: the body is not kept yet
                 log.exception("malformed body not kept as a dead letter")
                 return 503, {"error": f"{reason}; it could not be kept as a dead letter now (the database is "
@@ -76,11 +75,16 @@ class EventsEndpoint:
         if len(items) > settings.max_batch:
             return 413, {"error": f"at most {settings.max_batch} events per request"}, []
         try:
-            outcomes = await asyncio.wrap_future(writer.submit_events(items, "webhook", self.intake))
+            receipts = await asyncio.wrap_future(writer.submit_events(items))
+        except WriterUnavailable as exc:  # it may have been committed just before the writer stopped
+            log.error("events not answered: %s", exc)
+            return 503, {"error": "the events could not be confirmed (the writer process is restarting); send "
+                                  "them again: an event already stored is answered 'duplicate'"}, \
+                [(b"retry-after", b"1")]
         except Exception:  # noqa: BLE001 - the database failed: nothing of this request was kept
             log.exception("events not stored")
             return 503, {"error": "the events could not be stored; nothing was applied, send them again"}, []
-        results = [_result(o) for o in outcomes]
+        results = [_result(r) for r in receipts]
         if any("stage" in r for r in results):  # a new SQL to route now; other work waits for the next pass
             self.service.wake.set()
         if batch:
@@ -177,15 +181,11 @@ def _loopback_host(host: str | None) -> bool:
     return is_loopback(name)
 
 
-def _result(outcome: Outcome) -> dict:
+def _result(receipt: Receipt) -> dict:
     """One item's answer: its status, what was wrong with it, or the stage it reached."""
-    entry = {"id": outcome.event_id, "status": outcome.status}
-    if outcome.status in ("rejected", "conflict"):
-        entry.update(field=outcome.field, reason=outcome.reason)
-    elif outcome.decision and outcome.decision.transitions:
-        entry["stage"] = outcome.decision.transitions[-1]["to"]
+    entry = {"id": receipt.event_id, "status": receipt.status}
+    if receipt.status in ("rejected", "conflict"):
+        entry.update(field=receipt.field, reason=receipt.reason)
+    elif receipt.stage:
+        entry["stage"] = receipt.stage
     return entry
-
-
-def _dead_letter(service: LeadService, body: bytes, reason: str) -> None:
-    service.store.dead_letter(body.decode("utf-8", "replace"), reason, "", "webhook", None)

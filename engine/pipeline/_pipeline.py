@@ -105,7 +105,7 @@ class Pipeline:
         self.engine = engine or Engine()
         self._batch_locks = threading.local()  # .held: leads this thread's batch has locked already
         self.engine.load(compiled)
-        files = {os.path.basename(p): open(p, encoding="utf-8").read() for p in compiled.rules.files}
+        files = {os.path.basename(p): _read(p) for p in compiled.rules.files}
         store.note_rules(compiled.rules.version, files)
 
     @classmethod
@@ -314,6 +314,11 @@ class Pipeline:
         fld = _printable(rejection.field[:300])
         self.store.dead_letter(raw, reason, fld, source, line)
         return Outcome(status, _given_id(obj), reason=reason, field=fld)
+
+
+def _read(path: str) -> str:
+    with open(path, encoding="utf-8") as fh:
+        return fh.read()
 
 
 def _attribute_limits(attrs: dict, data: dict) -> Rejection | None:

@@ -4,6 +4,7 @@ only leadflow may say is refused; `applied` is answered after a durable group co
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -131,10 +132,11 @@ def test_attributes_are_capped_over_the_webhook_too(tmp_path):
         assert "limit is 200" in r.json()["results"][4]["reason"]
 
 
-def test_concurrent_requests_share_one_durable_commit_and_are_answered_after_it(tmp_path):
+@pytest.mark.parametrize("writer_mode", ["process", "thread"])
+def test_concurrent_requests_share_one_durable_commit_and_are_answered_after_it(tmp_path, writer_mode):
     n = 30
-    with Service(tmp_path, None) as svc:
-        writer, store = svc.app.state.writer, svc.service.store
+    with Service(tmp_path, None, writer=writer_mode) as svc:
+        writer = svc.app.state.writer
         answers: dict = {}
 
         def send(i: int) -> None:
@@ -142,7 +144,11 @@ def test_concurrent_requests_share_one_durable_commit_and_are_answered_after_it(
                 r = client.post("/v1/events", content=json.dumps(ev(f"c{i}", lead=f"L{i % 4}")), headers=AUTH)
                 answers[i] = (r.status_code, r.json()["status"])
 
-        with store.lock:  # the writer cannot begin its transaction: requests wait in its queue
+        # the database's write lock, taken by another connection: the writer (in its process or thread)
+        # cannot begin its transaction, so the requests wait for it
+        blocker = sqlite3.connect(svc.settings.db, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
             threads = [threading.Thread(target=send, args=(i,)) for i in range(n)]
             for t in threads:
                 t.start()
@@ -151,12 +157,17 @@ def test_concurrent_requests_share_one_durable_commit_and_are_answered_after_it(
                 time.sleep(0.01)
             assert writer.submitted == n
             assert answers == {}  # nobody is answered before the commit that holds their event
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
         for t in threads:
             t.join(timeout=30)
         assert answers == {i: (200, "applied") for i in range(n)}
         assert writer.requests == n and writer.groups <= 3  # 30 requests, at most three fsyncs
-        synchronous = writer.submit(lambda: store.conn.execute("PRAGMA synchronous").fetchone()[0]).result(10)
-        assert synchronous == 2  # FULL inside the group transaction: COMMIT returns after the fsync
+        if writer_mode == "thread":
+            store = svc.service.store
+            synchronous = writer.group.submit(lambda: store.conn.execute("PRAGMA synchronous").fetchone()[0])
+            assert synchronous.result(10) == 2  # FULL inside the group transaction: COMMIT returns after the fsync
         assert sorted(stored(svc)) == sorted(f"c{i}" for i in range(n))
 
 

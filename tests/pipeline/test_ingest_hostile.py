@@ -13,6 +13,8 @@ import textwrap
 from contextlib import closing
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from tests.bot_harness import RULES as DESK_RULES
 from tests.bot_harness import sql_events
 from tests.leadflow_cli import AT, Leadflow, clean_env, ev, ingest, rejected_fields, rows, tamper, write
@@ -366,9 +368,9 @@ def test_dead_letters_never_replays_terminal_escapes(cli_db):
     assert not any(ch in shown.stdout for ch in "\x1b\x07\r")
 
 
-def test_a_bad_setting_in_the_environment_is_a_usage_error_for_serve_and_worker(cli):
+@pytest.mark.parametrize("name, value", [("LEADFLOW_MAX_FUTURE", "soon"), ("LEADFLOW_WRITER", "fork")])
+def test_a_bad_setting_in_the_environment_is_a_usage_error_for_serve_and_worker(cli, name, value):
     for command in ("serve", "worker"):
-        proc = cli(command, *(["--once"] if command == "worker" else []), env=clean_env(LEADFLOW_MAX_FUTURE="soon"),
-                   timeout=60)
+        proc = cli(command, *(["--once"] if command == "worker" else []), env=clean_env(**{name: value}), timeout=60)
         assert proc.returncode == 2, (command, proc.stderr)
-        assert "LEADFLOW_MAX_FUTURE" in proc.stderr and "Traceback" not in proc.stderr
+        assert name in proc.stderr and "Traceback" not in proc.stderr

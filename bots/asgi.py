@@ -138,14 +138,15 @@ def build_asgi(settings: Settings, service: LeadService, client: WebClient | Non
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):  # noqa: ANN202
         worker = None
-        await run_in_threadpool(writer.start)  # the webhook is served only once its writer is ready
-        await run_in_threadpool(presence.register, service.pipeline.version)
-        service.presence = presence  # the work loop beats with the version it runs
-        if run_worker:
-            worker = threading.Thread(target=service.run, args=(stop, interval), name="leadflow-worker", daemon=True)
-            worker.start()
-            worker_threads.append(worker)
         try:
+            await run_in_threadpool(writer.start)  # the webhook is served only once its writer is ready
+            await run_in_threadpool(presence.register, service.pipeline.version)
+            service.presence = presence  # the work loop beats with the version it runs
+            if run_worker:
+                worker = threading.Thread(target=service.run, args=(stop, interval), name="leadflow-worker",
+                                          daemon=True)
+                worker.start()
+                worker_threads.append(worker)
             yield
         finally:
             stop.set()

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.util
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import replace
 from typing import Callable, Protocol
 
@@ -101,16 +102,24 @@ class ThreadWriter:
 
 
 def _chain(source: Future, convert: Callable[[list[Outcome]], list[Receipt]]) -> Future:
+    """A future of `convert(source's result)`. Cancelling it (the caller went away) cancels the
+    source too, so the group commit skips the request if it has not started it."""
     result: Future = Future()
 
     def done(f: Future) -> None:
-        exc = f.exception()
-        if exc is not None:
-            result.set_exception(exc)
-        else:
-            result.set_result(convert(f.result()))
+        if f.cancelled() or result.done():
+            return
+        try:
+            exc = f.exception()
+            if exc is not None:
+                result.set_exception(exc)
+            else:
+                result.set_result(convert(f.result()))
+        except InvalidStateError:  # cancelled meanwhile: nobody is waiting for it
+            pass
 
     source.add_done_callback(done)
+    result.add_done_callback(lambda r: source.cancel() if r.cancelled() else None)
     return result
 
 
@@ -124,7 +133,8 @@ class WriterProcess:
         self._settings = ChildSettings(db, rules, intake, log_level)
         self._version = version
         self._busy_timeout = busy_timeout
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the running child and the requests it holds
+        self._send_lock = threading.Lock()  # one message at a time into the requests' pipe
         self._requests = None  # where requests go to the running child, None while there is none
         self._proc = None
         self._pending: dict[int, Future] = {}
@@ -139,6 +149,8 @@ class WriterProcess:
     # -- lifecycle ----------------------------------------------------------------------------------
     def start(self) -> None:
         """Start the child and wait until it is ready; raises WriterUnavailable saying why it is not."""
+        if self._closing:
+            raise WriterUnavailable("the writer is closed")
         ctx = multiprocessing.get_context("spawn")  # nothing of this process (threads, connections) inherited
         # Two one-way pipes, not one two-way: closing the requests' end must reach the child as the end of
         # its input while our reader thread is still blocked reading the answers (a socket closed under a
@@ -152,27 +164,29 @@ class WriterProcess:
         outbox.close()
         try:
             if not answers.poll(START_TIMEOUT):
+                proc.kill()
                 raise WriterUnavailable(f"the writer process did not start within {START_TIMEOUT:g} s")
             kind, detail = answers.recv()
         except (EOFError, OSError):
-            kind, detail = "fatal", f"the writer process exited with code {_wait(proc)} while starting"
+            kind, detail = "fatal", "it exited while starting"
         except WriterUnavailable:
-            proc.kill()
-            requests.close()
-            answers.close()
+            _stop(proc, requests, answers)
             raise
         if kind != "ready":
-            requests.close()
-            _wait(proc)
-            answers.close()
-            raise WriterUnavailable(f"the writer process could not start: {detail}")
+            _stop(proc, requests, answers)
+            raise WriterUnavailable(f"the writer process could not start: {detail} (exit code {proc.exitcode})")
         with self._lock:
-            if self._closing:
-                requests.close()
-                answers.close()
-                return
-            self._requests, self._proc = requests, proc
-            self.starts += 1
+            closing = self._closing
+            if not closing:
+                self._requests, self._proc = requests, proc
+                self.starts += 1
+        if closing:  # closed while this one started: it stops on the end of its input
+            _stop(proc, requests, answers)
+            raise WriterUnavailable("the writer is closed")
+        # At interpreter exit, multiprocessing terminates its daemon children and then waits for them; this
+        # one ignores SIGTERM and stops at the end of its input, so that input is closed first (a Finalize
+        # with a priority runs before that step) in case `close` was never called (a forced exit).
+        multiprocessing.util.Finalize(requests, requests.close, exitpriority=10)
         threading.Thread(target=self._read, args=(answers, requests, proc, time.monotonic()),
                          name="leadflow-writer-reader", daemon=True).start()
 
@@ -184,9 +198,10 @@ class WriterProcess:
         while self._pending and time.monotonic() < deadline:
             time.sleep(0.01)
         with self._lock:
-            conn, proc, self._requests = self._requests, self._proc, None
-        if conn is not None:
-            conn.close()  # the child finishes what it was given and exits
+            requests, proc, self._requests = self._requests, self._proc, None
+        if requests is not None:
+            with self._send_lock:
+                requests.close()  # the child finishes what it was given and exits
         if proc is not None:
             proc.join(max(deadline - time.monotonic(), 1.0))
             if proc.is_alive():
@@ -211,36 +226,51 @@ class WriterProcess:
 
     def _submit(self, message: Callable[[int], tuple]) -> Future:
         future: Future = Future()
+        # Running from the start: a caller that goes away (its asyncio task cancelled, which cancels the
+        # future it wraps) cannot cancel it, so the answer, when it comes, always has somewhere to go.
+        future.set_running_or_notify_cancel()
         with self._lock:
-            if self._closing or self._requests is None:
+            requests = self._requests
+            if self._closing or requests is None:
                 raise WriterUnavailable("the writer process is not running (it is being restarted)")
             self._next_id += 1
             rid = self._next_id
-            try:
-                self._requests.send(message(rid))
-            except (OSError, ValueError) as exc:  # it just died: the reader restarts it
-                raise WriterUnavailable(f"the writer process stopped ({exc})") from None
-            self._pending[rid] = future
+            self._pending[rid] = future  # before it is sent: its answer may come back at once
             self.submitted += 1
+        # Sent outside `_lock`: a large body waits for the child to read it, and meanwhile the reader
+        # thread must still take answers off the other pipe (it needs `_lock` to find their futures).
+        try:
+            with self._send_lock:
+                requests.send(message(rid))
+        except (OSError, ValueError) as exc:  # it just died (or is being replaced): the reader restarts it
+            with self._lock:
+                self._pending.pop(rid, None)
+            raise WriterUnavailable(f"the writer process stopped ({exc})") from None
         return future
 
     def _read(self, answers, requests, proc, started: float) -> None:  # noqa: ANN001 - multiprocessing's types
-        while True:
-            try:
-                message = answers.recv()
-            except (EOFError, OSError):
-                break
-            kind, rid, value, (self.groups, self.requests) = message
-            with self._lock:
-                future = self._pending.pop(rid, None)
-            if future is None:
-                continue
-            if kind == "done":
-                future.set_result(value)
-            else:
-                future.set_exception(StoreFailed(value))
-        answers.close()
-        self._gone(requests, proc, started)
+        try:
+            while True:
+                try:
+                    kind, rid, value, (self.groups, self.requests) = answers.recv()
+                except (EOFError, OSError):
+                    break
+                with self._lock:
+                    future = self._pending.pop(rid, None)
+                if future is None:
+                    continue
+                if kind == "done":
+                    future.set_result(value)
+                elif kind == "failed":
+                    future.set_exception(StoreFailed(value))
+                else:  # committed or not, the child could not say
+                    future.set_exception(WriterUnavailable(value))
+        except Exception:  # noqa: BLE001 - whatever it was, the requests held must still be answered
+            log.exception("reading the writer process's answers failed")
+            proc.kill()
+        finally:
+            answers.close()
+            self._gone(requests, proc, started)
 
     def _gone(self, requests, proc, started: float) -> None:  # noqa: ANN001
         """The child's end closed: fail what it held, and start another unless we are closing."""
@@ -249,7 +279,8 @@ class WriterProcess:
                 self._requests = None
             pending, self._pending = self._pending, {}
             closing = self._closing
-        requests.close()
+        with self._send_lock:
+            requests.close()
         code = _wait(proc)
         for future in pending.values():
             future.set_exception(WriterUnavailable("the writer process stopped while it held this request"))
@@ -260,9 +291,8 @@ class WriterProcess:
         self._restart()
 
     def _restart(self) -> None:
-        while True:
-            delay = RESTART_DELAYS[min(self._failed_starts, len(RESTART_DELAYS) - 1)]
-            time.sleep(delay)
+        while not self._closing:
+            time.sleep(RESTART_DELAYS[min(self._failed_starts, len(RESTART_DELAYS) - 1)])
             if self._closing:
                 return
             try:
@@ -271,7 +301,18 @@ class WriterProcess:
                 return
             except Exception as exc:  # noqa: BLE001 - keep trying: the webhook answers 503 meanwhile
                 self._failed_starts += 1
-                log.error("%s; trying again", exc)
+                if not self._closing:
+                    log.error("%s; trying again", exc)
+
+
+def _stop(proc, *pipes) -> None:  # noqa: ANN001
+    """A child that did not become the writer: its input closed, waited for (killed if need be)."""
+    for pipe in pipes:
+        pipe.close()
+    proc.join(10)
+    if proc.is_alive():
+        proc.kill()
+        proc.join()
 
 
 def _wait(proc, timeout: float = 5.0) -> int | None:  # noqa: ANN001

@@ -106,8 +106,12 @@ class _Child:
         except Exception as exc:  # noqa: BLE001 - nothing of the request was kept
             self._send(("failed", rid, f"{type(exc).__name__}: {exc}", counters))
             return
-        receipts = [Receipt.of(o) for o in value] if kind == "events" else []
-        self._send(("done", rid, receipts, counters))
+        try:
+            receipts = [Receipt.of(o) for o in value] if kind == "events" else []
+            self._send(("done", rid, receipts, counters))
+        except Exception as exc:  # noqa: BLE001 - committed, but the answer could not be made: say so
+            log.exception("answering request %s failed", rid)
+            self._send(("unknown", rid, f"committed, but the answer failed: {type(exc).__name__}", counters))
 
     def _send(self, message: tuple) -> None:
         if self._parent_gone:
@@ -115,5 +119,5 @@ class _Child:
         with self._send_lock:
             try:
                 self.outbox.send(message)
-            except (OSError, EOFError):  # the serving process died: what was committed stays committed
+            except (OSError, EOFError, ValueError):  # the serving process died: what was committed stays
                 self._parent_gone = True

@@ -15,7 +15,8 @@ What can go wrong, and what the sender hears:
 - the child dies (killed, out of memory) with requests in flight: `WriterUnavailable` for each, since
   one may have been committed just before; sending it again is safe (an id already stored is
   answered `duplicate`). A new child is started at once, then after a backoff while starts fail;
-  meanwhile requests get `WriterUnavailable` at once rather than waiting.
+  meanwhile requests get `WriterUnavailable` at once rather than waiting. A child that holds a
+  request past DEADLINE is taken as stuck and killed, and goes the same way.
 - this process dies: the child sees its pipe close, finishes what it was given, and exits.
 
 `ThreadWriter` is the same interface over a `GroupCommit` thread in this process (LEADFLOW_WRITER=thread:
@@ -41,6 +42,10 @@ from ._writer_child import ChildSettings, run
 
 log = logging.getLogger("leadflow.writer")
 START_TIMEOUT = 120.0  # seconds a new writer process may take to open the database and load the rules
+# A request's answer comes within a group's time plus the database's busy timeout (30 s) in the worst
+# case; one held much longer means the child is stuck (nothing else would ever answer it).
+DEADLINE = 300.0
+POLL = 1.0  # seconds between two looks at the oldest request held, while no answer comes
 RESTART_DELAYS = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)  # after consecutive failed starts
 
 
@@ -127,9 +132,12 @@ class WriterProcess:
     """The group commit in a child process (see the module's docstring)."""
 
     def __init__(self, db: str, rules: str, intake: Intake, version: Callable[[], str],
-                 log_level: int = logging.INFO, busy_timeout: Callable[[], float | None] = lambda: None):
+                 log_level: int = logging.INFO, busy_timeout: Callable[[], float | None] = lambda: None,
+                 deadline: float = DEADLINE):
         """version: the rule version this process runs now; the child follows it. busy_timeout: read
-        at each start, the seconds the child waits for another writer (the serving store's setting)."""
+        at each start, the seconds the child waits for another writer (the serving store's setting).
+        deadline: seconds a request may wait for its answer before the child is taken as hung."""
+        self._deadline = deadline
         self._settings = ChildSettings(db, rules, intake, log_level)
         self._version = version
         self._busy_timeout = busy_timeout
@@ -137,7 +145,7 @@ class WriterProcess:
         self._send_lock = threading.Lock()  # one message at a time into the requests' pipe
         self._requests = None  # where requests go to the running child, None while there is none
         self._proc = None
-        self._pending: dict[int, Future] = {}
+        self._pending: dict[int, tuple[Future, float]] = {}  # in the order sent: the future, when
         self._next_id = 0
         self._closing = False
         self._failed_starts = 0
@@ -235,7 +243,7 @@ class WriterProcess:
                 raise WriterUnavailable("the writer process is not running (it is being restarted)")
             self._next_id += 1
             rid = self._next_id
-            self._pending[rid] = future  # before it is sent: its answer may come back at once
+            self._pending[rid] = (future, time.monotonic())  # before it is sent: its answer may come back at once
             self.submitted += 1
         # Sent outside `_lock`: a large body waits for the child to read it, and meanwhile the reader
         # thread must still take answers off the other pipe (it needs `_lock` to find their futures).
@@ -252,11 +260,14 @@ class WriterProcess:
         try:
             while True:
                 try:
+                    if not answers.poll(POLL):
+                        self._check_deadline(proc)
+                        continue
                     kind, rid, value, (self.groups, self.requests) = answers.recv()
                 except (EOFError, OSError):
                     break
                 with self._lock:
-                    future = self._pending.pop(rid, None)
+                    future, _ = self._pending.pop(rid, (None, 0.0))
                 if future is None:
                     continue
                 if kind == "done":
@@ -272,6 +283,15 @@ class WriterProcess:
             answers.close()
             self._gone(requests, proc, started)
 
+    def _check_deadline(self, proc) -> None:  # noqa: ANN001
+        """A child that holds a request past the deadline is taken as hung, and killed: its requests
+        are answered 503 (see `_gone`) and a new child starts, instead of waiting forever."""
+        with self._lock:
+            oldest = next(iter(self._pending.values()), None)
+        if oldest is not None and time.monotonic() - oldest[1] > self._deadline:
+            log.error("the writer process has held a request for more than %g s; stopping it", self._deadline)
+            proc.kill()
+
     def _gone(self, requests, proc, started: float) -> None:  # noqa: ANN001
         """The child's end closed: fail what it held, and start another unless we are closing."""
         with self._lock:
@@ -282,7 +302,7 @@ class WriterProcess:
         with self._send_lock:
             requests.close()
         code = _wait(proc)
-        for future in pending.values():
+        for future, _ in pending.values():
             future.set_exception(WriterUnavailable("the writer process stopped while it held this request"))
         if closing:
             return

@@ -244,3 +244,27 @@ def test_exiting_without_close_does_not_hang(tmp_path):
     assert proc.returncode == 0, proc.stderr
     pid = int(proc.stdout)
     _wait(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, 30)
+
+
+def test_a_child_that_holds_a_request_past_the_deadline_is_replaced(tmp_path):
+    """A stuck child (here: waiting on a write lock that is never released, with a long busy timeout)
+    is killed once a request has waited past the deadline: that request gets 503, a new child starts."""
+    db = str(tmp_path / "lf.db")
+    writer = WriterProcess(db, _rules(tmp_path), Intake(clock=time.time), lambda: "", busy_timeout=lambda: 600.0,
+                           deadline=2.0)
+    writer.start()
+    blocker = sqlite3.connect(db, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        first = writer.pid
+        with pytest.raises(WriterUnavailable):
+            writer.submit_events([_item("h1")]).result(60)
+        assert not psutil.pid_exists(first) or psutil.Process(first).status() == psutil.STATUS_ZOMBIE
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    try:
+        _wait(lambda: writer.alive and writer.starts == 2)
+        assert [r.status for r in writer.submit_events([_item("h1")]).result(30)] == ["applied"]
+    finally:
+        writer.close()

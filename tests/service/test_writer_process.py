@@ -194,14 +194,14 @@ def _healthy(port: int) -> bool:
 
 def _writers(parent: psutil.Process) -> list[psutil.Process]:
     """The processes multiprocessing spawned for `parent` (not its resource tracker, if it has one)."""
-    found = []
-    for child in parent.children(recursive=True):
-        try:
-            if "spawn_main" in " ".join(child.cmdline()):
-                found.append(child)
-        except psutil.Error:  # gone meanwhile
-            pass
-    return found
+    return [child for child in parent.children(recursive=True) if "spawn_main" in _cmdline(child)]
+
+
+def _cmdline(proc: psutil.Process) -> str:
+    try:
+        return " ".join(proc.cmdline())
+    except psutil.Error:  # gone meanwhile
+        return ""
 
 
 def test_a_caller_that_goes_away_does_not_stop_the_answers(tmp_path, started):

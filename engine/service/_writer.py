@@ -38,7 +38,7 @@ from leadflow.pipeline import GroupCommit, Outcome, Pipeline
 from leadflow.store import Store
 
 from ._receipt import Receipt
-from ._writer_child import ChildSettings, run
+from ._writer_child import ChildSettings, run, submit_dead_letter
 
 log = logging.getLogger("leadflow.writer")
 START_TIMEOUT = 120.0  # seconds a new writer process may take to open the database and load the rules
@@ -84,7 +84,7 @@ class ThreadWriter:
                       lambda outcomes: [Receipt.of(o) for o in outcomes])
 
     def submit_dead_letter(self, body: str, reason: str) -> Future:
-        return self.group.submit(lambda: self.store.dead_letter(body, reason, "", "webhook", None))
+        return submit_dead_letter(self.group, body, reason)
 
     def close(self) -> None:
         self.group.close()

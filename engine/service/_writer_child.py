@@ -39,6 +39,11 @@ class ChildSettings:
     busy_timeout: float | None = None  # seconds to wait for another writer (SQLite): the serving store's
 
 
+def submit_dead_letter(writer: GroupCommit, body: str, reason: str) -> Future:
+    """Keep a webhook body that is not JSON as a dead letter, in the writer's next group (both writers)."""
+    return writer.submit(lambda: writer.store.dead_letter(body, reason, "", "webhook", None))
+
+
 def run(inbox: Connection, outbox: Connection, settings: ChildSettings) -> None:
     """The process's main: ready, then requests until the pipe closes."""
     # The serving process decides when this one stops (Ctrl-C reaches the whole process group; a
@@ -81,8 +86,7 @@ class _Child:
                 future = self.writer.submit_events(message[2], "webhook", self.intake)
             elif kind == "dead":
                 body, reason = message[2], message[3]
-                future = self.writer.submit(lambda b=body, r=reason: self.service.store.dead_letter(b, r, "",
-                                                                                                    "webhook", None))
+                future = submit_dead_letter(self.writer, body, reason)
             else:
                 log.error("unknown request %r from the serving process", kind)
                 continue
